@@ -1,0 +1,85 @@
+import pg from 'pg';
+import type { SluiceConfig } from './config/schema.js';
+import { prepareSource } from './pg/source-setup.js';
+import { SourceMonitor } from './pg/source-monitor.js';
+import { createRedisClient, type RedisClient } from './redis/connect.js';
+import { createSink } from './sinks/index.js';
+import { Pipeline, type SinkSpec } from './pipeline/pipeline.js';
+import { Metrics } from './metrics.js';
+import type { Logger } from './util/log.js';
+import { startHttpServer, type HttpServer } from './http/server.js';
+import { formatLsn } from './pg/lsn.js';
+
+export interface RunningSluice {
+  readonly config: SluiceConfig;
+  readonly pipeline: Pipeline;
+  readonly metrics: Metrics;
+  readonly monitor: SourceMonitor;
+  readonly http: HttpServer | null;
+  readonly redis: ReadonlyMap<string, RedisClient>;
+  stop(): Promise<void>;
+}
+
+/** The `sluice start` process: prepares Postgres, connects Redis, runs the pipeline and HTTP. */
+export async function startSluice(config: SluiceConfig, log: Logger): Promise<RunningSluice> {
+  const sinks: SinkSpec[] = config.sinks.map((s) => ({ sink: createSink(s), redis: s.redis!, tables: s.tables, actions: s.actions }));
+  const admin = new pg.Client({ connectionString: config.source.url, application_name: 'sluice-setup' });
+  await admin.connect();
+  try {
+    await prepareSource(
+      admin,
+      { slot: config.source.slot, publication: config.source.publication, sinks: config.sinks.map((s, i) => ({ name: s.name, path: `sinks[${i}]`, tables: s.tables })) },
+      (msg) => log.info(msg),
+    );
+  } finally {
+    await admin.end();
+  }
+  const redis = new Map<string, RedisClient>();
+  for (const [name, spec] of Object.entries(config.redis)) {
+    const client = createRedisClient(spec, `sluice:${name}`);
+    client.on('error', (err: Error) => log.debug({ redis: name, err: err.message }, 'redis connection error'));
+    redis.set(name, client);
+  }
+  const metrics = new Metrics();
+  const pipeline = new Pipeline({
+    source: { url: config.source.url, slot: config.source.slot, publication: config.source.publication },
+    sinks,
+    redis,
+    log,
+    metrics,
+    batchMaxCommands: config.apply.batch_max_commands,
+  });
+  const monitor = new SourceMonitor(config.source.url, config.source.slot, log, (snap) => {
+    metrics.slotRetainedBytes.set(snap.retainedBytes);
+    metrics.lagBytes.set(snap.lagBytes);
+    metrics.lagSeconds.set(pipeline.lagMs() / 1000);
+  });
+  try {
+    await pipeline.start();
+  } catch (err) {
+    await Promise.all([...redis.values()].map((c) => c.quit().catch(() => c.disconnect())));
+    throw err;
+  }
+  monitor.start();
+  const http = config.http.port > 0 ? await startHttpServer({ config, pipeline, metrics, monitor, log }) : null;
+  log.info({ sinks: config.sinks.map((s) => s.name), http: http?.url ?? null }, 'sluice started');
+  let stopping: Promise<void> | null = null;
+  return {
+    config,
+    pipeline,
+    metrics,
+    monitor,
+    http,
+    redis,
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        await pipeline.stop();
+        await monitor.stop();
+        await http?.close();
+        await Promise.all([...redis.values()].map((c) => c.quit().catch(() => c.disconnect())));
+        log.info({ confirmed: formatLsn(pipeline.confirmedLsn) }, 'sluice stopped');
+      })();
+      return stopping;
+    },
+  };
+}

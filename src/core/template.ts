@@ -1,0 +1,150 @@
+import type { TableInfo } from './change.js';
+import type { Tuple } from '../pg/pgoutput/types.js';
+import { toPlain } from '../pg/values.js';
+
+/**
+ * Key, member, field and channel templates: `sluice:{table}:{pk}`, `user:{user_id}:orders`.
+ * Placeholders: {schema}, {table}, {pk} (primary key values joined with ':'), {column}.
+ * A template is compiled once per table shape into a list of parts, so rendering a row is a
+ * handful of string concatenations.
+ */
+export type TemplatePart =
+  | { readonly kind: 'text'; readonly text: string }
+  | { readonly kind: 'schema' | 'table' | 'pk' }
+  | { readonly kind: 'column'; readonly name: string };
+
+/** A message-level failure: the message goes to the failed list, the pipeline goes on. */
+export class MessageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MessageError';
+  }
+}
+
+const PLACEHOLDER = /^[A-Za-z_][A-Za-z0-9_$]*$/;
+
+export function parseTemplate(source: string): TemplatePart[] {
+  const parts: TemplatePart[] = [];
+  let i = 0;
+  while (i < source.length) {
+    const open = source.indexOf('{', i);
+    const close = source.indexOf('}', i);
+    if (close !== -1 && (open === -1 || close < open)) throw new Error(`unmatched "}" at position ${close + 1}`);
+    if (open === -1) {
+      parts.push({ kind: 'text', text: source.slice(i) });
+      break;
+    }
+    if (open > i) parts.push({ kind: 'text', text: source.slice(i, open) });
+    const end = source.indexOf('}', open);
+    if (end === -1) throw new Error(`unclosed "{" at position ${open + 1}`);
+    const name = source.slice(open + 1, end);
+    if (!PLACEHOLDER.test(name)) throw new Error(`"{${name}}" is not a placeholder: use {schema}, {table}, {pk} or {column_name}`);
+    parts.push(name === 'schema' || name === 'table' || name === 'pk' ? { kind: name } : { kind: 'column', name });
+    i = end + 1;
+  }
+  return parts;
+}
+
+/** Columns a template reads (for deciding whether an old row is complete enough). */
+export function templateColumns(parts: readonly TemplatePart[], table: TableInfo): number[] {
+  const out = new Set<number>();
+  for (const p of parts) {
+    if (p.kind === 'pk') table.keyIndexes.forEach((k) => out.add(k));
+    else if (p.kind === 'column') {
+      const idx = table.columns.findIndex((c) => c.name === p.name);
+      if (idx >= 0) out.add(idx);
+    }
+  }
+  return [...out];
+}
+
+export type RenderFn = (row: Tuple) => string;
+
+/** Compiles a template for one table shape. Throws MessageError if a column is missing. */
+export function compileTemplate(parts: readonly TemplatePart[], table: TableInfo): RenderFn {
+  const pieces: (string | ((row: Tuple) => string))[] = parts.map((p): string | ((row: Tuple) => string) => {
+    switch (p.kind) {
+      case 'text':
+        return p.text;
+      case 'schema':
+        return table.schema;
+      case 'table':
+        return table.name;
+      case 'pk': {
+        if (table.keyIndexes.length === 0) {
+          return () => {
+            throw new MessageError(`table ${table.qualifiedName} has no primary key or replica identity columns for {pk}`);
+          };
+        }
+        const readers = table.keyIndexes.map((i) => columnReader(table, i));
+        return readers.length === 1 ? readers[0]! : (row) => readers.map((r) => r(row)).join(':');
+      }
+      case 'column': {
+        const idx = table.columns.findIndex((c) => c.name === p.name);
+        if (idx < 0) {
+          return () => {
+            throw new MessageError(`column "${p.name}" is not in table ${table.qualifiedName}`);
+          };
+        }
+        return columnReader(table, idx);
+      }
+    }
+  });
+  if (pieces.every((x) => typeof x === 'string')) {
+    const s = (pieces as string[]).join('');
+    return () => s;
+  }
+  return (row) => {
+    let s = '';
+    for (const piece of pieces) s += typeof piece === 'string' ? piece : piece(row);
+    return s;
+  };
+}
+
+function columnReader(table: TableInfo, idx: number): (row: Tuple) => string {
+  const col = table.columns[idx]!;
+  return (row) => {
+    const v = row[idx];
+    if (v === null) throw new MessageError(`column "${col.name}" is NULL, so the template cannot be rendered`);
+    if (v === undefined) throw new MessageError(`column "${col.name}" is not in the row Postgres sent (unchanged TOAST or not in the replica identity)`);
+    return toPlain(col.codec, v) ?? '';
+  };
+}
+
+/**
+ * Caches compiled templates per table shape. A new Relation message makes a new TableInfo
+ * object, so a WeakMap keyed by it is invalidated by schema changes for free.
+ */
+export class TemplateCache {
+  private readonly cache = new WeakMap<TableInfo, RenderFn>();
+  readonly parts: readonly TemplatePart[];
+
+  constructor(readonly source: string) {
+    this.parts = parseTemplate(source);
+  }
+
+  render(table: TableInfo, row: Tuple): string {
+    let fn = this.cache.get(table);
+    if (!fn) {
+      fn = compileTemplate(this.parts, table);
+      this.cache.set(table, fn);
+    }
+    return fn(row);
+  }
+}
+
+/**
+ * The fixed text a template's keys start with for one table, with {schema} and {table}
+ * filled in: `sluice:{table}:{pk}` gives `sluice:products:`. Null when the template starts with a
+ * row-dependent placeholder (no safe prefix to SCAN for).
+ */
+export function templatePrefix(parts: readonly TemplatePart[], table: TableInfo): string | null {
+  let prefix = '';
+  for (const p of parts) {
+    if (p.kind === 'text') prefix += p.text;
+    else if (p.kind === 'schema') prefix += table.schema;
+    else if (p.kind === 'table') prefix += table.name;
+    else break;
+  }
+  return prefix.length > 0 ? prefix : null;
+}

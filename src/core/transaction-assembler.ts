@@ -1,0 +1,141 @@
+import type { Change, ColumnInfo, TableInfo, Transaction, Truncate } from './change.js';
+import type { LogicalMessage, PgoutputMessage, RelationMessage } from '../pg/pgoutput/types.js';
+import { codecFor, type TypeInfo } from '../pg/values.js';
+import type { Lsn } from '../pg/lsn.js';
+
+interface OpenTransaction {
+  xid: number;
+  finalLsn: Lsn;
+  commitTimeMicros: bigint;
+  changes: Change[];
+  truncates: Truncate[];
+}
+
+export interface AssemblerOutput {
+  transaction(txn: Transaction): void;
+  /** a non-transactional logical message (backfill watermarks), at its place in the stream */
+  logicalMessage(msg: LogicalMessage): void;
+  /** a table's shape changed (or was first seen) */
+  relation?(table: TableInfo): void;
+}
+
+/**
+ * Turns the pgoutput message sequence into whole transactions. Pure: no I/O, state is the
+ * relation cache and the transaction being received. Relation messages are re-sent by Postgres
+ * before the first change after a schema change, so the cache always matches the rows.
+ */
+export class TransactionAssembler {
+  private readonly relations = new Map<number, TableInfo>();
+  private readonly types = new Map<number, TypeInfo>();
+  private open: OpenTransaction | null = null;
+
+  constructor(private readonly out: AssemblerOutput) {}
+
+  /** Forget the transaction being received (the connection dropped; Postgres will resend it). */
+  reset(): void {
+    this.open = null;
+  }
+
+  get inTransaction(): boolean {
+    return this.open !== null;
+  }
+
+  table(relationOid: number): TableInfo | undefined {
+    return this.relations.get(relationOid);
+  }
+
+  push(msg: PgoutputMessage): void {
+    switch (msg.tag) {
+      case 'begin':
+        this.open = { xid: msg.xid, finalLsn: msg.finalLsn, commitTimeMicros: msg.commitTimeMicros, changes: [], truncates: [] };
+        return;
+      case 'commit': {
+        const open = this.requireOpen('commit');
+        this.open = null;
+        this.out.transaction({
+          xid: open.xid,
+          commitLsn: msg.commitLsn,
+          endLsn: msg.endLsn,
+          commitTimeMicros: msg.commitTimeMicros,
+          changes: open.changes,
+          truncates: open.truncates,
+        });
+        return;
+      }
+      case 'relation': {
+        const table = this.buildTable(msg);
+        this.relations.set(msg.relationOid, table);
+        this.out.relation?.(table);
+        return;
+      }
+      case 'type':
+        this.types.set(msg.typeOid, { name: msg.name });
+        return;
+      case 'insert': {
+        const open = this.requireOpen('insert');
+        open.changes.push({ action: 'insert', table: this.requireTable(msg.relationOid), row: msg.newTuple, oldRow: null, oldKind: null, idx: open.changes.length });
+        return;
+      }
+      case 'update': {
+        const open = this.requireOpen('update');
+        open.changes.push({ action: 'update', table: this.requireTable(msg.relationOid), row: msg.newTuple, oldRow: msg.oldTuple, oldKind: msg.oldKind, idx: open.changes.length });
+        return;
+      }
+      case 'delete': {
+        const open = this.requireOpen('delete');
+        open.changes.push({ action: 'delete', table: this.requireTable(msg.relationOid), row: msg.oldTuple, oldRow: msg.oldTuple, oldKind: msg.oldKind, idx: open.changes.length });
+        return;
+      }
+      case 'truncate': {
+        const open = this.requireOpen('truncate');
+        open.truncates.push({ tables: msg.relationOids.map((oid) => this.requireTable(oid)), idx: open.changes.length });
+        return;
+      }
+      case 'message':
+        if (!msg.transactional) this.out.logicalMessage(msg);
+        return;
+      case 'origin':
+        return;
+      case 'stream_start':
+      case 'stream_stop':
+      case 'stream_commit':
+      case 'stream_abort':
+        throw new Error(`pgoutput ${msg.tag} received, but streaming of in-progress transactions was not requested`);
+    }
+  }
+
+  private requireOpen(what: string): OpenTransaction {
+    if (!this.open) throw new Error(`pgoutput ${what} outside a transaction (protocol out of sync)`);
+    return this.open;
+  }
+
+  private requireTable(oid: number): TableInfo {
+    const t = this.relations.get(oid);
+    if (!t) throw new Error(`pgoutput change for relation ${oid} before its Relation message`);
+    return t;
+  }
+
+  private buildTable(msg: RelationMessage): TableInfo {
+    const lookup = (oid: number): TypeInfo | undefined => this.types.get(oid);
+    const columns: ColumnInfo[] = msg.columns.map((c) => ({
+      name: c.name,
+      typeOid: c.typeOid,
+      isKey: c.isKey,
+      codec: codecFor(c.typeOid, this.types.get(c.typeOid), lookup),
+      jsonName: `${JSON.stringify(c.name)}:`,
+    }));
+    const keyIndexes: number[] = [];
+    columns.forEach((c, i) => {
+      if (c.isKey) keyIndexes.push(i);
+    });
+    return {
+      relationOid: msg.relationOid,
+      schema: msg.schema,
+      name: msg.name,
+      qualifiedName: `${msg.schema}.${msg.name}`,
+      replicaIdentity: msg.replicaIdentity,
+      columns,
+      keyIndexes,
+    };
+  }
+}

@@ -1,0 +1,87 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import type { SluiceConfig } from '../config/schema.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Metrics } from '../metrics.js';
+import type { SourceMonitor } from '../pg/source-monitor.js';
+import type { Logger } from '../util/log.js';
+import { formatLsn } from '../pg/lsn.js';
+
+export interface HttpServer {
+  readonly url: string;
+  readonly app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export interface HttpDeps {
+  config: SluiceConfig;
+  pipeline: Pipeline;
+  metrics: Metrics;
+  monitor: SourceMonitor;
+  log: Logger;
+}
+
+function apiError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+  return reply.code(status).send({ error: { code, message } });
+}
+
+/** API, /metrics and /health. Everything but /health needs the bearer token when one is set. */
+export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
+  const { config, pipeline, metrics, monitor } = deps;
+  const app = Fastify({ logger: false });
+  const token = config.http.token;
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!token || req.url === '/health') return;
+    const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    const a = Buffer.from(given);
+    const b = Buffer.from(token);
+    if (a.length !== b.length || !timingSafeEqual(a, b)) return apiError(reply, 401, 'unauthorized', 'missing or wrong bearer token: send Authorization: Bearer <http.token>');
+  });
+  app.get('/health', async () => ({ status: pipeline.state === 'running' ? 'ok' : pipeline.state, source: pipeline.sourceState }));
+  app.get('/metrics', async (_req, reply) => {
+    metrics.lagSeconds.set(pipeline.lagMs() / 1000);
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/api/source', async () => {
+    const snap = monitor.last;
+    return {
+      slot: config.source.slot,
+      publication: config.source.publication,
+      state: pipeline.sourceState,
+      confirmed_lsn: formatLsn(pipeline.confirmedLsn),
+      current_lsn: snap?.currentLsn ?? null,
+      lag_bytes: snap?.lagBytes ?? null,
+      lag_ms: pipeline.lagMs(),
+      retained_wal_bytes: snap?.retainedBytes ?? null,
+      last_error: pipeline.lastError,
+      redis: pipeline.laneStates(),
+    };
+  });
+  const sinkView = async (name: string): Promise<Record<string, unknown> | null> => {
+    const s = config.sinks.find((x) => x.name === name);
+    if (!s) return null;
+    const changes = await metrics.changes.get();
+    const failed = await metrics.failed.get();
+    const applied = changes.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0);
+    return {
+      name: s.name,
+      type: s.type,
+      redis: s.redis,
+      tables: s.tables,
+      state: pipeline.state,
+      changes_applied: applied,
+      failed_messages: failed.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0),
+      lag_ms: pipeline.lagMs(),
+      lag_bytes: monitor.last?.lagBytes ?? null,
+    };
+  };
+  app.get('/api/sinks', async () => ({ sinks: await Promise.all(config.sinks.map((s) => sinkView(s.name))) }));
+  app.get<{ Params: { name: string } }>('/api/sinks/:name', async (req, reply) => {
+    const view = await sinkView(req.params.name);
+    return view ?? apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+  });
+  app.setNotFoundHandler((req, reply) => apiError(reply, 404, 'not_found', `no route ${req.method} ${req.url}`));
+  const address = await app.listen({ port: config.http.port, host: config.http.host });
+  deps.log.info({ url: address }, 'HTTP server listening');
+  return { url: address, app, close: () => app.close() };
+}

@@ -1,0 +1,141 @@
+import type { Logger } from '../util/log.js';
+import { backoffDelayMs, sleep } from '../util/backoff.js';
+import { errorMessage } from '../util/errors.js';
+import { ReplicationConnection } from './replication-connection.js';
+import { formatLsn, maxLsn, type Lsn, ZERO_LSN } from './lsn.js';
+import type { ReplicationMessage } from './pgoutput/types.js';
+
+/**
+ * The replication connection over time: reconnects with backoff whenever it drops.
+ *
+ *   idle ─start()─► connecting ──ok──► streaming ──drop──► reconnecting ─backoff─► connecting
+ *                        │                 │                                          │
+ *                        └──fail──► reconnecting                    stop() from any ──► stopped
+ *
+ * Positions: `confirm(lsn)` records what Redis has acknowledged; only that is reported as
+ * flushed, and every (re)connection starts from it. What was received but not confirmed is
+ * sent again by Postgres after a reconnect; the pipeline drops what it already has.
+ */
+export type SourceState = 'idle' | 'connecting' | 'streaming' | 'reconnecting' | 'stopped';
+
+export interface ReplicationSourceOptions {
+  url: string;
+  slot: string;
+  publication: string;
+  protoVersion: 1 | 2;
+  log: Logger;
+  statusIntervalMs?: number;
+  onMessage: (msg: ReplicationMessage) => void;
+  /** a new connection is streaming: anything half-received before it is void */
+  onConnected: () => void;
+}
+
+export class ReplicationSource {
+  state: SourceState = 'idle';
+  lastError: string | null = null;
+  reconnects = 0;
+  private confirmed: Lsn = ZERO_LSN;
+  private received: Lsn = ZERO_LSN;
+  private conn: ReplicationConnection | null = null;
+  private paused = false;
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | null = null;
+
+  constructor(private readonly opts: ReplicationSourceOptions) {}
+
+  get confirmedLsn(): Lsn {
+    return this.confirmed;
+  }
+
+  get receivedLsn(): Lsn {
+    return this.received;
+  }
+
+  start(startLsn: Lsn): void {
+    this.confirmed = maxLsn(this.confirmed, startLsn);
+    this.loop ??= this.run();
+  }
+
+  /** Everything up to `lsn` is safely applied: it may be reported to Postgres as flushed. */
+  confirm(lsn: Lsn): void {
+    if (lsn > this.confirmed) this.confirmed = lsn;
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.conn?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.conn?.resume();
+  }
+
+  /** Reports the confirmed position right away (e.g. after a drain, before exit). */
+  flushStatus(): void {
+    this.conn?.sendStatus(false);
+  }
+
+  async stop(): Promise<void> {
+    this.state = 'stopped';
+    this.abort.abort();
+    await this.conn?.close();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { log } = this.opts;
+    let attempt = 0;
+    while (!this.abort.signal.aborted) {
+      this.state = attempt === 0 ? 'connecting' : 'reconnecting';
+      const conn = new ReplicationConnection({
+        url: this.opts.url,
+        slot: this.opts.slot,
+        publication: this.opts.publication,
+        startLsn: this.confirmed,
+        protoVersion: this.opts.protoVersion,
+        statusIntervalMs: this.opts.statusIntervalMs ?? 5000,
+        onMessage: (msg) => {
+          if (msg.tag === 'xlogdata') {
+            if (msg.walStart > this.received) this.received = msg.walStart;
+          } else if (msg.walEnd > this.received) {
+            this.received = msg.walEnd;
+          }
+          this.opts.onMessage(msg);
+        },
+        flushedLsn: () => this.confirmed,
+        receivedLsn: () => maxLsn(this.received, this.confirmed),
+      });
+      this.conn = conn;
+      let err: Error | null;
+      try {
+        await conn.connect();
+        if (this.abort.signal.aborted) {
+          await conn.close();
+          break;
+        }
+        if (attempt > 0) log.info({ from: formatLsn(this.confirmed) }, 'replication stream reconnected');
+        else log.info({ from: formatLsn(this.confirmed), slot: this.opts.slot }, 'replication stream started');
+        this.state = 'streaming';
+        this.lastError = null;
+        attempt = 0;
+        this.opts.onConnected();
+        if (this.paused) conn.pause();
+        err = await conn.ended;
+      } catch (e) {
+        err = e instanceof Error ? e : new Error(String(e));
+        await conn.close().catch(() => undefined);
+      }
+      this.conn = null;
+      if (this.abort.signal.aborted) break;
+      attempt++;
+      this.reconnects++;
+      this.lastError = err ? errorMessage(err) : 'connection closed';
+      const delay = backoffDelayMs(attempt);
+      log.warn({ err: this.lastError, retryInMs: delay, attempt }, 'replication stream lost; reconnecting');
+      this.state = 'reconnecting';
+      await sleep(delay, this.abort.signal);
+    }
+    this.state = 'stopped';
+  }
+}

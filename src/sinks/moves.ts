@@ -1,0 +1,19 @@
+import type { Change } from '../core/change.js';
+import type { TemplateCache } from '../core/template.js';
+
+/**
+ * The key (or member) the row had before an update, when it differs from the new one.
+ * Postgres sends the old row on update only when the replica identity columns changed
+ * ('K') or the table has REPLICA IDENTITY FULL ('O'); with any other old values unknown the
+ * old key can only be rendered when the template reads identity columns alone.
+ */
+export function oldKeyIfMoved(template: TemplateCache, change: Change, newKey: string): string | null {
+  if (change.action !== 'update' || !change.oldRow) return null;
+  let old: string;
+  try {
+    old = template.render(change.table, change.oldRow);
+  } catch {
+    return null;
+  }
+  return old === newKey ? null : old;
+}

@@ -1,0 +1,58 @@
+import type { Change, TableInfo } from '../core/change.js';
+import type { MessageMeta } from '../core/render.js';
+import { MessageError } from '../core/template.js';
+
+/** One Redis command as data: name then arguments. Planned by sinks, sent by the applier. */
+export type RedisCommand = string[];
+
+export interface PlanOutput {
+  command(cmd: RedisCommand): void;
+  /** The message cannot be delivered: it goes to the sink's failed messages with `reason`. */
+  fail(change: Change, reason: string): void;
+}
+
+export type SinkType = 'string' | 'hash' | 'list' | 'set' | 'zset' | 'stream' | 'pubsub';
+
+/**
+ * A sink turns changes into Redis commands. Planning is pure: no I/O, no clock, the same
+ * change always gives the same commands, so replays and tests are exact.
+ */
+export interface Sink {
+  readonly name: string;
+  readonly type: SinkType;
+  plan(change: Change, meta: MessageMeta, out: PlanOutput): void;
+  /**
+   * A fixed key prefix under which all of a table's keys live, if the key template has one
+   * (so TRUNCATE can remove them with SCAN MATCH prefix*); null when it cannot be known.
+   */
+  truncatePattern?(table: TableInfo): string | null;
+}
+
+export const MAX_KEY_BYTES = 512;
+
+/** Keys must be non-empty and at most 512 bytes (SPEC §4). */
+export function checkKey(key: string, what = 'key'): string {
+  if (key.length === 0) throw new MessageError(`the ${what} rendered empty`);
+  // UTF-16 code units take at most 3 UTF-8 bytes each: only long strings need measuring.
+  if (key.length > MAX_KEY_BYTES / 3 && Buffer.byteLength(key) > MAX_KEY_BYTES) {
+    throw new MessageError(`the ${what} is ${Buffer.byteLength(key)} bytes; the limit is ${MAX_KEY_BYTES}`);
+  }
+  return key;
+}
+
+export function checkValueSize(value: string, maxBytes: number): string {
+  if (value.length > maxBytes / 3 && Buffer.byteLength(value) > maxBytes) {
+    throw new MessageError(`the value is ${Buffer.byteLength(value)} bytes, over max_value_bytes (${maxBytes})`);
+  }
+  return value;
+}
+
+/** Runs one planning step, turning a MessageError into a failed message. */
+export function planSafely(change: Change, out: PlanOutput, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof MessageError) out.fail(change, err.message);
+    else throw err;
+  }
+}

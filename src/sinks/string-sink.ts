@@ -1,0 +1,40 @@
+import type { Change, TableInfo } from '../core/change.js';
+import { messageJson, recordJson, type MessageMeta } from '../core/render.js';
+import { TemplateCache, templatePrefix } from '../core/template.js';
+import { checkKey, checkValueSize, planSafely, type PlanOutput, type Sink } from './sink.js';
+import { oldKeyIfMoved } from './moves.js';
+
+export interface StringSinkOptions {
+  name: string;
+  key: string;
+  value: 'record' | 'message';
+  expireMs?: number | undefined;
+  maxValueBytes: number;
+}
+
+/** `SET key value [PX expire_ms]` on insert/update/read, `DEL key` on delete (SPEC §4). */
+export function createStringSink(opts: StringSinkOptions): Sink {
+  const key = new TemplateCache(opts.key);
+  const px = opts.expireMs ? ['PX', String(opts.expireMs)] : [];
+  return {
+    name: opts.name,
+    type: 'string',
+    plan(change: Change, meta: MessageMeta, out: PlanOutput): void {
+      planSafely(change, out, () => {
+        const k = checkKey(key.render(change.table, change.row));
+        if (change.action === 'delete') {
+          out.command(['DEL', k]);
+          return;
+        }
+        const value = opts.value === 'message' ? messageJson(change, meta) : recordJson(change.table, change.row);
+        checkValueSize(value, opts.maxValueBytes);
+        const old = oldKeyIfMoved(key, change, k);
+        if (old !== null) out.command(['DEL', old]);
+        out.command(['SET', k, value, ...px]);
+      });
+    },
+    truncatePattern(table: TableInfo): string | null {
+      return templatePrefix(key.parts, table);
+    },
+  };
+}
