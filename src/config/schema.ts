@@ -5,6 +5,7 @@
 // error map in load.ts; the messages written here are the ones only this file can know
 // (unknown keys with suggestions, template syntax, cross-field rules).
 import { z } from 'zod';
+import { parseTemplate } from '../core/template.js';
 
 // ---------------------------------------------------------------------------------------------
 // Constants
@@ -98,63 +99,16 @@ export const SINK_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
 export const CONNECTION_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
 // ---------------------------------------------------------------------------------------------
-// Templates: "sluice:{table}:{pk}". {schema}, {table}, {pk} or a column name; {{ and }} are
-// literal braces (e.g. a Redis Cluster hash tag: "user:{{{pk}}}" renders as "user:{42}").
-
-export type TemplatePart = { readonly kind: 'literal'; readonly text: string } | { readonly kind: 'placeholder'; readonly name: string };
-export const TEMPLATE_BUILTINS = ['schema', 'table', 'pk'] as const;
-
-export type TemplateParseResult = { ok: true; parts: TemplatePart[] } | { ok: false; error: string };
-
-export function tryParseTemplate(template: string): TemplateParseResult {
-  const parts: TemplatePart[] = [];
-  let literal = '';
-  let i = 0;
-  while (i < template.length) {
-    const c = template[i];
-    if (c === '{' && template[i + 1] === '{') {
-      literal += '{';
-      i += 2;
-    } else if (c === '}' && template[i + 1] === '}') {
-      literal += '}';
-      i += 2;
-    } else if (c === '}') {
-      return { ok: false, error: `unbalanced "}" at position ${i + 1} (write "}}" for a literal brace)` };
-    } else if (c === '{') {
-      const end = template.indexOf('}', i + 1);
-      const open = template.indexOf('{', i + 1);
-      if (end < 0 || (open >= 0 && open < end)) {
-        return { ok: false, error: `unbalanced "{" at position ${i + 1} (write "{{" for a literal brace)` };
-      }
-      const name = template.slice(i + 1, end);
-      if (name === '') return { ok: false, error: `empty placeholder "{}" at position ${i + 1}` };
-      if (!IDENT_RE.test(name)) {
-        return { ok: false, error: `invalid placeholder "{${name}}": use {schema}, {table}, {pk} or a column name` };
-      }
-      if (literal !== '') parts.push({ kind: 'literal', text: literal });
-      literal = '';
-      parts.push({ kind: 'placeholder', name });
-      i = end + 1;
-    } else {
-      literal += c;
-      i += 1;
-    }
-  }
-  if (literal !== '') parts.push({ kind: 'literal', text: literal });
-  return { ok: true, parts };
-}
-
-/** Parses a template already validated by the schema (throws on a syntax error). */
-export function parseTemplate(template: string): TemplatePart[] {
-  const r = tryParseTemplate(template);
-  if (!r.ok) throw new Error(`invalid template ${JSON.stringify(template)}: ${r.error}`);
-  return r.parts;
-}
+// Templates: "sluice:{table}:{pk}" with {schema}, {table}, {pk} or a column name. They are checked
+// with the parser the sinks render them with, so that what passes here also renders.
 
 const template = () =>
   nonEmptyString().superRefine((t, ctx) => {
-    const r = tryParseTemplate(t);
-    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error, input: t });
+    try {
+      parseTemplate(t);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message, input: t });
+    }
   });
 
 // ---------------------------------------------------------------------------------------------

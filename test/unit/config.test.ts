@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, configPathFrom, loadConfig, parseConfig } from '../../src/config/load.js';
 import type { ConfigProblem } from '../../src/config/load.js';
-import { closestKey, parseTemplate, tryParseTemplate } from '../../src/config/schema.js';
+import { closestKey } from '../../src/config/schema.js';
 import type {
   HashSinkConfig,
   ListSinkConfig,
@@ -440,29 +440,19 @@ test('bad templates', () => {
   assert.deepEqual(
     problemsOf(text).map((p) => [p.path, p.line, p.message]),
     [
-      ['sinks[0].key', lineOf(text, 'sluice:{table'), 'unbalanced "{" at position 8 (write "{{" for a literal brace)'],
-      ['sinks[1].channel', lineOf(text, 'channel'), 'unbalanced "}" at position 2 (write "}}" for a literal brace)'],
-      ['sinks[2].member', lineOf(text, 'member'), 'invalid placeholder "{bad name}": use {schema}, {table}, {pk} or a column name'],
-      ['sinks[3].key', lineOf(text, 'a:{}'), 'empty placeholder "{}" at position 3'],
+      ['sinks[0].key', lineOf(text, 'sluice:{table'), 'unclosed "{" at position 8'],
+      ['sinks[1].channel', lineOf(text, 'channel'), 'unmatched "}" at position 2'],
+      ['sinks[2].member', lineOf(text, 'member'), '"{bad name}" is not a placeholder: use {schema}, {table}, {pk} or {column_name}'],
+      ['sinks[3].key', lineOf(text, 'a:{}'), '"{}" is not a placeholder: use {schema}, {table}, {pk} or {column_name}'],
     ],
   );
 });
 
-test('template parsing, with {{ and }} as literal braces', () => {
-  assert.deepEqual(parseTemplate('sluice:{table}:{pk}'), [
-    { kind: 'literal', text: 'sluice:' },
-    { kind: 'placeholder', name: 'table' },
-    { kind: 'literal', text: ':' },
-    { kind: 'placeholder', name: 'pk' },
-  ]);
-  assert.deepEqual(parseTemplate('user:{{{pk}}}'), [
-    { kind: 'literal', text: 'user:{' },
-    { kind: 'placeholder', name: 'pk' },
-    { kind: 'literal', text: '}' },
-  ]);
-  assert.deepEqual(parseTemplate('{{x}}'), [{ kind: 'literal', text: '{x}' }]);
-  assert.equal(tryParseTemplate('{a{b}').ok, false);
-  assert.throws(() => parseTemplate('{'), /unbalanced/);
+test('templates accept {schema}, {table}, {pk} and column names, nothing else', () => {
+  const ok = minimal('  - { name: s, type: string, tables: [t], key: "{schema}.{table}:{pk}:{user_id}:{x$}" }\n');
+  assert.equal((parse(ok).sinks[0] as StringSinkConfig).key, '{schema}.{table}:{pk}:{user_id}:{x$}');
+  const text = minimal('  - { name: s, type: string, tables: [t], key: "user:{{pk}}" }\n');
+  expectProblem(text, 'sinks[0].key', 7, '"{{pk}" is not a placeholder: use {schema}, {table}, {pk} or {column_name}');
 });
 
 test('bad table names', () => {
