@@ -1,4 +1,4 @@
-import type { Change, TableInfo } from '../core/change.js';
+import type { Action, Change, TableInfo } from '../core/change.js';
 import type { MessageMeta } from '../core/render.js';
 import { MessageError } from '../core/template.js';
 
@@ -14,13 +14,34 @@ export interface PlanOutput {
 export type SinkType = 'string' | 'hash' | 'list' | 'set' | 'zset' | 'stream' | 'pubsub';
 
 /**
+ * What the sink's `route` function decided for one message. Each field replaces what the sink's
+ * own template or option would give; absent fields keep the defaults.
+ */
+export interface RouteOverride {
+  readonly key?: string;
+  readonly action?: Action;
+  readonly expire_ms?: number;
+  readonly channel?: string;
+  readonly member?: string;
+  readonly score?: number;
+  readonly field?: string;
+}
+
+/** Results of the sink's user functions for one message (filter has already been applied). */
+export interface PlanExtras {
+  /** `transform`'s result, serialized: strings and numbers as they are, anything else as JSON */
+  readonly value?: string;
+  readonly route?: RouteOverride;
+}
+
+/**
  * A sink turns changes into Redis commands. Planning is pure: no I/O, no clock, the same
  * change always gives the same commands, so replays and tests are exact.
  */
 export interface Sink {
   readonly name: string;
   readonly type: SinkType;
-  plan(change: Change, meta: MessageMeta, out: PlanOutput): void;
+  plan(change: Change, meta: MessageMeta, out: PlanOutput, extras?: PlanExtras): void;
   /**
    * A fixed key prefix under which all of a table's keys live, if the key template has one
    * (so TRUNCATE can remove them with SCAN MATCH prefix*); null when it cannot be known.
