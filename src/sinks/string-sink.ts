@@ -1,7 +1,7 @@
 import type { Change, TableInfo } from '../core/change.js';
 import { messageJson, recordJson, type MessageMeta } from '../core/render.js';
 import { TemplateCache, templatePrefix } from '../core/template.js';
-import { checkKey, checkValueSize, planSafely, type PlanOutput, type Sink } from './sink.js';
+import { checkKey, checkValueSize, planSafely, type PlanExtras, type PlanOutput, type Sink } from './sink.js';
 import { oldKeyIfMoved } from './moves.js';
 
 export interface StringSinkOptions {
@@ -15,22 +15,25 @@ export interface StringSinkOptions {
 /** `SET key value [PX expire_ms]` on insert/update/read, `DEL key` on delete (SPEC §4). */
 export function createStringSink(opts: StringSinkOptions): Sink {
   const key = new TemplateCache(opts.key);
-  const px = opts.expireMs ? ['PX', String(opts.expireMs)] : [];
   return {
     name: opts.name,
     type: 'string',
-    plan(change: Change, meta: MessageMeta, out: PlanOutput): void {
+    plan(change: Change, meta: MessageMeta, out: PlanOutput, extras?: PlanExtras): void {
       planSafely(change, out, () => {
-        const k = checkKey(key.render(change.table, change.row));
-        if (change.action === 'delete') {
+        const route = extras?.route;
+        const k = checkKey(route?.key ?? key.render(change.table, change.row));
+        if ((route?.action ?? change.action) === 'delete') {
           out.command(['DEL', k]);
           return;
         }
-        const value = opts.value === 'message' ? messageJson(change, meta) : recordJson(change.table, change.row);
+        const value = extras?.value ?? (opts.value === 'message' ? messageJson(change, meta) : recordJson(change.table, change.row));
         checkValueSize(value, opts.maxValueBytes);
-        const old = oldKeyIfMoved(key, change, k);
-        if (old !== null) out.command(['DEL', old]);
-        out.command(['SET', k, value, ...px]);
+        if (route?.key === undefined) {
+          const old = oldKeyIfMoved(key, change, k);
+          if (old !== null) out.command(['DEL', old]);
+        }
+        const ttl = route?.expire_ms ?? opts.expireMs;
+        out.command(ttl ? ['SET', k, value, 'PX', String(ttl)] : ['SET', k, value]);
       });
     },
     truncatePattern(table: TableInfo): string | null {
