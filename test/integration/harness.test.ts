@@ -107,9 +107,10 @@ describe('test harness', () => {
   });
 
   test('process helper: lines, waitForLine, kill -9', async () => {
-    const p = spawnManaged('sh', ['-c', 'echo one; echo two >&2; printf "three"; exec sleep 30']);
+    const p = spawnManaged('sh', ['-c', 'echo one; echo two >&2; exec sleep 30']);
     try {
       assert.equal(await p.waitForLine(/^tw/, 5000), 'two');
+      await p.waitForLine(/^one$/, 5000, { stream: 'stdout' });
       assert.deepEqual(p.stdout, ['one']);
       assert.deepEqual(p.stderr, ['two']);
     } finally {
@@ -117,8 +118,12 @@ describe('test harness', () => {
       assert.equal(info.signal, 'SIGKILL');
     }
     assert.equal(p.running, false);
-    // a last line without a newline is flushed when the output ends
-    assert.deepEqual(p.stdout, ['one', 'three']);
+
+    // a last line without a newline is kept too
+    const o = spawnManaged('sh', ['-c', 'echo one; printf three']);
+    assert.equal((await o.exited).code, 0);
+    assert.deepEqual(o.stdout, ['one', 'three']);
+    assert.deepEqual(o.lines.map((l) => l.line), ['one', 'three']);
 
     const q = spawnManaged('sh', ['-c', 'echo bye; exit 3']);
     await assert.rejects(q.waitForLine(/never/, 5000), /exited \(code 3/);
