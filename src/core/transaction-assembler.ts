@@ -1,6 +1,7 @@
-import type { Change, ColumnInfo, TableInfo, Transaction, Truncate } from './change.js';
+import type { Change, TableInfo, Transaction, Truncate } from './change.js';
+import { buildTableInfo } from './table-info.js';
 import type { LogicalMessage, PgoutputMessage, RelationMessage } from '../pg/pgoutput/types.js';
-import { codecFor, type TypeInfo } from '../pg/values.js';
+import type { TypeInfo } from '../pg/values.js';
 import type { Lsn } from '../pg/lsn.js';
 
 interface OpenTransaction {
@@ -116,26 +117,7 @@ export class TransactionAssembler {
   }
 
   private buildTable(msg: RelationMessage): TableInfo {
-    const lookup = (oid: number): TypeInfo | undefined => this.types.get(oid);
-    const columns: ColumnInfo[] = msg.columns.map((c) => ({
-      name: c.name,
-      typeOid: c.typeOid,
-      isKey: c.isKey,
-      codec: codecFor(c.typeOid, this.types.get(c.typeOid), lookup),
-      jsonName: `${JSON.stringify(c.name)}:`,
-    }));
-    const keyIndexes: number[] = [];
-    columns.forEach((c, i) => {
-      if (c.isKey) keyIndexes.push(i);
-    });
-    return {
-      relationOid: msg.relationOid,
-      schema: msg.schema,
-      name: msg.name,
-      qualifiedName: `${msg.schema}.${msg.name}`,
-      replicaIdentity: msg.replicaIdentity,
-      columns,
-      keyIndexes,
-    };
+    return buildTableInfo(msg, (oid) => this.types.get(oid));
   }
+
 }

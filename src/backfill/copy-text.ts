@@ -1,0 +1,109 @@
+/**
+ * Parser for Postgres's COPY TO STDOUT text format: one row per line, columns separated by tab,
+ * NULL as \N, backslash escapes (\b \f \n \r \t \v \\, \ooo octal, \xhh hex).
+ * https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2
+ *
+ * Written by hand because no maintained npm package parses the text format; it is small and
+ * fully specified. The values come out exactly as the type output functions print them — the
+ * same text pgoutput sends — so backfilled rows and streamed rows encode identically.
+ */
+export type CopyRow = (string | null)[];
+
+const TAB = 0x09;
+const NL = 0x0a;
+const BACKSLASH = 0x5c;
+
+export class CopyTextParser {
+  private rest: Buffer | null = null;
+
+  /** Feeds a chunk; calls `onRow` for every complete line. */
+  push(chunk: Buffer, onRow: (row: CopyRow) => void): void {
+    let buf = chunk;
+    if (this.rest) {
+      buf = Buffer.concat([this.rest, chunk]);
+      this.rest = null;
+    }
+    let start = 0;
+    for (;;) {
+      const nl = buf.indexOf(NL, start);
+      if (nl === -1) break;
+      onRow(parseLine(buf, start, nl));
+      start = nl + 1;
+    }
+    if (start < buf.length) this.rest = buf.subarray(start);
+  }
+
+  /** Throws if input ended in the middle of a line. */
+  end(): void {
+    if (this.rest && this.rest.length > 0) throw new Error('COPY output ended in the middle of a row');
+  }
+}
+
+export function parseLine(buf: Buffer, start: number, end: number): CopyRow {
+  const row: CopyRow = [];
+  let fieldStart = start;
+  for (let i = start; i <= end; i++) {
+    if (i === end || buf[i] === TAB) {
+      row.push(parseField(buf, fieldStart, i));
+      fieldStart = i + 1;
+    }
+  }
+  return row;
+}
+
+function parseField(buf: Buffer, start: number, end: number): string | null {
+  const bs = buf.indexOf(BACKSLASH, start);
+  if (bs === -1 || bs >= end) return buf.toString('utf8', start, end);
+  if (end - start === 2 && buf[start + 1] === 0x4e /* N */) return null;
+  // Decode escapes into bytes first: octal/hex escapes may form multi-byte UTF-8 sequences.
+  const out = Buffer.allocUnsafe(end - start);
+  let o = 0;
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!;
+    if (c !== BACKSLASH || i + 1 >= end) {
+      out[o++] = c;
+      continue;
+    }
+    const n = buf[++i]!;
+    switch (n) {
+      case 0x62: out[o++] = 0x08; break; // \b
+      case 0x66: out[o++] = 0x0c; break; // \f
+      case 0x6e: out[o++] = 0x0a; break; // \n
+      case 0x72: out[o++] = 0x0d; break; // \r
+      case 0x74: out[o++] = 0x09; break; // \t
+      case 0x76: out[o++] = 0x0b; break; // \v
+      case 0x78: { // \xhh (one or two hex digits)
+        let v = 0;
+        let k = 0;
+        while (k < 2 && i + 1 < end && isHex(buf[i + 1]!)) {
+          v = v * 16 + hexVal(buf[++i]!);
+          k++;
+        }
+        if (k === 0) out[o++] = 0x78;
+        else out[o++] = v;
+        break;
+      }
+      default:
+        if (n >= 0x30 && n <= 0x37) { // \o, \oo, \ooo octal
+          let v = n - 0x30;
+          let k = 1;
+          while (k < 3 && i + 1 < end && buf[i + 1]! >= 0x30 && buf[i + 1]! <= 0x37) {
+            v = v * 8 + (buf[++i]! - 0x30);
+            k++;
+          }
+          out[o++] = v & 0xff;
+        } else {
+          out[o++] = n; // \\ and any other escaped character stand for themselves
+        }
+    }
+  }
+  return out.toString('utf8', 0, o);
+}
+
+function isHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+}
+
+function hexVal(c: number): number {
+  return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x61 + 10;
+}
