@@ -48,6 +48,7 @@ export async function startSluice(config: SluiceConfig, log: Logger): Promise<Ru
     log,
     metrics,
     batchMaxCommands: config.apply.batch_max_commands,
+    maxTransactionRows: Math.min(...config.sinks.map((s) => s.max_transaction_rows)),
   });
   const monitor = new SourceMonitor(config.source.url, config.source.slot, log, (snap) => {
     metrics.slotRetainedBytes.set(snap.retainedBytes);

@@ -1,6 +1,6 @@
 import type { Lsn } from '../pg/lsn.js';
 import type { ColumnCodec } from '../pg/values.js';
-import type { ReplicaIdentity, Tuple } from '../pg/pgoutput/types.js';
+import type { LogicalMessage, ReplicaIdentity, Tuple } from '../pg/pgoutput/types.js';
 
 export type Action = 'insert' | 'update' | 'delete' | 'read';
 export const ACTIONS: readonly Action[] = ['insert', 'update', 'delete', 'read'];
@@ -45,13 +45,20 @@ export interface Truncate {
   readonly idx: number;
 }
 
-/** A committed Postgres transaction: the unit of atomic apply. */
+/**
+ * A committed Postgres transaction: the unit of atomic apply. A transaction larger than the
+ * configured limit arrives as several chunks (`complete: false` on all but the last), each
+ * applied atomically on its own.
+ */
 export interface Transaction {
   readonly xid: number;
   readonly commitLsn: Lsn;
-  /** confirmed to Postgres once every sink has applied this transaction */
+  /** confirmed to Postgres once every sink has applied this transaction; 0 for an incomplete chunk */
   readonly endLsn: Lsn;
   readonly commitTimeMicros: bigint;
   readonly changes: readonly Change[];
   readonly truncates: readonly Truncate[];
+  /** transactional logical messages (backfill watermarks), after the changes */
+  readonly messages: readonly LogicalMessage[];
+  readonly complete: boolean;
 }

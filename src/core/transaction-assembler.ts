@@ -10,6 +10,9 @@ interface OpenTransaction {
   commitTimeMicros: bigint;
   changes: Change[];
   truncates: Truncate[];
+  messages: LogicalMessage[];
+  /** index of the next change (counts across chunks) */
+  nextIdx: number;
 }
 
 export interface AssemblerOutput {
@@ -30,7 +33,15 @@ export class TransactionAssembler {
   private readonly types = new Map<number, TypeInfo>();
   private open: OpenTransaction | null = null;
 
-  constructor(private readonly out: AssemblerOutput) {}
+  /**
+   * @param maxRows a transaction with more changes than this is handed over in chunks of this
+   *   size (without protocol streaming, pgoutput sends only committed transactions, so a chunk
+   *   can be applied before the Commit message arrives; memory stays bounded)
+   */
+  constructor(
+    private readonly out: AssemblerOutput,
+    private readonly maxRows = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Forget the transaction being received (the connection dropped; Postgres will resend it). */
   reset(): void {
@@ -48,7 +59,7 @@ export class TransactionAssembler {
   push(msg: PgoutputMessage): void {
     switch (msg.tag) {
       case 'begin':
-        this.open = { xid: msg.xid, finalLsn: msg.finalLsn, commitTimeMicros: msg.commitTimeMicros, changes: [], truncates: [] };
+        this.open = { xid: msg.xid, finalLsn: msg.finalLsn, commitTimeMicros: msg.commitTimeMicros, changes: [], truncates: [], messages: [], nextIdx: 0 };
         return;
       case 'commit': {
         const open = this.requireOpen('commit');
@@ -60,6 +71,8 @@ export class TransactionAssembler {
           commitTimeMicros: msg.commitTimeMicros,
           changes: open.changes,
           truncates: open.truncates,
+          messages: open.messages,
+          complete: true,
         });
         return;
       }
@@ -74,26 +87,30 @@ export class TransactionAssembler {
         return;
       case 'insert': {
         const open = this.requireOpen('insert');
-        open.changes.push({ action: 'insert', table: this.requireTable(msg.relationOid), row: msg.newTuple, oldRow: null, oldKind: null, idx: open.changes.length });
+        open.changes.push({ action: 'insert', table: this.requireTable(msg.relationOid), row: msg.newTuple, oldRow: null, oldKind: null, idx: open.nextIdx++ });
+        this.maybeFlushChunk(open);
         return;
       }
       case 'update': {
         const open = this.requireOpen('update');
-        open.changes.push({ action: 'update', table: this.requireTable(msg.relationOid), row: msg.newTuple, oldRow: msg.oldTuple, oldKind: msg.oldKind, idx: open.changes.length });
+        open.changes.push({ action: 'update', table: this.requireTable(msg.relationOid), row: msg.newTuple, oldRow: msg.oldTuple, oldKind: msg.oldKind, idx: open.nextIdx++ });
+        this.maybeFlushChunk(open);
         return;
       }
       case 'delete': {
         const open = this.requireOpen('delete');
-        open.changes.push({ action: 'delete', table: this.requireTable(msg.relationOid), row: msg.oldTuple, oldRow: msg.oldTuple, oldKind: msg.oldKind, idx: open.changes.length });
+        open.changes.push({ action: 'delete', table: this.requireTable(msg.relationOid), row: msg.oldTuple, oldRow: msg.oldTuple, oldKind: msg.oldKind, idx: open.nextIdx++ });
+        this.maybeFlushChunk(open);
         return;
       }
       case 'truncate': {
         const open = this.requireOpen('truncate');
-        open.truncates.push({ tables: msg.relationOids.map((oid) => this.requireTable(oid)), idx: open.changes.length });
+        open.truncates.push({ tables: msg.relationOids.map((oid) => this.requireTable(oid)), idx: open.nextIdx });
         return;
       }
       case 'message':
         if (!msg.transactional) this.out.logicalMessage(msg);
+        else this.requireOpen('message').messages.push(msg);
         return;
       case 'origin':
         return;
@@ -103,6 +120,22 @@ export class TransactionAssembler {
       case 'stream_abort':
         throw new Error(`pgoutput ${msg.tag} received, but streaming of in-progress transactions was not requested`);
     }
+  }
+
+  private maybeFlushChunk(open: OpenTransaction): void {
+    if (open.changes.length < this.maxRows) return;
+    this.out.transaction({
+      xid: open.xid,
+      commitLsn: open.finalLsn,
+      endLsn: 0n,
+      commitTimeMicros: open.commitTimeMicros,
+      changes: open.changes,
+      truncates: open.truncates,
+      messages: [],
+      complete: false,
+    });
+    open.changes = [];
+    open.truncates = [];
   }
 
   private requireOpen(what: string): OpenTransaction {

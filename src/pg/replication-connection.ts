@@ -3,6 +3,7 @@ import { both as copyBoth } from 'pg-copy-streams';
 import type { Duplex } from 'node:stream';
 import type { Lsn } from './lsn.js';
 import { formatLsn } from './lsn.js';
+import { VALUE_SESSION_OPTIONS } from './text-client.js';
 import { decodeReplicationMessage, encodeStandbyStatusUpdate, microsSince2000 } from './replication-protocol.js';
 import type { ReplicationMessage } from './pgoutput/types.js';
 
@@ -48,7 +49,7 @@ export class ReplicationConnection {
       connectionString: this.opts.url,
       replication: 'database',
       // Values are decoded in the walsender's session: fix the formats §3 conversion expects.
-      options: '-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=1',
+      options: VALUE_SESSION_OPTIONS,
     } as pg.ClientConfig);
     this.client = client;
     client.on('error', (err) => this.finish(err));

@@ -1,18 +1,23 @@
-import type { Action, Change, Transaction } from '../core/change.js';
+import { randomUUID } from 'node:crypto';
+import type { Action, Change, TableInfo, Transaction } from '../core/change.js';
 import { TransactionAssembler } from '../core/transaction-assembler.js';
-import { fillUnchangedToast } from '../core/toast.js';
+import { fillUnchangedToast, hasUnchangedToast } from '../core/toast.js';
+import { rowIdentity } from '../core/table-info.js';
 import type { MessageMeta } from '../core/render.js';
 import { PgoutputDecoder } from '../pg/pgoutput/decoder.js';
 import { ReplicationSource } from '../pg/replication-source.js';
-import type { LogicalMessage, ReplicationMessage } from '../pg/pgoutput/types.js';
+import type { LogicalMessage, ReplicationMessage, Tuple } from '../pg/pgoutput/types.js';
 import { formatLsn, type Lsn, ZERO_LSN } from '../pg/lsn.js';
+import { microsSince2000 } from '../pg/replication-protocol.js';
 import { ApplyLane, type CommandOrigin, type RejectedCommand } from '../redis/apply-lane.js';
 import { connectRedis, type RedisClient } from '../redis/connect.js';
-import type { RedisCommand, Sink } from '../sinks/sink.js';
+import type { PlanOutput, RedisCommand, Sink } from '../sinks/sink.js';
 import type { Logger } from '../util/log.js';
 import type { Metrics } from '../metrics.js';
 import { TableMatcher } from './table-match.js';
 import { failedMessageCommand } from './failed-messages.js';
+import { formatPosition, isCovered, type Position } from './position.js';
+import { RowFetcher } from './row-fetcher.js';
 import { errorMessage } from '../util/errors.js';
 
 export interface SinkSpec {
@@ -31,62 +36,99 @@ export interface PipelineOptions {
   metrics: Metrics;
   /** a batch is closed once it holds this many commands (whole transactions only) */
   batchMaxCommands: number;
+  /** a transaction with more changes is applied in chunks of this size */
+  maxTransactionRows: number;
 }
 
-interface SinkRuntime extends SinkSpec {
+export interface SinkRuntime extends SinkSpec {
   readonly matcher: TableMatcher;
   readonly actionSet: ReadonlySet<Action>;
-  /** transactions with a commit LSN at or below this are already in Redis (read at start) */
-  startPosition: Lsn | null;
-  paused: boolean;
+  /** what Redis held for this sink at start: transactions covered by it are skipped */
+  startPosition: Position | null;
 }
 
 interface LanePart {
   commands: RedisCommand[];
   origins: (CommandOrigin | null)[];
+  unlinkPrefixes: string[];
 }
 
-/** Whole transactions collected while the previous batch is being applied. */
+/** Whole transactions (or chunks of one) collected while the previous batch is being applied. */
 interface Batch {
+  readonly id: string;
   readonly parts: Map<string, LanePart>;
   commandCount: number;
   transactions: number;
-  changes: number;
+  /** end LSN of the last complete transaction: confirmed once the batch is applied (0: none) */
   endLsn: Lsn;
-  lastCommitLsn: Lsn;
-  lastCommitTime: bigint;
+  /** the position Redis is at once this batch is applied */
+  position: Position | null;
+  lastCommitTime: bigint | null;
   readonly counts: Map<string, number>;
+  readonly onApplied: (() => void)[];
 }
 
+/** A backfill chunk waiting for its high watermark (DBLog). */
+interface BackfillWindow {
+  readonly id: string;
+  readonly sink: SinkRuntime;
+  readonly table: TableInfo;
+  /** the low watermark has been seen in the stream: changes to the table are now tracked */
+  open: boolean;
+  /** identities of rows changed in the stream between the watermarks: their chunk rows are stale */
+  readonly touched: Set<string>;
+  rows: Tuple[] | null;
+  extraCommands: RedisCommand[];
+  resolve: (r: { emitted: number; skipped: number }) => void;
+  reject: (err: Error) => void;
+}
+
+type IntakeItem = { kind: 'txn'; txn: Transaction } | { kind: 'message'; msg: LogicalMessage };
+
 export type PipelineState = 'starting' | 'running' | 'draining' | 'stopped';
+
+export const WATERMARK_PREFIX = 'sluice';
 
 /**
  * The one place where Postgres changes become Redis writes, in commit order:
  *
- *   replication source ─► pgoutput decoder ─► transaction assembler ─► sinks (pure planning)
- *        ▲                                                                 │
- *        └── confirm(end LSN) ◄── apply lanes (one MULTI/EXEC per Redis) ◄─┘
+ *   replication source ─► pgoutput decoder ─► transaction assembler ─► intake ─► sinks (pure planning)
+ *        ▲                                                                            │
+ *        └──────── confirm(end LSN) ◄── apply lanes (one MULTI/EXEC per Redis) ◄── batches
  *
- * Two batches at most exist at a time: the one being applied and the one being collected.
- * When the collected one is full the source stops reading the socket (backpressure reaches the
- * walsender); it resumes as soon as the batch is taken for apply.
+ * Intake is ordered; it is synchronous unless a transaction needs unchanged TOAST values read
+ * from Postgres, in which case the source pauses until they are read. Batches queue up while
+ * one is applied; when the queue holds `batchMaxCommands` commands the source stops reading the
+ * socket (backpressure reaches the walsender) and resumes as soon as the queue shrinks.
+ *
+ * Backfill chunks enter through watermarks: between a chunk's low and high watermark the
+ * identities of changed rows are collected; at the high watermark the chunk's other rows become
+ * `read` messages at that point of the stream, so no row ever moves backwards (DBLog).
  */
 export class Pipeline {
   state: PipelineState = 'starting';
   private decoder = new PgoutputDecoder();
   private readonly assembler: TransactionAssembler;
   private readonly source: ReplicationSource;
-  private readonly sinks: SinkRuntime[];
+  readonly sinks: SinkRuntime[];
   private readonly lanes = new Map<string, ApplyLane>();
-  private pending: Batch | null = null;
+  private readonly batches: Batch[] = [];
+  /** batches that take no more transactions (full, or before a TRUNCATE) */
+  private readonly sealed = new WeakSet<Batch>();
+  private connectedOnce = false;
+  private queuedCommands = 0;
   private applying = false;
-  private backpressured = false;
-  private lastSeenCommit: Lsn = ZERO_LSN;
+  private readonly pauseReasons = new Set<string>();
+  private readonly intakeQueue: IntakeItem[] = [];
+  private intakeBusy = false;
+  /** the last transaction (or chunk) taken in, to drop what Postgres resends after a reconnect */
+  private lastSeen: Position | null = null;
+  private plannedPosition: Position | null = null;
   private lastAppliedCommitTime: bigint | null = null;
   private idleWaiters: (() => void)[] = [];
   private fatal: Error | null = null;
-  /** subscribers to non-transactional logical messages (backfill watermarks) */
-  readonly logicalMessageHandlers: ((msg: LogicalMessage) => void)[] = [];
+  private readonly windows = new Map<string, BackfillWindow>();
+  private readonly fetcher: RowFetcher;
 
   constructor(private readonly opts: PipelineOptions) {
     this.sinks = opts.sinks.map((s) => ({
@@ -94,12 +136,14 @@ export class Pipeline {
       matcher: new TableMatcher(s.tables),
       actionSet: new Set<Action>([...s.actions, 'read']),
       startPosition: null,
-      paused: false,
     }));
-    this.assembler = new TransactionAssembler({
-      transaction: (txn) => this.onTransaction(txn),
-      logicalMessage: (msg) => this.logicalMessageHandlers.forEach((h) => h(msg)),
-    });
+    this.assembler = new TransactionAssembler(
+      {
+        transaction: (txn) => this.intake({ kind: 'txn', txn }),
+        logicalMessage: (msg) => this.intake({ kind: 'message', msg }),
+      },
+      opts.maxTransactionRows,
+    );
     this.source = new ReplicationSource({
       ...opts.source,
       protoVersion: 1,
@@ -108,8 +152,11 @@ export class Pipeline {
       onConnected: () => {
         this.assembler.reset();
         this.decoder = new PgoutputDecoder();
+        if (this.connectedOnce) this.opts.metrics.reconnects.inc();
+        this.connectedOnce = true;
       },
     });
+    this.fetcher = new RowFetcher(opts.source.url);
   }
 
   get confirmedLsn(): Lsn {
@@ -126,14 +173,24 @@ export class Pipeline {
 
   /** Age of the last applied commit while something is pending; 0 when caught up. */
   lagMs(nowMs = Date.now()): number {
-    if (!this.applying && this.pending === null) return 0;
-    if (this.lastAppliedCommitTime === null) return 0;
+    if (this.isIdle() || this.lastAppliedCommitTime === null) return 0;
     const commitMs = Number(this.lastAppliedCommitTime / 1000n) + Date.UTC(2000, 0, 1);
     return Math.max(0, nowMs - commitMs);
   }
 
   laneStates(): { name: string; state: string; lastError: string | null }[] {
     return [...this.lanes.values()].map((l) => ({ name: l.name, state: l.state, lastError: l.lastError }));
+  }
+
+  sinkRuntime(name: string): SinkRuntime | undefined {
+    return this.sinks.find((s) => s.sink.name === name);
+  }
+
+  redisFor(sinkName: string): RedisClient {
+    const s = this.sinkRuntime(sinkName);
+    const client = s ? this.opts.redis.get(s.redis) : undefined;
+    if (!client) throw new Error(`no Redis connection for sink "${sinkName}"`);
+    return client;
   }
 
   async start(): Promise<void> {
@@ -148,7 +205,7 @@ export class Pipeline {
       for (const s of this.sinks) {
         if (s.redis !== name) continue;
         s.startPosition = positions.get(s.sink.name) ?? null;
-        log.info({ sink: s.sink.name, position: s.startPosition === null ? null : formatLsn(s.startPosition) }, 'sink ready');
+        log.info({ sink: s.sink.name, position: s.startPosition === null ? null : formatPosition(s.startPosition) }, 'sink ready');
       }
     }
     this.state = 'running';
@@ -159,112 +216,350 @@ export class Pipeline {
   async stop(timeoutMs = 15_000): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'draining';
-    this.source.pause();
+    this.pause('draining');
     const drained = await Promise.race([
       this.whenIdle().then(() => true),
       new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref()),
     ]);
     if (!drained) this.opts.log.warn('drain timed out; unapplied changes will be streamed again at the next start');
+    for (const w of this.windows.values()) w.reject(new Error('Sluice is stopping'));
+    this.windows.clear();
     for (const lane of this.lanes.values()) lane.stop();
     await this.source.stop();
+    await this.fetcher.close();
     this.state = 'stopped';
     this.opts.log.info({ confirmed: formatLsn(this.source.confirmedLsn) }, 'pipeline stopped');
   }
 
-  /** Resolves once nothing is pending or being applied. */
+  /** Resolves once nothing is queued or being applied. */
   whenIdle(): Promise<void> {
-    if (!this.applying && this.pending === null) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
+
+  // ---- backfill windows --------------------------------------------------------------------
+
+  /**
+   * Registers a backfill chunk before its low watermark is emitted. `applied` resolves once the
+   * chunk's rows are in Redis (with how many were emitted and how many the stream superseded).
+   */
+  openBackfillWindow(sinkName: string, table: TableInfo): { id: string; applied: Promise<{ emitted: number; skipped: number }> } {
+    const sink = this.sinkRuntime(sinkName);
+    if (!sink) throw new Error(`no sink named "${sinkName}"`);
+    const id = randomUUID();
+    const applied = new Promise<{ emitted: number; skipped: number }>((resolve, reject) => {
+      this.windows.set(id, { id, sink, table, open: false, touched: new Set(), rows: null, extraCommands: [], resolve, reject });
+    });
+    return { id, applied };
+  }
+
+  /** The chunk's rows, read after the low watermark; call before emitting the high watermark. */
+  fillBackfillWindow(id: string, rows: Tuple[], extraCommands: RedisCommand[]): void {
+    const w = this.windows.get(id);
+    if (!w) throw new Error(`backfill window ${id} is not open`);
+    w.rows = rows;
+    w.extraCommands = extraCommands;
+  }
+
+  cancelBackfillWindow(id: string, reason: string): void {
+    const w = this.windows.get(id);
+    if (!w) return;
+    this.windows.delete(id);
+    w.reject(new Error(reason));
+  }
+
+  // ---- intake ------------------------------------------------------------------------------
 
   private onMessage(msg: ReplicationMessage): void {
     if (msg.tag === 'keepalive') {
       // Everything received is applied: the server's position may be confirmed, so an idle
       // slot on a busy database does not hold WAL forever.
-      if (!this.assembler.inTransaction && this.pending === null && !this.applying) this.source.confirm(msg.walEnd);
+      if (!this.assembler.inTransaction && this.isIdle()) this.source.confirm(msg.walEnd);
       return;
     }
     this.assembler.push(this.decoder.decode(msg.data));
   }
 
-  private onTransaction(txn: Transaction): void {
-    // After a reconnect Postgres resends what was not confirmed yet: drop what we already have.
-    if (txn.commitLsn <= this.lastSeenCommit) return;
-    this.lastSeenCommit = txn.commitLsn;
-    const batch = (this.pending ??= newBatch());
-    for (const sink of this.sinks) {
-      if (sink.startPosition !== null && txn.commitLsn <= sink.startPosition) continue;
-      const meta: MessageMeta = { commitLsn: txn.commitLsn, commitTimeMicros: txn.commitTimeMicros, sinkName: sink.sink.name };
-      let part = batch.parts.get(sink.redis);
-      if (!part) {
-        part = { commands: [], origins: [] };
-        batch.parts.set(sink.redis, part);
+  private intake(item: IntakeItem): void {
+    this.intakeQueue.push(item);
+    if (!this.intakeBusy) this.drainIntake();
+  }
+
+  private drainIntake(): void {
+    while (this.intakeQueue.length > 0 && !this.fatal) {
+      const item = this.intakeQueue[0]!;
+      if (item.kind === 'txn' && this.needsFetch(item.txn)) {
+        this.intakeBusy = true;
+        this.pause('intake');
+        this.fetchUnchangedToast(item.txn).then(
+          (txn) => {
+            item.txn = txn;
+            this.intakeBusy = false;
+            this.resume('intake');
+            this.drainIntake();
+          },
+          (err: unknown) => this.fail(err),
+        );
+        return;
       }
-      const lanePart = part;
-      let origin: CommandOrigin | null = null;
-      let current: Change | null = null;
-      const out = {
-        command(cmd: RedisCommand): void {
-          lanePart.commands.push(cmd);
-          lanePart.origins.push((origin ??= { sink: sink.sink.name, change: current!, meta }));
-        },
-        fail: (change: Change, reason: string): void => {
-          lanePart.commands.push(failedMessageCommand(change, meta, reason));
-          lanePart.origins.push(null);
-          this.opts.metrics.failed.inc({ sink: sink.sink.name });
-          this.opts.log.warn({ sink: sink.sink.name, table: change.table.qualifiedName, lsn: formatLsn(txn.commitLsn), idx: change.idx, reason }, 'message failed');
-        },
-      };
-      for (const raw of txn.changes) {
-        if (!sink.actionSet.has(raw.action) || !sink.matcher.matches(raw.table)) continue;
-        const change = fillUnchangedToast(raw);
-        current = change;
-        origin = null;
-        sink.sink.plan(change, meta, out);
-        const k = `${sink.sink.name}\u0000${change.action}`;
-        batch.counts.set(k, (batch.counts.get(k) ?? 0) + 1);
-      }
-      for (const t of txn.truncates) {
-        for (const table of t.tables) {
-          if (!sink.matcher.matches(table)) continue;
-          this.opts.log.warn({ sink: sink.sink.name, table: table.qualifiedName }, 'TRUNCATE is not applied to Redis by this version; run sluice verify --repair');
-        }
-      }
-    }
-    batch.commandCount = [...batch.parts.values()].reduce((n, p) => n + p.commands.length, 0);
-    batch.transactions++;
-    batch.changes += txn.changes.length;
-    batch.endLsn = txn.endLsn;
-    batch.lastCommitLsn = txn.commitLsn;
-    batch.lastCommitTime = txn.commitTimeMicros;
-    if (batch.commandCount >= this.opts.batchMaxCommands && this.applying && !this.backpressured) {
-      this.backpressured = true;
-      this.source.pause();
+      this.intakeQueue.shift();
+      if (item.kind === 'txn') this.processTransaction(item.txn);
+      else this.processMessage(item.msg);
     }
     this.kick();
   }
 
-  private kick(): void {
-    if (this.applying || this.pending === null || this.fatal) return;
-    const batch = this.pending;
-    this.pending = null;
-    this.applying = true;
-    if (this.backpressured) {
-      this.backpressured = false;
-      if (this.state === 'running') this.source.resume();
+  private needsFetch(txn: Transaction): boolean {
+    for (const c of txn.changes) {
+      if (c.action !== 'update' || (c.oldKind === 'O' && c.oldRow)) continue;
+      if (hasUnchangedToast(c) && this.sinks.some((s) => s.matcher.matches(c.table))) return true;
     }
+    return false;
+  }
+
+  /**
+   * Unchanged TOASTed values that Postgres did not send (no REPLICA IDENTITY FULL): read from
+   * the row as it is now. It is never older than this change, since the column was not changed
+   * by it, and any later change of it follows in the stream. A row deleted since is dropped
+   * here: its delete follows in the stream too.
+   */
+  private async fetchUnchangedToast(txn: Transaction): Promise<Transaction> {
+    const wanted = txn.changes.filter((c) => c.action === 'update' && !(c.oldKind === 'O' && c.oldRow) && hasUnchangedToast(c));
+    const current = await this.fetcher.fetch(wanted);
+    const changes: Change[] = [];
+    for (const c of txn.changes) {
+      if (!wanted.includes(c)) {
+        changes.push(c);
+        continue;
+      }
+      const now = current.get(c);
+      if (!now) {
+        this.opts.log.debug({ table: c.table.qualifiedName, idx: c.idx }, 'row deleted since; its unchanged TOAST values are not needed');
+        continue;
+      }
+      changes.push({ ...c, row: c.row.map((v, i) => (v === undefined ? now[i] : v)) });
+    }
+    return { ...txn, changes };
+  }
+
+  // ---- planning ----------------------------------------------------------------------------
+
+  private processTransaction(raw: Transaction): void {
+    const txn = this.dropResent(raw);
+    if (txn === null) return;
+    const { metrics, log } = this.opts;
+    const truncated = this.truncatedTables(txn);
+    if (truncated.size > 0) this.sealOpenBatch(); // the unlink runs before the batch's MULTI
+    const batch = this.openBatch();
+    const lastIdx = txn.changes.length > 0 ? txn.changes[txn.changes.length - 1]!.idx : -1;
+    for (const sink of this.sinks) {
+      const meta: MessageMeta = { commitLsn: txn.commitLsn, commitTimeMicros: txn.commitTimeMicros, sinkName: sink.sink.name };
+      const part = this.partFor(batch, sink.redis);
+      const out = this.planOutput(part, sink.sink.name, meta);
+      for (const raw of txn.changes) {
+        if (!sink.actionSet.has(raw.action) || !sink.matcher.matches(raw.table)) continue;
+        if (isCovered(sink.startPosition, txn.commitLsn, raw.idx)) continue;
+        const t = truncated.get(raw.table);
+        if (t !== undefined && raw.idx < t) continue; // emptied by the TRUNCATE that follows
+        const change = fillUnchangedToast(raw);
+        out.current = change;
+        sink.sink.plan(change, meta, out);
+        const k = `${sink.sink.name}\u0000${change.action}`;
+        batch.counts.set(k, (batch.counts.get(k) ?? 0) + 1);
+      }
+      for (const tr of txn.truncates) {
+        if (isCovered(sink.startPosition, txn.commitLsn, tr.idx)) continue;
+        for (const table of tr.tables) {
+          if (!sink.matcher.matches(table)) continue;
+          const prefix = sink.sink.truncatePattern?.(table) ?? null;
+          if (prefix === null) {
+            log.warn({ sink: sink.sink.name, table: table.qualifiedName }, 'TRUNCATE cannot be applied: the key template has no fixed prefix; run sluice verify --repair');
+          } else {
+            part.unlinkPrefixes.push(prefix);
+            log.info({ sink: sink.sink.name, table: table.qualifiedName, prefix }, 'TRUNCATE: keys with this prefix will be removed');
+          }
+        }
+      }
+    }
+    this.trackWindows(txn.changes);
+    batch.commandCount = 0;
+    for (const p of batch.parts.values()) batch.commandCount += p.commands.length;
+    this.plannedPosition = txn.complete ? { lsn: txn.commitLsn, idx: null } : { lsn: txn.commitLsn, idx: lastIdx };
+    batch.position = this.plannedPosition;
+    batch.lastCommitTime = txn.commitTimeMicros;
+    if (txn.complete) {
+      batch.transactions++;
+      batch.endLsn = txn.endLsn;
+    } else {
+      log.info({ lsn: formatLsn(txn.commitLsn), through: lastIdx }, 'large transaction: applying a chunk of it (atomic per chunk only)');
+    }
+    for (const msg of txn.messages) this.processMessage(msg);
+    this.afterPlanning(batch);
+  }
+
+  /** After a reconnect Postgres resends what was not confirmed yet: drop what was taken in. */
+  private dropResent(txn: Transaction): Transaction | null {
+    const seen = this.lastSeen;
+    let changes = txn.changes;
+    if (seen !== null && txn.commitLsn <= seen.lsn) {
+      if (txn.commitLsn < seen.lsn || seen.idx === null) return null;
+      changes = changes.filter((c) => c.idx > seen.idx!);
+      if (changes.length === 0 && !txn.complete) return null;
+    }
+    const lastIdx = changes.length > 0 ? changes[changes.length - 1]!.idx : (seen?.lsn === txn.commitLsn ? seen.idx : null);
+    this.lastSeen = txn.complete ? { lsn: txn.commitLsn, idx: null } : { lsn: txn.commitLsn, idx: lastIdx ?? -1 };
+    return changes === txn.changes ? txn : { ...txn, changes };
+  }
+
+  /** Tables truncated by this transaction, with the index of the (last) truncate. */
+  private truncatedTables(txn: Transaction): Map<TableInfo, number> {
+    const out = new Map<TableInfo, number>();
+    for (const tr of txn.truncates) for (const t of tr.tables) if (this.sinks.some((s) => s.matcher.matches(t))) out.set(t, tr.idx);
+    return out;
+  }
+
+  private processMessage(msg: LogicalMessage): void {
+    if (msg.prefix !== WATERMARK_PREFIX) return;
+    const text = msg.content.toString('utf8');
+    const kind = text.slice(0, 3);
+    const w = this.windows.get(text.slice(3));
+    if (!w) return; // another process's watermark, or one from before a restart
+    if (kind === 'lw:') {
+      w.open = true;
+    } else if (kind === 'hw:') {
+      this.closeWindow(w, msg);
+    }
+  }
+
+  private trackWindows(changes: readonly Change[]): void {
+    if (this.windows.size === 0) return;
+    for (const w of this.windows.values()) {
+      if (!w.open) continue;
+      for (const c of changes) {
+        if (c.table.qualifiedName !== w.table.qualifiedName) continue;
+        w.touched.add(rowIdentity(c.table, c.row));
+        if (c.oldRow) w.touched.add(rowIdentity(c.table, c.oldRow));
+      }
+    }
+  }
+
+  private closeWindow(w: BackfillWindow, msg: LogicalMessage): void {
+    this.windows.delete(w.id);
+    if (!w.rows) {
+      w.reject(new Error('high watermark seen before the chunk was read'));
+      return;
+    }
+    const batch = this.openBatch();
+    const part = this.partFor(batch, w.sink.redis);
+    const meta: MessageMeta = { commitLsn: msg.lsn, commitTimeMicros: microsSince2000(Date.now()), sinkName: w.sink.sink.name };
+    const out = this.planOutput(part, w.sink.sink.name, meta);
+    let emitted = 0;
+    let skipped = 0;
+    for (const row of w.rows) {
+      if (w.touched.has(rowIdentity(w.table, row))) {
+        skipped++;
+        continue;
+      }
+      const change: Change = { action: 'read', table: w.table, row, oldRow: null, oldKind: null, idx: emitted };
+      out.current = change;
+      w.sink.sink.plan(change, meta, out);
+      emitted++;
+    }
+    for (const cmd of w.extraCommands) {
+      part.commands.push(cmd);
+      part.origins.push(null);
+    }
+    batch.commandCount = 0;
+    for (const p of batch.parts.values()) batch.commandCount += p.commands.length;
+    const k = `${w.sink.sink.name}\u0000read`;
+    batch.counts.set(k, (batch.counts.get(k) ?? 0) + emitted);
+    batch.onApplied.push(() => w.resolve({ emitted, skipped }));
+    this.afterPlanning(batch);
+  }
+
+  private planOutput(part: LanePart, sinkName: string, meta: MessageMeta): PlanOutput & { current: Change | null } {
+    const { metrics, log } = this.opts;
+    let origin: CommandOrigin | null = null;
+    let originOf: Change | null = null;
+    const out = {
+      current: null as Change | null,
+      command(cmd: RedisCommand): void {
+        if (originOf !== out.current) {
+          originOf = out.current;
+          origin = { sink: sinkName, change: out.current!, meta };
+        }
+        part.commands.push(cmd);
+        part.origins.push(origin);
+      },
+      fail(change: Change, reason: string): void {
+        part.commands.push(failedMessageCommand(change, meta, reason));
+        part.origins.push(null);
+        metrics.failed.inc({ sink: sinkName });
+        log.warn({ sink: sinkName, table: change.table.qualifiedName, lsn: formatLsn(meta.commitLsn), idx: change.idx, reason }, 'message failed');
+      },
+    };
+    return out;
+  }
+
+  // ---- batches -----------------------------------------------------------------------------
+
+  private openBatch(): Batch {
+    const last = this.batches[this.batches.length - 1];
+    if (last && !this.sealed.has(last)) return last;
+    const b: Batch = {
+      id: randomUUID(),
+      parts: new Map(),
+      commandCount: 0,
+      transactions: 0,
+      endLsn: ZERO_LSN,
+      position: this.plannedPosition,
+      lastCommitTime: null,
+      counts: new Map(),
+      onApplied: [],
+    };
+    this.batches.push(b);
+    return b;
+  }
+
+  private sealOpenBatch(): void {
+    const last = this.batches[this.batches.length - 1];
+    if (last) this.sealed.add(last);
+  }
+
+  private partFor(batch: Batch, lane: string): LanePart {
+    let part = batch.parts.get(lane);
+    if (!part) {
+      part = { commands: [], origins: [], unlinkPrefixes: [] };
+      batch.parts.set(lane, part);
+    }
+    return part;
+  }
+
+  private afterPlanning(batch: Batch): void {
+    if (batch.commandCount >= this.opts.batchMaxCommands) this.sealed.add(batch);
+    this.queuedCommands = this.batches.reduce((n, b) => n + b.commandCount, 0);
+    if (this.applying && this.queuedCommands >= this.opts.batchMaxCommands) this.pause('backpressure');
+  }
+
+  private kick(): void {
+    if (this.applying || this.fatal || this.intakeBusy) return;
+    const batch = this.batches.shift();
+    if (!batch) {
+      this.notifyIdle();
+      return;
+    }
+    this.sealed.add(batch);
+    this.queuedCommands = this.batches.reduce((n, b) => n + b.commandCount, 0);
+    if (this.queuedCommands < this.opts.batchMaxCommands) this.resume('backpressure');
+    this.applying = true;
     this.applyBatch(batch).then(
       () => {
         this.applying = false;
-        if (this.pending !== null) this.kick();
-        else this.notifyIdle();
+        this.kick();
       },
       (err: unknown) => {
         this.applying = false;
-        if (this.state === 'running') {
-          this.fatal = err instanceof Error ? err : new Error(String(err));
-          this.opts.log.error({ err: errorMessage(err) }, 'apply failed');
-        }
+        if (this.state === 'running') this.fail(err);
         this.notifyIdle();
       },
     );
@@ -275,22 +570,39 @@ export class Pipeline {
     const { metrics } = this.opts;
     await Promise.all(
       [...this.lanes.values()].map(async (lane) => {
-        const part = batch.parts.get(lane.name) ?? { commands: [], origins: [] };
+        const part = batch.parts.get(lane.name) ?? { commands: [], origins: [], unlinkPrefixes: [] };
         const retriesBefore = lane.retries;
-        await lane.apply({ commands: part.commands, origins: part.origins, lastCommitLsn: batch.lastCommitLsn });
+        await lane.apply({
+          batchId: batch.id,
+          commands: part.commands,
+          origins: part.origins,
+          positions: lane.sinks.map((name) => [name, this.positionFor(name, batch.position)]),
+          unlinkPrefixes: part.unlinkPrefixes,
+        });
         if (lane.retries > retriesBefore) metrics.redisRetries.inc({ redis: lane.name }, lane.retries - retriesBefore);
         metrics.batches.inc({ redis: lane.name });
       }),
     );
-    this.source.confirm(batch.endLsn);
-    this.lastAppliedCommitTime = batch.lastCommitTime;
+    if (batch.endLsn > ZERO_LSN) {
+      this.source.confirm(batch.endLsn);
+      metrics.confirmedLsn.set(Number(batch.endLsn));
+    }
+    if (batch.lastCommitTime !== null) this.lastAppliedCommitTime = batch.lastCommitTime;
     metrics.transactions.inc(batch.transactions);
     for (const [k, n] of batch.counts) {
       const [sink, action] = k.split('\u0000') as [string, string];
       metrics.changes.inc({ sink, action }, n);
     }
-    metrics.confirmedLsn.set(Number(batch.endLsn));
     metrics.batchSeconds.observe((performance.now() - started) / 1000);
+    for (const cb of batch.onApplied) cb();
+  }
+
+  /** A sink's position never moves backwards (replayed transactions it already has). */
+  private positionFor(sinkName: string, batchPosition: Position | null): string | null {
+    const start = this.sinkRuntime(sinkName)?.startPosition ?? null;
+    let p = batchPosition;
+    if (start !== null && (p === null || p.lsn < start.lsn || (p.lsn === start.lsn && p.idx !== null && (start.idx === null || p.idx < start.idx)))) p = start;
+    return p === null ? null : formatPosition(p);
   }
 
   private onRejected(lane: ApplyLane, rejected: RejectedCommand[]): void {
@@ -307,14 +619,30 @@ export class Pipeline {
     });
   }
 
+  private pause(reason: string): void {
+    if (this.pauseReasons.size === 0) this.source.pause();
+    this.pauseReasons.add(reason);
+  }
+
+  private resume(reason: string): void {
+    if (!this.pauseReasons.delete(reason)) return;
+    if (this.pauseReasons.size === 0) this.source.resume();
+  }
+
+  private fail(err: unknown): void {
+    this.fatal = err instanceof Error ? err : new Error(String(err));
+    this.opts.log.error({ err: errorMessage(err) }, 'pipeline stopped by an error');
+    this.notifyIdle();
+  }
+
+  private isIdle(): boolean {
+    return !this.applying && this.batches.length === 0 && this.intakeQueue.length === 0 && !this.intakeBusy;
+  }
+
   private notifyIdle(): void {
-    if (this.applying || this.pending !== null) return;
+    if (!this.isIdle() && !this.fatal) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     waiters.forEach((w) => w());
   }
-}
-
-function newBatch(): Batch {
-  return { parts: new Map(), commandCount: 0, transactions: 0, changes: 0, endLsn: ZERO_LSN, lastCommitLsn: ZERO_LSN, lastCommitTime: 0n, counts: new Map() };
 }

@@ -3,17 +3,21 @@ import type { RedisClient } from './connect.js';
 import type { RedisCommand } from '../sinks/sink.js';
 import type { Change } from '../core/change.js';
 import type { MessageMeta } from '../core/render.js';
-import { formatLsn, parseLsn, type Lsn } from '../pg/lsn.js';
+import { parsePosition, type Position } from '../pipeline/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
 
-/** What one Redis connection must apply for one batch of whole transactions. */
+/** What one Redis connection must apply for one batch. */
 export interface ApplyPart {
+  /** unique per batch: written with the batch, read back to tell whether a lost reply's EXEC ran */
+  readonly batchId: string;
   readonly commands: RedisCommand[];
   /** for each command, who to blame if Redis rejects it (null: bookkeeping commands) */
   readonly origins: (CommandOrigin | null)[];
-  /** commit LSN of the batch's last transaction: written to every sink's position key */
-  readonly lastCommitLsn: Lsn;
+  /** each sink's position, written to its position key in the same MULTI (null: none yet) */
+  readonly positions: readonly (readonly [string, string | null])[];
+  /** key prefixes to remove (SCAN + UNLINK) before the MULTI: TRUNCATE */
+  readonly unlinkPrefixes: readonly string[];
 }
 
 /** The message a data command was planned from, to blame if Redis rejects the command. */
@@ -32,18 +36,23 @@ export function positionKey(sink: string): string {
   return `sluice:pos:${sink}`;
 }
 
+export function batchMarkerKey(lane: string): string {
+  return `sluice:batch:${lane}`;
+}
+
 export type LaneState = 'ready' | 'retrying' | 'stopped';
 
 /**
  * Applies parts to one Redis connection, strictly one after the other. Each part is one
- * MULTI … EXEC holding the data commands and `SET sluice:pos:<sink> <commit lsn>` for every
- * sink of the connection, so Redis holds the data and the position of the same instant.
+ * MULTI … EXEC holding the data commands, `SET sluice:pos:<sink> <position>` for every sink of
+ * the connection, and `SET sluice:batch:<lane> <batch id>`: Redis holds the data and the
+ * position of the same instant.
  *
  * Only one part is in flight: with two, a part that Redis refuses (OOM, READONLY) could be
  * followed by one it accepts, and order would be lost. While a part is applied the pipeline
  * plans the next one, so Redis and Node still work in parallel.
  *
- * On any failure the lane reads the positions back: if the part's position is there, the EXEC
+ * On any failure the lane reads the batch marker back: if it holds this part's id, the EXEC
  * went through and only its reply was lost; otherwise the part is sent again. Backoff with
  * jitter in between, until it succeeds or the lane is stopped.
  */
@@ -62,11 +71,11 @@ export class ApplyLane {
     private readonly onRejected: (rejected: RejectedCommand[]) => void,
   ) {}
 
-  async readPositions(): Promise<Map<string, Lsn | null>> {
-    const out = new Map<string, Lsn | null>();
+  async readPositions(): Promise<Map<string, Position | null>> {
+    const out = new Map<string, Position | null>();
     for (const sink of this.sinks) {
       const v = await this.redis.get(positionKey(sink));
-      out.set(sink, v === null ? null : parseLsn(v));
+      out.set(sink, v === null ? null : parsePosition(v));
     }
     return out;
   }
@@ -77,8 +86,8 @@ export class ApplyLane {
     for (;;) {
       if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
       try {
-        if (attempt > 0 && (await this.alreadyApplied(part))) {
-          this.log.info({ redis: this.name, lsn: formatLsn(part.lastCommitLsn) }, 'batch was applied before its reply was lost');
+        if (attempt > 0 && (await this.redis.get(batchMarkerKey(this.name))) === part.batchId) {
+          this.log.info({ redis: this.name }, 'batch was applied before its reply was lost');
         } else {
           await this.exec(part);
         }
@@ -104,23 +113,30 @@ export class ApplyLane {
     this.abort.abort();
   }
 
-  private async alreadyApplied(part: ApplyPart): Promise<boolean> {
-    const positions = await this.readPositions();
-    for (const sink of this.sinks) {
-      const p = positions.get(sink);
-      if (p === null || p === undefined || p < part.lastCommitLsn) return false;
-    }
-    return true;
+  /** Removes every key starting with `prefix` (SCAN, never KEYS; UNLINK frees memory lazily). */
+  async unlinkPrefix(prefix: string): Promise<number> {
+    const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    let cursor = '0';
+    let removed = 0;
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) removed += await this.redis.unlink(...keys);
+    } while (cursor !== '0');
+    return removed;
   }
 
   private async exec(part: ApplyPart): Promise<void> {
-    const lsn = formatLsn(part.lastCommitLsn);
-    const commands: RedisCommand[] = part.commands.slice();
-    for (const sink of this.sinks) commands.push(['SET', positionKey(sink), lsn]);
+    for (const prefix of part.unlinkPrefixes) {
+      const n = await this.unlinkPrefix(prefix);
+      this.log.info({ redis: this.name, prefix, removed: n }, 'TRUNCATE applied: keys removed');
+    }
+    const multi = this.redis.multi();
+    for (const [name, ...args] of part.commands) multi.call(name!, ...args);
+    for (const [sink, position] of part.positions) if (position !== null) multi.set(positionKey(sink), position);
+    multi.set(batchMarkerKey(this.name), part.batchId);
     let results: [Error | null, unknown][] | null;
     try {
-      const multi = this.redis.multi();
-      for (const [name, ...args] of commands) multi.call(name!, ...args);
       results = await multi.exec();
     } catch (err) {
       // EXECABORT: Redis refused a command while queueing (OOM, NOPERM, READONLY, …): nothing applied.

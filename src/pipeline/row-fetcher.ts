@@ -1,0 +1,63 @@
+import type pg from 'pg';
+import type { Change, TableInfo } from '../core/change.js';
+import type { Tuple } from '../pg/pgoutput/types.js';
+import { createTextClient, literal } from '../pg/text-client.js';
+import { readCatalogTable, type CatalogTable } from '../pg/catalog.js';
+
+/**
+ * Reads current rows by primary key, as text, for changes whose unchanged TOAST values Postgres
+ * did not send. One query per table per transaction.
+ */
+export class RowFetcher {
+  private client: pg.Client | null = null;
+  private readonly catalog = new Map<string, CatalogTable>();
+
+  constructor(private readonly url: string) {}
+
+  /** For each change, the row as it is now (in the change's column order), or nothing if gone. */
+  async fetch(changes: readonly Change[]): Promise<Map<Change, Tuple>> {
+    const client = await this.connect();
+    const out = new Map<Change, Tuple>();
+    const byTable = new Map<TableInfo, Change[]>();
+    for (const c of changes) byTable.set(c.table, [...(byTable.get(c.table) ?? []), c]);
+    for (const [table, list] of byTable) {
+      let cat = this.catalog.get(table.qualifiedName);
+      if (!cat) {
+        const read = await readCatalogTable(client, table.qualifiedName);
+        if (!read) continue;
+        cat = read;
+        this.catalog.set(table.qualifiedName, cat);
+      }
+      const sqlType = (name: string): string => cat.sqlTypes[cat.info.columns.findIndex((c) => c.name === name)] ?? 'text';
+      const keyNames = table.keyIndexes.map((i) => table.columns[i]!.name);
+      const ident = (n: string): string => `"${n.replace(/"/g, '""')}"`;
+      const tuples = list.map((c) => `(${table.keyIndexes.map((i, j) => literal(c.row[i] ?? '', sqlType(keyNames[j]!))).join(', ')})`);
+      const sql = `select ${table.columns.map((c) => `${ident(c.name)}::text`).join(', ')} from ${cat.quoted} where (${keyNames.map(ident).join(', ')}) in (${tuples.join(', ')})`;
+      const r = await client.query<(string | null)[]>({ text: sql, rowMode: 'array' });
+      const rows = new Map<string, Tuple>();
+      for (const row of r.rows) rows.set(table.keyIndexes.map((i) => row[i]).join('\u0000'), row);
+      for (const c of list) {
+        const found = rows.get(table.keyIndexes.map((i) => c.row[i]).join('\u0000'));
+        if (found) out.set(c, found);
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    await c?.end().catch(() => undefined);
+  }
+
+  private async connect(): Promise<pg.Client> {
+    if (this.client) return this.client;
+    const c = createTextClient(this.url, 'sluice-fetch');
+    c.on('error', () => {
+      if (this.client === c) this.client = null;
+    });
+    await c.connect();
+    this.client = c;
+    return c;
+  }
+}
