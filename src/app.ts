@@ -9,6 +9,7 @@ import { Metrics } from './metrics.js';
 import type { Logger } from './util/log.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { formatLsn } from './pg/lsn.js';
+import { BackfillManager } from './backfill/backfill-manager.js';
 
 export interface RunningSluice {
   readonly config: SluiceConfig;
@@ -17,6 +18,7 @@ export interface RunningSluice {
   readonly monitor: SourceMonitor;
   readonly http: HttpServer | null;
   readonly redis: ReadonlyMap<string, RedisClient>;
+  readonly backfills: BackfillManager;
   stop(): Promise<void>;
 }
 
@@ -62,7 +64,9 @@ export async function startSluice(config: SluiceConfig, log: Logger): Promise<Ru
     throw err;
   }
   monitor.start();
-  const http = config.http.port > 0 ? await startHttpServer({ config, pipeline, metrics, monitor, log }) : null;
+  const backfills = new BackfillManager(pipeline, config.source.url, log);
+  await backfills.resume(config.sinks.filter((s) => s.backfill).map((s) => s.name));
+  const http = config.http.port > 0 ? await startHttpServer({ config, pipeline, metrics, monitor, backfills, log }) : null;
   log.info({ sinks: config.sinks.map((s) => s.name), http: http?.url ?? null }, 'sluice started');
   let stopping: Promise<void> | null = null;
   return {
@@ -72,8 +76,10 @@ export async function startSluice(config: SluiceConfig, log: Logger): Promise<Ru
     monitor,
     http,
     redis,
+    backfills,
     stop(): Promise<void> {
       stopping ??= (async () => {
+        await backfills.stop();
         await pipeline.stop();
         await monitor.stop();
         await http?.close();

@@ -43,7 +43,12 @@ Ctrl-C stops everything. Data lives in DIR (default: a temporary directory).
 
 Asks the running instance (http.port of the config) for its sinks, state, lag and failed messages.
 `,
-  backfill: `Usage: sluice backfill SINK [--table T] [-c sluice.yaml]\n\nAsks the running instance to backfill a sink (or one table of it) and prints progress.\n`,
+  backfill: `Usage: sluice backfill SINK [--table T] [--from "column>=value"] [-c sluice.yaml]
+
+Asks the running instance to backfill a sink (or one table of it), copying existing rows while
+live changes keep flowing (no row ever moves backwards in Redis), and prints progress until done.
+--from copies only rows matching one comparison, e.g. --from "updated_at>=2026-01-01".
+`,
   verify: `Usage: sluice verify SINK [--repair] [-c sluice.yaml]\n\nCompares Postgres rows with the Redis keys the sink should hold.\n`,
 };
 
@@ -81,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       return (await import('./status.js')).runStatus(values.config);
     case 'backfill':
+      return (await import('./backfill.js')).runBackfill(values.config, rest[0], values.table, values.from);
     case 'verify':
       throw new SluiceError('not_available', `sluice ${command} is not available in this version yet`);
     default:

@@ -6,6 +6,8 @@ import type { Metrics } from '../metrics.js';
 import type { SourceMonitor } from '../pg/source-monitor.js';
 import type { Logger } from '../util/log.js';
 import { formatLsn } from '../pg/lsn.js';
+import type { BackfillManager } from '../backfill/backfill-manager.js';
+import { SluiceError, errorMessage } from '../util/errors.js';
 
 export interface HttpServer {
   readonly url: string;
@@ -18,6 +20,7 @@ export interface HttpDeps {
   pipeline: Pipeline;
   metrics: Metrics;
   monitor: SourceMonitor;
+  backfills: BackfillManager;
   log: Logger;
 }
 
@@ -73,12 +76,30 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
       failed_messages: failed.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0),
       lag_ms: pipeline.lagMs(),
       lag_bytes: monitor.last?.lagBytes ?? null,
+      backfills: (await deps.backfills.list(name)).filter((b) => b.state !== 'done'),
     };
   };
   app.get('/api/sinks', async () => ({ sinks: await Promise.all(config.sinks.map((s) => sinkView(s.name))) }));
   app.get<{ Params: { name: string } }>('/api/sinks/:name', async (req, reply) => {
     const view = await sinkView(req.params.name);
     return view ?? apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+  });
+  app.get<{ Params: { name: string } }>('/api/sinks/:name/backfills', async (req, reply) => {
+    if (!config.sinks.some((s) => s.name === req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+    return { backfills: await deps.backfills.list(req.params.name) };
+  });
+  app.post<{ Params: { name: string }; Body: { table?: unknown; from?: unknown } | undefined }>('/api/sinks/:name/backfills', async (req, reply) => {
+    if (!config.sinks.some((s) => s.name === req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+    const body = req.body ?? {};
+    if (body.table !== undefined && typeof body.table !== 'string') return apiError(reply, 400, 'bad_request', 'table must be a string');
+    if (body.from !== undefined && typeof body.from !== 'string') return apiError(reply, 400, 'bad_request', 'from must be a string like "updated_at>=2026-01-01"');
+    try {
+      const started = await deps.backfills.start(req.params.name, { table: body.table, from: body.from });
+      return reply.code(202).send({ backfills: started });
+    } catch (err) {
+      const code = err instanceof SluiceError ? err.code : 'backfill_failed';
+      return apiError(reply, 400, code, errorMessage(err));
+    }
   });
   app.setNotFoundHandler((req, reply) => apiError(reply, 404, 'not_found', `no route ${req.method} ${req.url}`));
   const address = await app.listen({ port: config.http.port, host: config.http.host });

@@ -1,0 +1,176 @@
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import { WATERMARK_PREFIX } from '../pipeline/pipeline.js';
+import type { CatalogTable } from '../pg/catalog.js';
+import { readCatalogTable } from '../pg/catalog.js';
+import { createTextClient, literal } from '../pg/text-client.js';
+import type { Tuple } from '../pg/pgoutput/types.js';
+import { CopyTextParser } from './copy-text.js';
+import { conditionSql } from './condition.js';
+import type { RedisCommand } from '../sinks/sink.js';
+
+/** What is persisted per (sink, table) in `sluice:backfill:<sink>`, with the rows it covers. */
+export interface BackfillRecord {
+  id: string;
+  sink: string;
+  table: string;
+  state: 'running' | 'done' | 'failed' | 'cancelled';
+  /** key column values (text) of the last row copied; null: from the start */
+  cursor: string[] | null;
+  rows: number;
+  /** rows of chunks that the stream had already changed between the watermarks */
+  superseded: number;
+  estimated_total: number | null;
+  from: string | null;
+  started_at: string;
+  updated_at: string;
+  error?: string;
+}
+
+export function backfillKey(sink: string): string {
+  return `sluice:backfill:${sink}`;
+}
+
+export interface ChunkResult {
+  readonly copied: number;
+  readonly emitted: number;
+  readonly skipped: number;
+  readonly done: boolean;
+}
+
+const MIN_CHUNK = 200;
+const MAX_CHUNK = 20_000;
+/** a chunk's COPY should take about this long: short enough to keep the window small */
+const TARGET_CHUNK_MS = 250;
+
+/**
+ * Copies one table for one sink, chunk by chunk in key order, each chunk between a low and a
+ * high watermark written to the WAL (DBLog). The pipeline drops from a chunk every row the
+ * stream changed between its watermarks and emits the rest as `read` messages at the high
+ * watermark, with the new cursor in the same MULTI: a restart resumes exactly after the last
+ * chunk Redis holds. One chunk at a time, applied before the next is read: memory is bounded
+ * and the pace is the sink's.
+ */
+export class BackfillWorker {
+  private client: pg.Client | null = null;
+  private table: CatalogTable | null = null;
+  private chunkSize = 1000;
+  private stopped = false;
+
+  constructor(
+    private readonly pipeline: Pipeline,
+    private readonly url: string,
+    readonly record: BackfillRecord,
+  ) {}
+
+  async open(): Promise<CatalogTable> {
+    const client = createTextClient(this.url, 'sluice-backfill');
+    client.on('error', () => undefined);
+    await client.connect();
+    // the watermarks must reach the WAL (and the walsender) at once
+    await client.query('set synchronous_commit = on');
+    this.client = client;
+    const table = await readCatalogTable(client, this.record.table);
+    if (!table) throw new Error(`table ${this.record.table} does not exist`);
+    if (table.info.keyIndexes.length === 0 || table.info.replicaIdentity === 'f' && table.info.keyIndexes.length === table.info.columns.length && !(await this.hasUniqueKey(table))) {
+      throw new Error(`table ${this.record.table} has no primary key or replica identity index to read it in order: add one (ALTER TABLE ${this.record.table} ADD PRIMARY KEY (…))`);
+    }
+    this.table = table;
+    if (this.record.estimated_total === null) this.record.estimated_total = await this.estimateRows(table);
+    return table;
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** Reads, hands over and waits for one chunk. */
+  async chunk(): Promise<ChunkResult> {
+    const client = this.client!;
+    const table = this.table!;
+    const window = this.pipeline.openBackfillWindow(this.record.sink, table.info);
+    try {
+      await client.query(`select pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `lw:${window.id}`]);
+      const started = performance.now();
+      const rows = await this.copyChunk(client, table);
+      this.adapt(performance.now() - started, rows.length);
+      const done = rows.length < this.chunkSizeUsed;
+      const last = rows[rows.length - 1];
+      const next: BackfillRecord = {
+        ...this.record,
+        cursor: last ? table.info.keyIndexes.map((i) => last[i] ?? '') : this.record.cursor,
+        rows: this.record.rows + rows.length,
+        state: done ? 'done' : 'running',
+        updated_at: new Date().toISOString(),
+      };
+      const persist: RedisCommand = ['HSET', backfillKey(this.record.sink), this.record.table, JSON.stringify(next)];
+      this.pipeline.fillBackfillWindow(window.id, rows, [persist]);
+      await client.query(`select pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `hw:${window.id}`]);
+      const r = await window.applied;
+      next.superseded = this.record.superseded + r.skipped;
+      Object.assign(this.record, next);
+      return { copied: rows.length, emitted: r.emitted, skipped: r.skipped, done };
+    } catch (err) {
+      this.pipeline.cancelBackfillWindow(window.id, 'chunk failed');
+      window.applied.catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    await c?.end().catch(() => undefined);
+  }
+
+  private chunkSizeUsed = 0;
+
+  private async copyChunk(client: pg.Client, table: CatalogTable): Promise<Tuple[]> {
+    const ident = (n: string): string => `"${n.replace(/"/g, '""')}"`;
+    const keys = table.info.keyIndexes;
+    const keyList = keys.map((i) => ident(table.info.columns[i]!.name)).join(', ');
+    const where: string[] = [];
+    if (this.record.cursor) {
+      const values = keys.map((i, j) => literal(this.record.cursor![j] ?? '', table.sqlTypes[i]!));
+      where.push(`(${keyList}) > (${values.join(', ')})`);
+    }
+    if (this.record.from) where.push(conditionSql(this.record.from, table));
+    this.chunkSizeUsed = this.chunkSize;
+    const sql =
+      `COPY (SELECT ${table.info.columns.map((c) => ident(c.name)).join(', ')} FROM ${table.quoted}` +
+      `${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyList} LIMIT ${this.chunkSizeUsed}) TO STDOUT`;
+    const rows: Tuple[] = [];
+    const parser = new CopyTextParser();
+    const stream = client.query(copyTo(sql));
+    for await (const chunk of stream as AsyncIterable<Buffer>) parser.push(chunk, (row) => rows.push(row));
+    parser.end();
+    return rows;
+  }
+
+  /** Keeps each COPY near TARGET_CHUNK_MS so the window between watermarks stays short. */
+  private adapt(ms: number, rows: number): void {
+    if (rows < this.chunkSizeUsed) return;
+    const factor = Math.max(0.5, Math.min(2, TARGET_CHUNK_MS / Math.max(ms, 1)));
+    this.chunkSize = Math.round(Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, this.chunkSize * factor)));
+  }
+
+  private async estimateRows(table: CatalogTable): Promise<number> {
+    if (table.estimatedRows >= 0 && table.estimatedRows > 2_000_000 && !this.record.from) return Math.round(table.estimatedRows);
+    const where = this.record.from ? ` WHERE ${conditionSql(this.record.from, table)}` : '';
+    const r = await this.client!.query<{ n: string }>(`select count(*) as n from ${table.quoted}${where}`);
+    return Number(r.rows[0]?.n ?? 0);
+  }
+
+  private async hasUniqueKey(table: CatalogTable): Promise<boolean> {
+    const r = await this.client!.query<{ n: string }>(
+      `select count(*) as n from pg_index where indrelid = $1::oid and (indisprimary or indisreplident)`,
+      [String(table.info.relationOid)],
+    );
+    return Number(r.rows[0]?.n ?? 0) > 0;
+  }
+}
