@@ -68,16 +68,21 @@ interface Batch {
   readonly onApplied: (() => void)[];
 }
 
-/** A backfill chunk waiting for its high watermark (DBLog). */
+/**
+ * A backfill chunk waiting for its high watermark (DBLog). In `orphans` mode it carries keys to
+ * delete instead of rows: those the sink wrote between the watermarks are kept.
+ */
 interface BackfillWindow {
   readonly id: string;
+  readonly mode: 'rows' | 'orphans';
   readonly sink: SinkRuntime;
-  readonly table: TableInfo;
+  readonly table: TableInfo | null;
   /** the low watermark has been seen in the stream: changes to the table are now tracked */
   open: boolean;
   /** identities of rows changed in the stream between the watermarks: their chunk rows are stale */
   readonly touched: Set<string>;
   rows: Tuple[] | null;
+  orphans: string[] | null;
   extraCommands: RedisCommand[];
   resolve: (r: { emitted: number; skipped: number }) => void;
   reject: (err: Error) => void;
@@ -248,9 +253,29 @@ export class Pipeline {
     if (!sink) throw new Error(`no sink named "${sinkName}"`);
     const id = randomUUID();
     const applied = new Promise<{ emitted: number; skipped: number }>((resolve, reject) => {
-      this.windows.set(id, { id, sink, table, open: false, touched: new Set(), rows: null, extraCommands: [], resolve, reject });
+      this.windows.set(id, { id, mode: 'rows', sink, table, open: false, touched: new Set(), rows: null, orphans: null, extraCommands: [], resolve, reject });
     });
     return { id, applied };
+  }
+
+  /**
+   * An orphan sweep: keys the sink should not hold are collected after the low watermark
+   * (fillOrphanWindow) and deleted at the high watermark, except those the sink wrote in between.
+   */
+  openOrphanWindow(sinkName: string): { id: string; applied: Promise<{ emitted: number; skipped: number }> } {
+    const sink = this.sinkRuntime(sinkName);
+    if (!sink) throw new Error(`no sink named "${sinkName}"`);
+    const id = randomUUID();
+    const applied = new Promise<{ emitted: number; skipped: number }>((resolve, reject) => {
+      this.windows.set(id, { id, mode: 'orphans', sink, table: null, open: false, touched: new Set(), rows: null, orphans: null, extraCommands: [], resolve, reject });
+    });
+    return { id, applied };
+  }
+
+  fillOrphanWindow(id: string, keys: string[]): void {
+    const w = this.windows.get(id);
+    if (!w || w.mode !== 'orphans') throw new Error(`orphan window ${id} is not open`);
+    w.orphans = keys;
   }
 
   /** The chunk's rows, read after the low watermark; call before emitting the high watermark. */
@@ -434,7 +459,7 @@ export class Pipeline {
   private trackWindows(changes: readonly Change[]): void {
     if (this.windows.size === 0) return;
     for (const w of this.windows.values()) {
-      if (!w.open) continue;
+      if (!w.open || w.mode !== 'rows' || !w.table) continue;
       for (const c of changes) {
         if (c.table.qualifiedName !== w.table.qualifiedName) continue;
         w.touched.add(rowIdentity(c.table, c.row));
@@ -445,7 +470,11 @@ export class Pipeline {
 
   private closeWindow(w: BackfillWindow, msg: LogicalMessage): void {
     this.windows.delete(w.id);
-    if (!w.rows) {
+    if (w.mode === 'orphans') {
+      this.closeOrphanWindow(w);
+      return;
+    }
+    if (!w.rows || !w.table) {
       w.reject(new Error('high watermark seen before the chunk was read'));
       return;
     }
@@ -477,13 +506,47 @@ export class Pipeline {
     this.afterPlanning(batch);
   }
 
+  private closeOrphanWindow(w: BackfillWindow): void {
+    if (!w.orphans) {
+      w.reject(new Error('high watermark seen before the orphan keys were collected'));
+      return;
+    }
+    const batch = this.openBatch();
+    const part = this.partFor(batch, w.sink.redis);
+    let emitted = 0;
+    let skipped = 0;
+    for (const key of w.orphans) {
+      if (w.touched.has(key)) {
+        skipped++;
+        continue;
+      }
+      part.commands.push(['DEL', key]);
+      part.origins.push(null);
+      emitted++;
+    }
+    batch.commandCount = 0;
+    for (const p of batch.parts.values()) batch.commandCount += p.commands.length;
+    batch.onApplied.push(() => w.resolve({ emitted, skipped }));
+    this.afterPlanning(batch);
+  }
+
+  /** Open orphan windows of a sink: the keys it writes are recorded (they are not orphans). */
+  private keyTrackers(sinkName: string): Set<string>[] | null {
+    if (this.windows.size === 0) return null;
+    let out: Set<string>[] | null = null;
+    for (const w of this.windows.values()) if (w.mode === 'orphans' && w.open && w.sink.sink.name === sinkName) (out ??= []).push(w.touched);
+    return out;
+  }
+
   private planOutput(part: LanePart, sinkName: string, meta: MessageMeta): PlanOutput & { current: Change | null } {
     const { metrics, log } = this.opts;
     let origin: CommandOrigin | null = null;
     let originOf: Change | null = null;
+    const trackers = this.keyTrackers(sinkName);
     const out = {
       current: null as Change | null,
       command(cmd: RedisCommand): void {
+        if (trackers) for (const k of commandKeys(cmd)) for (const t of trackers) t.add(k);
         if (originOf !== out.current) {
           originOf = out.current;
           origin = { sink: sinkName, change: out.current!, meta };
@@ -645,4 +708,12 @@ export class Pipeline {
     this.idleWaiters = [];
     waiters.forEach((w) => w());
   }
+}
+
+/** The keys a planned command writes (EVAL declares them; other commands write their first argument). */
+export function commandKeys(cmd: RedisCommand): string[] {
+  const name = cmd[0]?.toUpperCase();
+  if (name === 'EVAL' || name === 'EVALSHA') return cmd.slice(3, 3 + Number(cmd[2] ?? 0));
+  if (name === 'PUBLISH') return [];
+  return cmd[1] === undefined ? [] : [cmd[1]];
 }
