@@ -13,6 +13,8 @@ interface OpenTransaction {
   messages: LogicalMessage[];
   /** index of the next change (counts across chunks) */
   nextIdx: number;
+  /** wire size of the changes held (pgoutput bytes) */
+  bytes: number;
 }
 
 export interface AssemblerOutput {
@@ -37,10 +39,12 @@ export class TransactionAssembler {
    * @param maxRows a transaction with more changes than this is handed over in chunks of this
    *   size (without protocol streaming, pgoutput sends only committed transactions, so a chunk
    *   can be applied before the Commit message arrives; memory stays bounded)
+   * @param maxBytes the same bound in pgoutput bytes, for wide rows
    */
   constructor(
     private readonly out: AssemblerOutput,
     private readonly maxRows = Number.POSITIVE_INFINITY,
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
   ) {}
 
   /** Forget the transaction being received (the connection dropped; Postgres will resend it). */
@@ -52,14 +56,25 @@ export class TransactionAssembler {
     return this.open !== null;
   }
 
+  /** changes held for the transaction being received (counts toward backpressure) */
+  get openRows(): number {
+    return this.open?.changes.length ?? 0;
+  }
+
+  get openBytes(): number {
+    return this.open?.bytes ?? 0;
+  }
+
   table(relationOid: number): TableInfo | undefined {
     return this.relations.get(relationOid);
   }
 
-  push(msg: PgoutputMessage): void {
+  /** @param size the message's size on the wire, for the byte bound of chunks */
+  push(msg: PgoutputMessage, size = 0): void {
+    if (this.open) this.open.bytes += size;
     switch (msg.tag) {
       case 'begin':
-        this.open = { xid: msg.xid, finalLsn: msg.finalLsn, commitTimeMicros: msg.commitTimeMicros, changes: [], truncates: [], messages: [], nextIdx: 0 };
+        this.open = { xid: msg.xid, finalLsn: msg.finalLsn, commitTimeMicros: msg.commitTimeMicros, changes: [], truncates: [], messages: [], nextIdx: 0, bytes: 0 };
         return;
       case 'commit': {
         const open = this.requireOpen('commit');
@@ -123,7 +138,7 @@ export class TransactionAssembler {
   }
 
   private maybeFlushChunk(open: OpenTransaction): void {
-    if (open.changes.length < this.maxRows) return;
+    if (open.changes.length < this.maxRows && open.bytes < this.maxBytes) return;
     this.out.transaction({
       xid: open.xid,
       commitLsn: open.finalLsn,
@@ -136,6 +151,7 @@ export class TransactionAssembler {
     });
     open.changes = [];
     open.truncates = [];
+    open.bytes = 0;
   }
 
   private requireOpen(what: string): OpenTransaction {

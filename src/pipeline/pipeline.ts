@@ -38,7 +38,11 @@ export interface PipelineOptions {
   batchMaxCommands: number;
   /** a transaction with more changes is applied in chunks of this size */
   maxTransactionRows: number;
+  /** bound of one batch (and of a chunk of a large transaction) in bytes: wide rows */
+  batchMaxBytes?: number;
 }
+
+const DEFAULT_BATCH_MAX_BYTES = 32 * 1024 * 1024;
 
 export interface SinkRuntime extends SinkSpec {
   readonly matcher: TableMatcher;
@@ -58,6 +62,8 @@ interface Batch {
   readonly id: string;
   readonly parts: Map<string, LanePart>;
   commandCount: number;
+  /** approximate size of the batch's commands */
+  bytes: number;
   transactions: number;
   /** end LSN of the last complete transaction: confirmed once the batch is applied (0: none) */
   endLsn: Lsn;
@@ -122,6 +128,7 @@ export class Pipeline {
   private readonly sealed = new WeakSet<Batch>();
   private connectedOnce = false;
   private queuedCommands = 0;
+  private queuedBytes = 0;
   private applying = false;
   private readonly pauseReasons = new Set<string>();
   private readonly intakeQueue: IntakeItem[] = [];
@@ -133,6 +140,9 @@ export class Pipeline {
   private idleWaiters: (() => void)[] = [];
   private fatal: Error | null = null;
   private readonly windows = new Map<string, BackfillWindow>();
+  /** primary key columns of REPLICA IDENTITY FULL tables (pgoutput marks all their columns as key) */
+  private readonly primaryKeys = new Map<string, readonly string[] | null>();
+  private readonly keyedTables = new WeakMap<TableInfo, TableInfo>();
   private readonly fetcher: RowFetcher;
 
   constructor(private readonly opts: PipelineOptions) {
@@ -148,6 +158,7 @@ export class Pipeline {
         logicalMessage: (msg) => this.intake({ kind: 'message', msg }),
       },
       opts.maxTransactionRows,
+      opts.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES,
     );
     this.source = new ReplicationSource({
       ...opts.source,
@@ -302,7 +313,25 @@ export class Pipeline {
       if (!this.assembler.inTransaction && this.isIdle()) this.source.confirm(msg.walEnd);
       return;
     }
-    this.assembler.push(this.decoder.decode(msg.data));
+    this.assembler.push(this.decoder.decode(msg.data), msg.data.length);
+    // a large transaction being received counts toward the queue: memory stays bounded
+    if (this.applying && this.overloaded()) this.pause('backpressure');
+  }
+
+  /**
+   * Backpressure: while a batch is being applied, stop reading once the queued batches and the
+   * transaction being received hold `batchMaxCommands`; read again as soon as they hold less.
+   */
+  private updateBackpressure(): void {
+    if (this.applying && this.overloaded()) this.pause('backpressure');
+    else this.resume('backpressure');
+  }
+
+  private overloaded(): boolean {
+    return (
+      this.queuedCommands + this.assembler.openRows >= this.opts.batchMaxCommands ||
+      this.queuedBytes + this.assembler.openBytes >= (this.opts.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES)
+    );
   }
 
   private intake(item: IntakeItem): void {
@@ -313,10 +342,10 @@ export class Pipeline {
   private drainIntake(): void {
     while (this.intakeQueue.length > 0 && !this.fatal) {
       const item = this.intakeQueue[0]!;
-      if (item.kind === 'txn' && this.needsFetch(item.txn)) {
+      if (item.kind === 'txn' && (this.needsKeys(item.txn) || this.needsFetch(item.txn))) {
         this.intakeBusy = true;
         this.pause('intake');
-        this.fetchUnchangedToast(item.txn).then(
+        this.prepare(item.txn).then(
           (txn) => {
             item.txn = txn;
             this.intakeBusy = false;
@@ -332,6 +361,35 @@ export class Pipeline {
       else this.processMessage(item.msg);
     }
     this.kick();
+  }
+
+  private async prepare(txn: Transaction): Promise<Transaction> {
+    for (const c of txn.changes) {
+      const name = c.table.qualifiedName;
+      if (c.table.replicaIdentity === 'f' && !this.primaryKeys.has(name)) this.primaryKeys.set(name, await this.fetcher.primaryKey(name));
+    }
+    return this.needsFetch(txn) ? this.fetchUnchangedToast(txn) : txn;
+  }
+
+  private needsKeys(txn: Transaction): boolean {
+    for (const c of txn.changes) if (c.table.replicaIdentity === 'f' && !this.primaryKeys.has(c.table.qualifiedName)) return true;
+    return false;
+  }
+
+  /** With REPLICA IDENTITY FULL, the table as keyed by its primary key (for {pk} and identities). */
+  private keyed(table: TableInfo): TableInfo {
+    if (table.replicaIdentity !== 'f') return table;
+    let t = this.keyedTables.get(table);
+    if (!t) {
+      const pk = this.primaryKeys.get(table.qualifiedName);
+      if (!pk || pk.length === 0) t = table;
+      else {
+        const columns = table.columns.map((c) => ({ ...c, isKey: pk.includes(c.name) }));
+        t = { ...table, columns, keyIndexes: columns.flatMap((c, i) => (c.isKey ? [i] : [])) };
+      }
+      this.keyedTables.set(table, t);
+    }
+    return t;
   }
 
   private needsFetch(txn: Transaction): boolean {
@@ -369,9 +427,12 @@ export class Pipeline {
 
   // ---- planning ----------------------------------------------------------------------------
 
-  private processTransaction(raw: Transaction): void {
-    const txn = this.dropResent(raw);
-    if (txn === null) return;
+  private processTransaction(received: Transaction): void {
+    const deduped = this.dropResent(received);
+    if (deduped === null) return;
+    const txn = deduped.changes.some((c) => c.table.replicaIdentity === 'f')
+      ? { ...deduped, changes: deduped.changes.map((c) => (c.table.replicaIdentity === 'f' ? { ...c, table: this.keyed(c.table) } : c)) }
+      : deduped;
     const { metrics, log } = this.opts;
     const truncated = this.truncatedTables(txn);
     if (truncated.size > 0) this.sealOpenBatch(); // the unlink runs before the batch's MULTI
@@ -380,11 +441,11 @@ export class Pipeline {
     for (const sink of this.sinks) {
       const meta: MessageMeta = { commitLsn: txn.commitLsn, commitTimeMicros: txn.commitTimeMicros, sinkName: sink.sink.name };
       const part = this.partFor(batch, sink.redis);
-      const out = this.planOutput(part, sink.sink.name, meta);
+      const out = this.planOutput(batch, part, sink.sink.name, meta);
       for (const raw of txn.changes) {
         if (!sink.actionSet.has(raw.action) || !sink.matcher.matches(raw.table)) continue;
         if (isCovered(sink.startPosition, txn.commitLsn, raw.idx)) continue;
-        const t = truncated.get(raw.table);
+        const t = truncated.get(raw.table.qualifiedName);
         if (t !== undefined && raw.idx < t) continue; // emptied by the TRUNCATE that follows
         const change = fillUnchangedToast(raw);
         out.current = change;
@@ -407,8 +468,6 @@ export class Pipeline {
       }
     }
     this.trackWindows(txn.changes);
-    batch.commandCount = 0;
-    for (const p of batch.parts.values()) batch.commandCount += p.commands.length;
     this.plannedPosition = txn.complete ? { lsn: txn.commitLsn, idx: null } : { lsn: txn.commitLsn, idx: lastIdx };
     batch.position = this.plannedPosition;
     batch.lastCommitTime = txn.commitTimeMicros;
@@ -436,10 +495,13 @@ export class Pipeline {
     return changes === txn.changes ? txn : { ...txn, changes };
   }
 
-  /** Tables truncated by this transaction, with the index of the (last) truncate. */
-  private truncatedTables(txn: Transaction): Map<TableInfo, number> {
-    const out = new Map<TableInfo, number>();
-    for (const tr of txn.truncates) for (const t of tr.tables) if (this.sinks.some((s) => s.matcher.matches(t))) out.set(t, tr.idx);
+  /**
+   * Tables truncated by this transaction (by name: Postgres may describe a table again between
+   * a change and a TRUNCATE), with the index of the last truncate.
+   */
+  private truncatedTables(txn: Transaction): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const tr of txn.truncates) for (const t of tr.tables) if (this.sinks.some((s) => s.matcher.matches(t))) out.set(t.qualifiedName, tr.idx);
     return out;
   }
 
@@ -481,7 +543,7 @@ export class Pipeline {
     const batch = this.openBatch();
     const part = this.partFor(batch, w.sink.redis);
     const meta: MessageMeta = { commitLsn: msg.lsn, commitTimeMicros: microsSince2000(Date.now()), sinkName: w.sink.sink.name };
-    const out = this.planOutput(part, w.sink.sink.name, meta);
+    const out = this.planOutput(batch, part, w.sink.sink.name, meta);
     let emitted = 0;
     let skipped = 0;
     for (const row of w.rows) {
@@ -494,12 +556,7 @@ export class Pipeline {
       w.sink.sink.plan(change, meta, out);
       emitted++;
     }
-    for (const cmd of w.extraCommands) {
-      part.commands.push(cmd);
-      part.origins.push(null);
-    }
-    batch.commandCount = 0;
-    for (const p of batch.parts.values()) batch.commandCount += p.commands.length;
+    for (const cmd of w.extraCommands) out.bookkeeping(cmd);
     const k = `${w.sink.sink.name}\u0000read`;
     batch.counts.set(k, (batch.counts.get(k) ?? 0) + emitted);
     batch.onApplied.push(() => w.resolve({ emitted, skipped }));
@@ -522,10 +579,10 @@ export class Pipeline {
       }
       part.commands.push(['DEL', key]);
       part.origins.push(null);
+      batch.commandCount++;
+      batch.bytes += key.length;
       emitted++;
     }
-    batch.commandCount = 0;
-    for (const p of batch.parts.values()) batch.commandCount += p.commands.length;
     batch.onApplied.push(() => w.resolve({ emitted, skipped }));
     this.afterPlanning(batch);
   }
@@ -538,7 +595,7 @@ export class Pipeline {
     return out;
   }
 
-  private planOutput(part: LanePart, sinkName: string, meta: MessageMeta): PlanOutput & { current: Change | null } {
+  private planOutput(batch: Batch, part: LanePart, sinkName: string, meta: MessageMeta): PlanOutput & { current: Change | null; bookkeeping(cmd: RedisCommand): void } {
     const { metrics, log } = this.opts;
     let origin: CommandOrigin | null = null;
     let originOf: Change | null = null;
@@ -553,10 +610,17 @@ export class Pipeline {
         }
         part.commands.push(cmd);
         part.origins.push(origin);
+        batch.commandCount++;
+        for (let i = 1; i < cmd.length; i++) batch.bytes += cmd[i]!.length;
+      },
+      bookkeeping(cmd: RedisCommand): void {
+        part.commands.push(cmd);
+        part.origins.push(null);
+        batch.commandCount++;
+        for (let i = 1; i < cmd.length; i++) batch.bytes += cmd[i]!.length;
       },
       fail(change: Change, reason: string): void {
-        part.commands.push(failedMessageCommand(change, meta, reason));
-        part.origins.push(null);
+        out.bookkeeping(failedMessageCommand(change, meta, reason));
         metrics.failed.inc({ sink: sinkName });
         log.warn({ sink: sinkName, table: change.table.qualifiedName, lsn: formatLsn(meta.commitLsn), idx: change.idx, reason }, 'message failed');
       },
@@ -573,6 +637,7 @@ export class Pipeline {
       id: randomUUID(),
       parts: new Map(),
       commandCount: 0,
+      bytes: 0,
       transactions: 0,
       endLsn: ZERO_LSN,
       position: this.plannedPosition,
@@ -599,9 +664,9 @@ export class Pipeline {
   }
 
   private afterPlanning(batch: Batch): void {
-    if (batch.commandCount >= this.opts.batchMaxCommands) this.sealed.add(batch);
-    this.queuedCommands = this.batches.reduce((n, b) => n + b.commandCount, 0);
-    if (this.applying && this.queuedCommands >= this.opts.batchMaxCommands) this.pause('backpressure');
+    if (batch.commandCount >= this.opts.batchMaxCommands || batch.bytes >= (this.opts.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES)) this.sealed.add(batch);
+    this.recount();
+    this.updateBackpressure();
   }
 
   private kick(): void {
@@ -612,12 +677,13 @@ export class Pipeline {
       return;
     }
     this.sealed.add(batch);
-    this.queuedCommands = this.batches.reduce((n, b) => n + b.commandCount, 0);
-    if (this.queuedCommands < this.opts.batchMaxCommands) this.resume('backpressure');
+    this.recount();
     this.applying = true;
+    this.updateBackpressure();
     this.applyBatch(batch).then(
       () => {
         this.applying = false;
+        this.updateBackpressure();
         this.kick();
       },
       (err: unknown) => {
@@ -680,6 +746,17 @@ export class Pipeline {
     multi.exec().catch((err: unknown) => {
       this.opts.log.error({ redis: lane.name, err: errorMessage(err) }, 'could not record failed messages');
     });
+  }
+
+  private recount(): void {
+    let commands = 0;
+    let bytes = 0;
+    for (const b of this.batches) {
+      commands += b.commandCount;
+      bytes += b.bytes;
+    }
+    this.queuedCommands = commands;
+    this.queuedBytes = bytes;
   }
 
   private pause(reason: string): void {

@@ -3,6 +3,7 @@ import type { Change, TableInfo } from '../core/change.js';
 import type { Tuple } from '../pg/pgoutput/types.js';
 import { createTextClient, literal } from '../pg/text-client.js';
 import { readCatalogTable, type CatalogTable } from '../pg/catalog.js';
+import { splitTable } from '../pg/source-setup.js';
 
 /**
  * Reads current rows by primary key, as text, for changes whose unchanged TOAST values Postgres
@@ -42,6 +43,21 @@ export class RowFetcher {
       }
     }
     return out;
+  }
+
+  /** Primary key column names of a table (null when it has none). */
+  async primaryKey(qualified: string): Promise<string[] | null> {
+    const client = await this.connect();
+    const [schema, name] = splitTable(qualified);
+    const r = await client.query<{ attname: string }>(
+      `select a.attname from pg_index i
+         join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+         join unnest(i.indkey) with ordinality k(attnum, ord) on true
+         join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
+        where n.nspname = $1 and c.relname = $2 and i.indisprimary order by k.ord`,
+      [schema, name],
+    );
+    return r.rows.length > 0 ? r.rows.map((x) => x.attname) : null;
   }
 
   async close(): Promise<void> {

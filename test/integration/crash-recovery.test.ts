@@ -44,7 +44,7 @@ describe('kill -9 in the middle of a stream of transactions', () => {
       next += 400;
       await new Promise((r) => setTimeout(r, 150 + round * 200));
       const exit = await sluice.kill('SIGKILL');
-      assert.equal(exit.signal, 'SIGKILL');
+      assert.equal(exit.signal, 'SIGKILL', `round ${round}: ${JSON.stringify(exit)}\n${sluice.tail(30)}`);
       await burst;
       // changes made while Sluice is down
       await writeBurst(env, next, 200);
@@ -54,8 +54,8 @@ describe('kill -9 in the middle of a stream of transactions', () => {
     const expected = await expectedStrings(env.pg, 'kv');
     assert.ok(expected.size > 50);
     const actual = await eventually(() => scanStrings(redis, 'sluice:kv:'), (a) => diffMaps(expected, a).length === 0, 30_000, 'Redis equal to Postgres').catch(async () => scanStrings(redis, 'sluice:kv:'));
-    assert.deepEqual(diffMaps(expected, actual).slice(0, 10), []);
+    assert.deepEqual(diffMaps(expected, actual).slice(0, 10), [], sluice.tail(30));
     const exit = await sluice.kill('SIGTERM');
-    assert.equal(exit.code, 0);
+    assert.equal(exit.code, 0, sluice.tail(30));
   });
 });

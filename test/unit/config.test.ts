@@ -123,7 +123,7 @@ test('the full example from the spec parses', () => {
     expire_ms: 3600000,
     backfill: true,
     max_value_bytes: 16 * 1024 * 1024,
-    max_transaction_rows: 100000,
+    max_transaction_rows: 20000,
   });
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1', token: 's3cret' });
   assert.deepEqual(cfg.log, { level: 'info' });
@@ -152,7 +152,7 @@ test('defaults are filled in for every sink type', () => {
     assert.equal(s.redis, 'main', 'the only connection is the default');
     assert.equal(s.backfill, false);
     assert.equal(s.max_value_bytes, 16 * 1024 * 1024);
-    assert.equal(s.max_transaction_rows, 100000);
+    assert.equal(s.max_transaction_rows, 20000);
     assert.equal(s.expire_ms, undefined);
     assert.deepEqual(s.actions, s.type === 'list' ? ['insert'] : ['insert', 'update', 'delete']);
   }
