@@ -8,8 +8,9 @@ import { Pipeline, type SinkSpec } from './pipeline/pipeline.js';
 import { Metrics } from './metrics.js';
 import type { Logger } from './util/log.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
-import { formatLsn } from './pg/lsn.js';
+import { formatLsn, parseLsn, type Lsn } from './pg/lsn.js';
 import { BackfillManager } from './backfill/backfill-manager.js';
+import { errorMessage } from './util/errors.js';
 
 export interface RunningSluice {
   readonly config: SluiceConfig;
@@ -27,12 +28,14 @@ export async function startSluice(config: SluiceConfig, log: Logger): Promise<Ru
   const sinks: SinkSpec[] = config.sinks.map((s) => ({ sink: createSink(s), redis: s.redis!, tables: s.tables, actions: s.actions }));
   const admin = new pg.Client({ connectionString: config.source.url, application_name: 'sluice-setup' });
   await admin.connect();
+  let slotConfirmed: Lsn | null = null;
   try {
-    await prepareSource(
+    const source = await prepareSource(
       admin,
       { slot: config.source.slot, publication: config.source.publication, sinks: config.sinks.map((s, i) => ({ name: s.name, path: `sinks[${i}]`, tables: s.tables })) },
       (msg) => log.info(msg),
     );
+    if (!source.slotCreated && source.slot.confirmedFlush) slotConfirmed = parseLsn(source.slot.confirmedFlush);
   } finally {
     await admin.end();
   }
@@ -43,6 +46,8 @@ export async function startSluice(config: SluiceConfig, log: Logger): Promise<Ru
     redis.set(name, client);
   }
   const metrics = new Metrics();
+  // set once the backfill manager exists (it needs the running pipeline)
+  let rebackfill: (sinks: string[], why: string) => void = () => undefined;
   const pipeline = new Pipeline({
     source: { url: config.source.url, slot: config.source.slot, publication: config.source.publication },
     sinks,
@@ -51,21 +56,34 @@ export async function startSluice(config: SluiceConfig, log: Logger): Promise<Ru
     metrics,
     batchMaxCommands: config.apply.batch_max_commands,
     maxTransactionRows: Math.min(...config.sinks.map((s) => s.max_transaction_rows)),
+    onDataLoss: (sinks, redis) => rebackfill(sinks, `Redis "${redis}" lost writes`),
   });
   const monitor = new SourceMonitor(config.source.url, config.source.slot, log, (snap) => {
     metrics.slotRetainedBytes.set(snap.retainedBytes);
     metrics.lagBytes.set(snap.lagBytes);
     metrics.lagSeconds.set(pipeline.lagMs() / 1000);
   });
+  let found: { behind: string[]; unknown: string[] };
   try {
-    await pipeline.start();
+    found = await pipeline.start(slotConfirmed);
   } catch (err) {
     await Promise.all([...redis.values()].map((c) => c.quit().catch(() => c.disconnect())));
     throw err;
   }
   monitor.start();
   const backfills = new BackfillManager(pipeline, config.source.url, log);
-  await backfills.resume(config.sinks.filter((s) => s.backfill).map((s) => s.name));
+  rebackfill = (sinks, why) => {
+    for (const sink of sinks) {
+      log.warn({ sink, reason: why }, 'backfilling the sink again: Redis no longer holds what was applied');
+      backfills.start(sink, {}).catch((err: unknown) => log.error({ sink, err: errorMessage(err) }, 'could not start the re-backfill'));
+    }
+  };
+  const initial = config.sinks.filter((s) => s.backfill).map((s) => s.name);
+  for (const sink of found.unknown) {
+    if (!initial.includes(sink)) log.warn({ sink }, 'Redis holds no position for this sink although the slot has history: a new sink starts from now; if Redis lost its data, run sluice backfill');
+  }
+  await backfills.resume(initial);
+  rebackfill(found.behind, 'Redis is behind the replication slot');
   const http = config.http.port > 0 ? await startHttpServer({ config, pipeline, metrics, monitor, backfills, log }) : null;
   log.info({ sinks: config.sinks.map((s) => s.name), http: http?.url ?? null }, 'sluice started');
   let stopping: Promise<void> | null = null;

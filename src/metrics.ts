@@ -8,6 +8,8 @@ export class Metrics {
   readonly batches = new Counter({ name: 'sluice_batches_total', help: 'MULTI/EXEC batches applied, by Redis connection', labelNames: ['redis'] as const, registers: [this.registry] });
   readonly failed = new Counter({ name: 'sluice_failed_messages_total', help: 'Messages sent to a sink\'s failed messages', labelNames: ['sink'] as const, registers: [this.registry] });
   readonly redisRetries = new Counter({ name: 'sluice_redis_retries_total', help: 'Redis batch writes retried after an error', labelNames: ['redis'] as const, registers: [this.registry] });
+  readonly dataLoss = new Counter({ name: 'sluice_redis_data_loss_total', help: 'Times Redis was found to have lost writes (re-backfill started)', labelNames: ['redis'] as const, registers: [this.registry] });
+  readonly backfillRows = new Counter({ name: 'sluice_backfill_rows_total', help: 'Rows copied by backfills', labelNames: ['sink'] as const, registers: [this.registry] });
   readonly reconnects = new Counter({ name: 'sluice_source_reconnects_total', help: 'Replication connection re-established', registers: [this.registry] });
   readonly batchSeconds = new Histogram({ name: 'sluice_batch_apply_seconds', help: 'Time to apply one batch to Redis', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry] });
   readonly lagBytes = new Gauge({ name: 'sluice_lag_bytes', help: 'WAL bytes between the server\'s current position and what Redis has applied', registers: [this.registry] });

@@ -161,7 +161,7 @@ function isPublished(s: SourceState, qualified: string): boolean {
  * the slot when missing, and adds the sinks' tables to an existing publication.
  * Fails with one clear sentence when the source cannot work.
  */
-export async function prepareSource(client: pg.Client, wants: SourceWants, log: (msg: string) => void): Promise<SourceState> {
+export async function prepareSource(client: pg.Client, wants: SourceWants, log: (msg: string) => void): Promise<SourceState & { slotCreated: boolean }> {
   let s = await readSourceState(client, wants);
   const errors = sourceFindings(s, wants).filter((f) => f.severity === 'error');
   if (errors.length > 0) throw new Error(errors.map((e) => e.message).join('\n'));
@@ -190,12 +190,13 @@ export async function prepareSource(client: pg.Client, wants: SourceWants, log: 
       }
     }
   }
-  if (!s.slot.exists) {
+  const slotCreated = !s.slot.exists;
+  if (slotCreated) {
     await client.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [wants.slot]);
     log(`created replication slot "${wants.slot}" (pgoutput)`);
   }
   s = await readSourceState(client, wants);
-  return s;
+  return { ...s, slotCreated };
 }
 
 export function splitTable(pattern: string): [string, string] {

@@ -16,7 +16,7 @@ import type { Logger } from '../util/log.js';
 import type { Metrics } from '../metrics.js';
 import { TableMatcher } from './table-match.js';
 import { failedMessageCommand } from './failed-messages.js';
-import { formatPosition, isCovered, type Position } from './position.js';
+import { comparePositions, formatPosition, isCovered, type Position } from './position.js';
 import { RowFetcher } from './row-fetcher.js';
 import { errorMessage } from '../util/errors.js';
 
@@ -38,6 +38,8 @@ export interface PipelineOptions {
   batchMaxCommands: number;
   /** a transaction with more changes is applied in chunks of this size */
   maxTransactionRows: number;
+  /** Redis lost writes while running: these sinks must be backfilled again */
+  onDataLoss?: (sinks: string[], redis: string) => void;
   /** bound of one batch (and of a chunk of a large transaction) in bytes: wide rows */
   batchMaxBytes?: number;
 }
@@ -209,23 +211,51 @@ export class Pipeline {
     return client;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Connects Redis, reads each sink's position and starts streaming.
+   * @param slotConfirmed the slot's confirmed position (null: the slot is new)
+   * @returns sinks whose Redis is behind the slot (it lost writes: backfill them again) and
+   *   sinks Redis knows nothing of while the slot has history (new sinks, or lost data)
+   */
+  async start(slotConfirmed: Lsn | null = null): Promise<{ behind: string[]; unknown: string[] }> {
     const { log } = this.opts;
+    const behind: string[] = [];
+    const unknown: string[] = [];
     for (const [name, client] of this.opts.redis) {
       const sinkNames = this.sinks.filter((s) => s.redis === name).map((s) => s.sink.name);
       if (sinkNames.length === 0) continue;
       await connectRedis(client);
-      const lane = new ApplyLane(name, client, sinkNames, log, (rejected) => this.onRejected(lane, rejected));
+      const lane = new ApplyLane(
+        name,
+        client,
+        sinkNames,
+        log,
+        (rejected) => this.onRejected(lane, rejected),
+        () => {
+          this.opts.metrics.dataLoss.inc({ redis: name });
+          this.opts.onDataLoss?.(sinkNames, name);
+        },
+      );
       this.lanes.set(name, lane);
+      await lane.readMarker();
       const positions = await lane.readPositions();
       for (const s of this.sinks) {
         if (s.redis !== name) continue;
-        s.startPosition = positions.get(s.sink.name) ?? null;
-        log.info({ sink: s.sink.name, position: s.startPosition === null ? null : formatPosition(s.startPosition) }, 'sink ready');
+        const pos = positions.get(s.sink.name) ?? null;
+        s.startPosition = pos;
+        if (pos !== null && slotConfirmed !== null && pos.lsn < slotConfirmed) {
+          behind.push(s.sink.name);
+          log.error({ sink: s.sink.name, position: formatPosition(pos), slot: formatLsn(slotConfirmed) }, 'Redis is behind the replication slot: it lost writes');
+        } else if (pos === null && slotConfirmed !== null && slotConfirmed > ZERO_LSN) {
+          unknown.push(s.sink.name);
+        }
+        log.info({ sink: s.sink.name, position: pos === null ? null : formatPosition(pos) }, 'sink ready');
       }
     }
+    if (behind.length > 0) this.opts.metrics.dataLoss.inc({ redis: 'at-start' });
     this.state = 'running';
     this.source.start(ZERO_LSN);
+    return { behind, unknown };
   }
 
   /** Stops reading, applies every whole transaction already received, confirms, closes. */
@@ -309,8 +339,15 @@ export class Pipeline {
   private onMessage(msg: ReplicationMessage): void {
     if (msg.tag === 'keepalive') {
       // Everything received is applied: the server's position may be confirmed, so an idle
-      // slot on a busy database does not hold WAL forever.
-      if (!this.assembler.inTransaction && this.isIdle()) this.source.confirm(msg.walEnd);
+      // slot on a busy database does not hold WAL forever. It is written to Redis first (an
+      // empty batch), so a sink's position is never behind the slot unless Redis lost writes.
+      if (!this.assembler.inTransaction && this.isIdle() && msg.walEnd > this.source.confirmedLsn && this.state === 'running') {
+        const batch = this.openBatch();
+        this.plannedPosition = { lsn: msg.walEnd, idx: null };
+        batch.position = this.plannedPosition;
+        batch.endLsn = msg.walEnd;
+        this.kick();
+      }
       return;
     }
     this.assembler.push(this.decoder.decode(msg.data), msg.data.length);
@@ -468,7 +505,7 @@ export class Pipeline {
       }
     }
     this.trackWindows(txn.changes);
-    this.plannedPosition = txn.complete ? { lsn: txn.commitLsn, idx: null } : { lsn: txn.commitLsn, idx: lastIdx };
+    this.plannedPosition = txn.complete ? { lsn: txn.endLsn, idx: null } : { lsn: txn.commitLsn, idx: lastIdx };
     batch.position = this.plannedPosition;
     batch.lastCommitTime = txn.commitTimeMicros;
     if (txn.complete) {
@@ -730,7 +767,7 @@ export class Pipeline {
   private positionFor(sinkName: string, batchPosition: Position | null): string | null {
     const start = this.sinkRuntime(sinkName)?.startPosition ?? null;
     let p = batchPosition;
-    if (start !== null && (p === null || p.lsn < start.lsn || (p.lsn === start.lsn && p.idx !== null && (start.idx === null || p.idx < start.idx)))) p = start;
+    if (start !== null && (p === null || comparePositions(p, start) < 0)) p = start;
     return p === null ? null : formatPosition(p);
   }
 

@@ -1,14 +1,17 @@
 import { formatLsn, parseLsn, type Lsn } from '../pg/lsn.js';
 
 /**
- * A sink's applied position, as stored in `sluice:pos:<sink>`: the commit LSN of the last
- * transaction applied whole ("0/16B3748"), or, while a transaction too large to apply at once
- * is being applied in chunks, its commit LSN and the index of its last applied change
- * ("0/16B3748:99999").
+ * A sink's applied position, as stored in `sluice:pos:<sink>`:
+ * - "16/B374D848": everything that committed before this LSN is applied (the end LSN of the
+ *   last transaction applied, or the server position of a keepalive received while idle);
+ * - "16/B3740000:19999": a transaction too large to apply at once, committed at this LSN, is
+ *   applied up to and including change 19999.
+ * Because idle keepalives are written too, a position is never behind the slot's confirmed
+ * position unless Redis lost writes.
  */
 export interface Position {
   readonly lsn: Lsn;
-  /** null: the whole transaction */
+  /** null: everything before `lsn`; a number: the transaction at `lsn` through this change */
   readonly idx: number | null;
 }
 
@@ -24,9 +27,14 @@ export function parsePosition(text: string): Position {
   return { lsn: parseLsn(text.slice(0, colon)), idx };
 }
 
-/** Was change `idx` of the transaction committed at `lsn` applied at or before `pos`? */
-export function isCovered(pos: Position | null, lsn: Lsn, idx: number): boolean {
+/** Orders positions: "everything before L" sorts just before the changes of a transaction at L. */
+export function comparePositions(a: Position, b: Position): number {
+  if (a.lsn !== b.lsn) return a.lsn < b.lsn ? -1 : 1;
+  return (a.idx ?? -1) - (b.idx ?? -1);
+}
+
+/** Is change `idx` of the transaction committed at `commitLsn` already covered by `pos`? */
+export function isCovered(pos: Position | null, commitLsn: Lsn, idx: number): boolean {
   if (pos === null) return false;
-  if (lsn !== pos.lsn) return lsn < pos.lsn;
-  return pos.idx === null || idx <= pos.idx;
+  return comparePositions({ lsn: commitLsn, idx }, pos) <= 0;
 }

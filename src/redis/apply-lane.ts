@@ -42,6 +42,13 @@ export function batchMarkerKey(lane: string): string {
 
 export type LaneState = 'ready' | 'retrying' | 'stopped';
 
+/** Redis no longer holds the last batch this lane applied: it lost writes. */
+export interface DataLoss {
+  readonly lane: string;
+  /** the marker found instead of the last batch id (null: no marker at all) */
+  readonly found: string | null;
+}
+
 /**
  * Applies parts to one Redis connection, strictly one after the other. Each part is one
  * MULTI … EXEC holding the data commands, `SET sluice:pos:<sink> <position>` for every sink of
@@ -62,6 +69,8 @@ export class ApplyLane {
   retries = 0;
   private stopped = false;
   private readonly abort = new AbortController();
+  /** the id of the last batch this lane applied (or found at start) */
+  private lastBatchId: string | null = null;
 
   constructor(
     readonly name: string,
@@ -69,7 +78,14 @@ export class ApplyLane {
     readonly sinks: readonly string[],
     private readonly log: Logger,
     private readonly onRejected: (rejected: RejectedCommand[]) => void,
+    private readonly onDataLoss: (loss: DataLoss) => void = () => undefined,
   ) {}
+
+  /** Reads the batch marker Redis holds now (at start: what later batches are compared with). */
+  async readMarker(): Promise<string | null> {
+    this.lastBatchId = await this.redis.get(batchMarkerKey(this.name));
+    return this.lastBatchId;
+  }
 
   async readPositions(): Promise<Map<string, Position | null>> {
     const out = new Map<string, Position | null>();
@@ -91,6 +107,7 @@ export class ApplyLane {
         } else {
           await this.exec(part);
         }
+        this.lastBatchId = part.batchId;
         if (attempt > 0) this.log.info({ redis: this.name, attempts: attempt + 1 }, 'Redis writes resumed');
         this.state = 'ready';
         this.lastError = null;
@@ -132,6 +149,8 @@ export class ApplyLane {
       this.log.info({ redis: this.name, prefix, removed: n }, 'TRUNCATE applied: keys removed');
     }
     const multi = this.redis.multi();
+    // the marker as it was before this batch: if it is not the last batch applied, Redis lost writes
+    multi.get(batchMarkerKey(this.name));
     for (const [name, ...args] of part.commands) multi.call(name!, ...args);
     for (const [sink, position] of part.positions) if (position !== null) multi.set(positionKey(sink), position);
     multi.set(batchMarkerKey(this.name), part.batchId);
@@ -145,13 +164,19 @@ export class ApplyLane {
       throw new Error(`${errorMessage(err)}${detail}`, { cause: err });
     }
     if (results === null) throw new Error('MULTI was aborted by Redis');
+    const before = results[0]![1] as string | null;
+    if (before !== this.lastBatchId) {
+      const loss: DataLoss = { lane: this.name, found: before };
+      this.log.error({ redis: this.name, expected: this.lastBatchId, found: before }, 'Redis lost writes (restart without persistence, failover to a lagging replica, or FLUSHALL)');
+      this.onDataLoss(loss);
+    }
     // Runtime errors inside EXEC (e.g. WRONGTYPE) do not undo the other commands: every reply
     // is checked, and each rejected command's message goes to its sink's failed messages.
     const rejected: RejectedCommand[] = [];
-    for (let i = 0; i < results.length; i++) {
+    for (let i = 1; i < results.length; i++) {
       const err = results[i]![0];
       if (!err) continue;
-      const origin = part.origins[i];
+      const origin = part.origins[i - 1];
       if (!origin) throw new Error(`Redis rejected a bookkeeping command: ${err.message}`);
       rejected.push({ origin, error: err.message });
     }
