@@ -12,7 +12,7 @@ Commands:
   demo               start a Postgres and a Redis of its own, sample data, live writes
   status             show sinks, state, lag and failed messages of the running instance
   backfill SINK      ask the running instance to backfill a sink (--table T)
-  verify SINK        compare Postgres rows with the sink's Redis keys (--repair)
+  verify SINK        compare Postgres rows with the sink's Redis keys (--repair, --examples N)
 
 Options:
   -c, --config FILE  config file (default ./sluice.yaml, or $SLUICE_CONFIG)
@@ -49,7 +49,17 @@ Asks the running instance to backfill a sink (or one table of it), copying exist
 live changes keep flowing (no row ever moves backwards in Redis), and prints progress until done.
 --from copies only rows matching one comparison, e.g. --from "updated_at>=2026-01-01".
 `,
-  verify: `Usage: sluice verify SINK [--repair] [-c sluice.yaml]\n\nCompares Postgres rows with the Redis keys the sink should hold.\n`,
+  verify: `Usage: sluice verify SINK [--repair] [--examples N] [-c sluice.yaml]
+
+Compares Postgres rows with the Redis keys the sink should hold (it connects to both itself):
+missing keys, stale values, and orphaned keys under the sink's key prefixes (SCAN, never KEYS).
+Prints counts per table and up to N examples of each (default 10). Differences are checked
+once more at the end, so writes in flight are not reported.
+--repair asks the running instance to fix them through the ordered apply path (a backfill and
+an orphan sweep between watermarks), waits, and compares again.
+Exits 0 when in sync, 1 when out of sync, 2 when the sink cannot be verified (list, stream and
+pubsub sinks keep history, not state).
+`,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -65,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
       repair: { type: 'boolean' },
       dir: { type: 'string' },
       from: { type: 'string' },
+      examples: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -88,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
     case 'backfill':
       return (await import('./backfill.js')).runBackfill(values.config, rest[0], values.table, values.from);
     case 'verify':
-      throw new SluiceError('not_available', `sluice ${command} is not available in this version yet`);
+      return (await import('./verify.js')).runVerify(values.config, rest[0], values.repair === true, values.examples);
     default:
       throw new SluiceError('unknown_command', `unknown command "${command}"${rest.length ? '' : ''}: run sluice --help for the list`);
   }

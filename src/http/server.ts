@@ -8,6 +8,7 @@ import type { Logger } from '../util/log.js';
 import { formatLsn } from '../pg/lsn.js';
 import type { BackfillManager } from '../backfill/backfill-manager.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
+import { Repairer } from '../verify/repair.js';
 
 export interface HttpServer {
   readonly url: string;
@@ -100,6 +101,21 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
       const code = err instanceof SluiceError ? err.code : 'backfill_failed';
       return apiError(reply, 400, code, errorMessage(err));
     }
+  });
+  const repairer = new Repairer(config, pipeline, deps.backfills, deps.log);
+  app.post<{ Params: { name: string } }>('/api/sinks/:name/repair', async (req, reply) => {
+    if (!config.sinks.some((s) => s.name === req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+    try {
+      return reply.code(202).send({ repair: await repairer.start(req.params.name) });
+    } catch (err) {
+      const code = err instanceof SluiceError ? err.code : 'repair_failed';
+      return apiError(reply, code === 'repair_running' ? 409 : 400, code, errorMessage(err));
+    }
+  });
+  app.get<{ Params: { name: string } }>('/api/sinks/:name/repair', async (req, reply) => {
+    if (!config.sinks.some((s) => s.name === req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+    const repair = repairer.get(req.params.name);
+    return repair ? { repair } : apiError(reply, 404, 'no_repair', `no repair of sink "${req.params.name}" since this instance started`);
   });
   app.setNotFoundHandler((req, reply) => apiError(reply, 404, 'not_found', `no route ${req.method} ${req.url}`));
   const address = await app.listen({ port: config.http.port, host: config.http.host });
