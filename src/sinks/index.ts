@@ -1,14 +1,36 @@
 import type { SinkConfig } from '../config/schema.js';
 import type { Sink } from './sink.js';
 import { createStringSink } from './string-sink.js';
+import { createHashSink } from './hash-sink.js';
+import { createListSink } from './list-sink.js';
+import { createSetSink } from './set-sink.js';
+import { createZsetSink } from './zset-sink.js';
+import { createStreamSink } from './stream-sink.js';
+import { createPubsubSink } from './pubsub-sink.js';
 import { SluiceError } from '../util/errors.js';
 
 /** Builds the sink module for one configured sink. */
 export function createSink(cfg: SinkConfig): Sink {
+  const common = { name: cfg.name, expireMs: cfg.expire_ms, maxValueBytes: cfg.max_value_bytes };
   switch (cfg.type) {
     case 'string':
-      return createStringSink({ name: cfg.name, key: cfg.key, value: cfg.value, expireMs: cfg.expire_ms, maxValueBytes: cfg.max_value_bytes });
-    default:
-      throw new SluiceError('sink_type_unsupported', `sink "${cfg.name}": type "${cfg.type}" is not available in this version yet`);
+      return createStringSink({ ...common, key: cfg.key, value: cfg.value });
+    case 'hash':
+      return cfg.mode === 'row'
+        ? createHashSink({ ...common, mode: 'row', key: cfg.key })
+        : createHashSink({ ...common, mode: 'field', key: cfg.key, field: cfg.field, value: cfg.value });
+    case 'list':
+      return createListSink({ ...common, key: cfg.key, push: cfg.push, maxLength: cfg.max_length, value: cfg.value });
+    case 'set':
+      return createSetSink({ ...common, key: cfg.key, member: cfg.member });
+    case 'zset':
+      return createZsetSink({ ...common, key: cfg.key, member: cfg.member, score: cfg.score });
+    case 'stream':
+      return createStreamSink({ ...common, key: cfg.key, maxLength: cfg.max_length });
+    case 'pubsub':
+      if (cfg.expire_ms !== undefined) {
+        throw new SluiceError('sink_option_unsupported', `sink "${cfg.name}": expire_ms does not apply to pubsub sinks (Redis keeps nothing to expire); remove it`);
+      }
+      return createPubsubSink({ name: cfg.name, channel: cfg.channel, value: cfg.value, maxValueBytes: cfg.max_value_bytes });
   }
 }

@@ -1,5 +1,6 @@
 import type { Change } from '../core/change.js';
 import type { TemplateCache } from '../core/template.js';
+import { checkKey } from './sink.js';
 
 /**
  * The key (or member) the row had before an update, when it differs from the new one.
@@ -11,7 +12,8 @@ export function oldKeyIfMoved(template: TemplateCache, change: Change, newKey: s
   if (change.action !== 'update' || !change.oldRow) return null;
   let old: string;
   try {
-    old = template.render(change.table, change.oldRow);
+    // a key that fails the checks (empty, too long) was never written: nothing to remove
+    old = checkKey(template.render(change.table, change.oldRow));
   } catch {
     return null;
   }
