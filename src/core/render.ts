@@ -53,14 +53,18 @@ export function idempotencyKey(commitLsn: Lsn, idx: number): string {
   return `${formatLsn(commitLsn)}:${idx}`;
 }
 
-/** The Sequin-compatible envelope: record, changes, action, metadata. */
-export function messageJson(change: Change, meta: MessageMeta, action: Action = change.action): string {
+/** The envelope's `metadata` object (also what user functions receive as `metadata`). */
+export function metadataJson(change: Change, meta: MessageMeta): string {
   const t = change.table;
   const lsn = formatLsn(meta.commitLsn);
   return (
-    `{"record":${recordJson(t, change.row)},"changes":${changesJson(change)},"action":"${action}",` +
-    `"metadata":{"table_schema":${JSON.stringify(t.schema)},"table_name":${JSON.stringify(t.name)},` +
+    `{"table_schema":${JSON.stringify(t.schema)},"table_name":${JSON.stringify(t.name)},` +
     `"commit_timestamp":"${microsToIsoUtc(meta.commitTimeMicros)}","commit_lsn":"${lsn}","commit_idx":${change.idx},` +
-    `"idempotency_key":"${lsn}:${change.idx}","sink":{"name":${JSON.stringify(meta.sinkName)}}}}`
+    `"idempotency_key":"${lsn}:${change.idx}","sink":{"name":${JSON.stringify(meta.sinkName)}}}`
   );
+}
+
+/** The Sequin-compatible envelope: record, changes, action, metadata. */
+export function messageJson(change: Change, meta: MessageMeta, action: Action = change.action): string {
+  return `{"record":${recordJson(change.table, change.row)},"changes":${changesJson(change)},"action":"${action}","metadata":${metadataJson(change, meta)}}`;
 }
