@@ -25,23 +25,35 @@ const PLACEHOLDER = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 
 export function parseTemplate(source: string): TemplatePart[] {
   const parts: TemplatePart[] = [];
+  let text = '';
   let i = 0;
+  // `{{` and `}}` are literal braces, so Redis Cluster hash tags can be written:
+  // "order:{{{user_id}}}:{id}" renders "order:{42}:7"
   while (i < source.length) {
-    const open = source.indexOf('{', i);
-    const close = source.indexOf('}', i);
-    if (close !== -1 && (open === -1 || close < open)) throw new Error(`unmatched "}" at position ${close + 1}`);
-    if (open === -1) {
-      parts.push({ kind: 'text', text: source.slice(i) });
-      break;
+    const c = source[i]!;
+    if (c === '{' && source[i + 1] === '{') {
+      text += '{';
+      i += 2;
+    } else if (c === '}' && source[i + 1] === '}') {
+      text += '}';
+      i += 2;
+    } else if (c === '}') {
+      throw new Error(`unmatched "}" at position ${i + 1} (write "}}" for a literal brace)`);
+    } else if (c === '{') {
+      const end = source.indexOf('}', i);
+      if (end === -1) throw new Error(`unclosed "{" at position ${i + 1} (write "{{" for a literal brace)`);
+      const name = source.slice(i + 1, end);
+      if (!PLACEHOLDER.test(name)) throw new Error(`"{${name}}" is not a placeholder: use {schema}, {table}, {pk} or {column_name}`);
+      if (text) parts.push({ kind: 'text', text });
+      text = '';
+      parts.push(name === 'schema' || name === 'table' || name === 'pk' ? { kind: name } : { kind: 'column', name });
+      i = end + 1;
+    } else {
+      text += c;
+      i++;
     }
-    if (open > i) parts.push({ kind: 'text', text: source.slice(i, open) });
-    const end = source.indexOf('}', open);
-    if (end === -1) throw new Error(`unclosed "{" at position ${open + 1}`);
-    const name = source.slice(open + 1, end);
-    if (!PLACEHOLDER.test(name)) throw new Error(`"{${name}}" is not a placeholder: use {schema}, {table}, {pk} or {column_name}`);
-    parts.push(name === 'schema' || name === 'table' || name === 'pk' ? { kind: name } : { kind: 'column', name });
-    i = end + 1;
   }
+  if (text) parts.push({ kind: 'text', text });
   return parts;
 }
 

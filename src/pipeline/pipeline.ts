@@ -9,7 +9,9 @@ import { ReplicationSource } from '../pg/replication-source.js';
 import type { LogicalMessage, ReplicationMessage, Tuple } from '../pg/pgoutput/types.js';
 import { formatLsn, type Lsn, ZERO_LSN } from '../pg/lsn.js';
 import { microsSince2000 } from '../pg/replication-protocol.js';
-import { ApplyLane, type CommandOrigin, type RejectedCommand } from '../redis/apply-lane.js';
+import { ApplyLane, type CommandOrigin, type Lane, type RejectedCommand } from '../redis/apply-lane.js';
+import { ClusterApplyLane } from '../redis/cluster-apply-lane.js';
+import { Cluster } from 'ioredis';
 import { connectRedis, type RedisClient } from '../redis/connect.js';
 import type { PlanOutput, RedisCommand, Sink } from '../sinks/sink.js';
 import type { Logger } from '../util/log.js';
@@ -19,6 +21,7 @@ import { failedMessageCommand } from './failed-messages.js';
 import { comparePositions, formatPosition, isCovered, type Position } from './position.js';
 import { RowFetcher } from './row-fetcher.js';
 import { errorMessage } from '../util/errors.js';
+import { commandKeys } from './pipeline-keys.js';
 
 export interface SinkSpec {
   readonly sink: Sink;
@@ -124,7 +127,7 @@ export class Pipeline {
   private readonly assembler: TransactionAssembler;
   private readonly source: ReplicationSource;
   readonly sinks: SinkRuntime[];
-  private readonly lanes = new Map<string, ApplyLane>();
+  private readonly lanes = new Map<string, Lane>();
   private readonly batches: Batch[] = [];
   /** batches that take no more transactions (full, or before a TRUNCATE) */
   private readonly sealed = new WeakSet<Batch>();
@@ -225,28 +228,24 @@ export class Pipeline {
       const sinkNames = this.sinks.filter((s) => s.redis === name).map((s) => s.sink.name);
       if (sinkNames.length === 0) continue;
       await connectRedis(client);
-      const lane = new ApplyLane(
-        name,
-        client,
-        sinkNames,
-        log,
-        (rejected) => this.onRejected(lane, rejected),
-        () => {
-          this.opts.metrics.dataLoss.inc({ redis: name });
-          this.opts.onDataLoss?.(sinkNames, name);
-        },
-      );
+      const onRejected = (rejected: RejectedCommand[]): void => this.onRejected(lane, rejected);
+      const onDataLoss = (): void => {
+        this.opts.metrics.dataLoss.inc({ redis: name });
+        this.opts.onDataLoss?.(sinkNames, name);
+      };
+      const lane: Lane = client instanceof Cluster
+        ? new ClusterApplyLane(name, client, sinkNames, log, onRejected, onDataLoss)
+        : new ApplyLane(name, client, sinkNames, log, onRejected, onDataLoss);
       this.lanes.set(name, lane);
-      await lane.readMarker();
-      const positions = await lane.readPositions();
+      const loaded = await lane.load();
       for (const s of this.sinks) {
         if (s.redis !== name) continue;
-        const pos = positions.get(s.sink.name) ?? null;
+        const pos = loaded.skip.get(s.sink.name) ?? null;
         s.startPosition = pos;
-        if (pos !== null && slotConfirmed !== null && pos.lsn < slotConfirmed) {
+        if (loaded.behindCheck && pos !== null && slotConfirmed !== null && pos.lsn < slotConfirmed) {
           behind.push(s.sink.name);
           log.error({ sink: s.sink.name, position: formatPosition(pos), slot: formatLsn(slotConfirmed) }, 'Redis is behind the replication slot: it lost writes');
-        } else if (pos === null && slotConfirmed !== null && slotConfirmed > ZERO_LSN) {
+        } else if (!loaded.known.has(s.sink.name) && slotConfirmed !== null && slotConfirmed > ZERO_LSN) {
           unknown.push(s.sink.name);
         }
         log.info({ sink: s.sink.name, position: pos === null ? null : formatPosition(pos) }, 'sink ready');
@@ -771,7 +770,7 @@ export class Pipeline {
     return p === null ? null : formatPosition(p);
   }
 
-  private onRejected(lane: ApplyLane, rejected: RejectedCommand[]): void {
+  private onRejected(lane: Lane, rejected: RejectedCommand[]): void {
     // Redis ran the rest of the MULTI: record each rejected message as failed, separately.
     const commands = rejected.map((r) => failedMessageCommand(r.origin.change, r.origin.meta, `Redis rejected the command: ${r.error}`));
     for (const r of rejected) {
@@ -822,12 +821,4 @@ export class Pipeline {
     this.idleWaiters = [];
     waiters.forEach((w) => w());
   }
-}
-
-/** The keys a planned command writes (EVAL declares them; other commands write their first argument). */
-export function commandKeys(cmd: RedisCommand): string[] {
-  const name = cmd[0]?.toUpperCase();
-  if (name === 'EVAL' || name === 'EVALSHA') return cmd.slice(3, 3 + Number(cmd[2] ?? 0));
-  if (name === 'PUBLISH') return [];
-  return cmd[1] === undefined ? [] : [cmd[1]];
 }

@@ -42,6 +42,24 @@ export function batchMarkerKey(lane: string): string {
 
 export type LaneState = 'ready' | 'retrying' | 'stopped';
 
+/** Applies batches to one Redis connection (standalone/Sentinel, or Cluster), in order. */
+export interface Lane {
+  readonly name: string;
+  readonly redis: RedisClient;
+  readonly sinks: readonly string[];
+  readonly state: LaneState;
+  readonly lastError: string | null;
+  readonly retries: number;
+  /**
+   * Reads what Redis holds at start. `skip`: per sink, what the pipeline may skip (null: let
+   * the lane decide); `known`: Redis has a position for the sink; `behindCheck`: positions can
+   * be compared with the slot's (not on Cluster, where untouched slots keep old positions).
+   */
+  load(): Promise<{ skip: Map<string, Position | null>; known: Set<string>; behindCheck: boolean }>;
+  apply(part: ApplyPart): Promise<void>;
+  stop(): void;
+}
+
 /** Redis no longer holds the last batch this lane applied: it lost writes. */
 export interface DataLoss {
   readonly lane: string;
@@ -63,7 +81,7 @@ export interface DataLoss {
  * went through and only its reply was lost; otherwise the part is sent again. Backoff with
  * jitter in between, until it succeeds or the lane is stopped.
  */
-export class ApplyLane {
+export class ApplyLane implements Lane {
   state: LaneState = 'ready';
   lastError: string | null = null;
   retries = 0;
@@ -81,10 +99,11 @@ export class ApplyLane {
     private readonly onDataLoss: (loss: DataLoss) => void = () => undefined,
   ) {}
 
-  /** Reads the batch marker Redis holds now (at start: what later batches are compared with). */
-  async readMarker(): Promise<string | null> {
+  async load(): Promise<{ skip: Map<string, Position | null>; known: Set<string>; behindCheck: boolean }> {
+    // the batch marker Redis holds now: what later batches are compared with
     this.lastBatchId = await this.redis.get(batchMarkerKey(this.name));
-    return this.lastBatchId;
+    const skip = await this.readPositions();
+    return { skip, known: new Set([...skip].filter(([, p]) => p !== null).map(([s]) => s)), behindCheck: true };
   }
 
   async readPositions(): Promise<Map<string, Position | null>> {
@@ -148,38 +167,62 @@ export class ApplyLane {
       const n = await this.unlinkPrefix(prefix);
       this.log.info({ redis: this.name, prefix, removed: n }, 'TRUNCATE applied: keys removed');
     }
-    const multi = this.redis.multi();
-    // the marker as it was before this batch: if it is not the last batch applied, Redis lost writes
-    multi.get(batchMarkerKey(this.name));
-    for (const [name, ...args] of part.commands) multi.call(name!, ...args);
-    for (const [sink, position] of part.positions) if (position !== null) multi.set(positionKey(sink), position);
-    multi.set(batchMarkerKey(this.name), part.batchId);
-    let results: [Error | null, unknown][] | null;
-    try {
-      results = await multi.exec();
-    } catch (err) {
-      // EXECABORT: Redis refused a command while queueing (OOM, NOPERM, READONLY, …): nothing applied.
-      const prev = (err as { previousErrors?: Error[] }).previousErrors;
-      const detail = prev && prev.length > 0 ? `: ${prev[0]!.message}` : '';
-      throw new Error(`${errorMessage(err)}${detail}`, { cause: err });
-    }
-    if (results === null) throw new Error('MULTI was aborted by Redis');
-    const before = results[0]![1] as string | null;
+    const before = await execGroup(this.redis, {
+      markerKey: batchMarkerKey(this.name),
+      batchId: part.batchId,
+      commands: part.commands,
+      origins: part.origins,
+      positions: part.positions.map(([sink, pos]) => [positionKey(sink), pos] as const),
+      onRejected: this.onRejected,
+    });
     if (before !== this.lastBatchId) {
-      const loss: DataLoss = { lane: this.name, found: before };
       this.log.error({ redis: this.name, expected: this.lastBatchId, found: before }, 'Redis lost writes (restart without persistence, failover to a lagging replica, or FLUSHALL)');
-      this.onDataLoss(loss);
+      this.onDataLoss({ lane: this.name, found: before });
     }
-    // Runtime errors inside EXEC (e.g. WRONGTYPE) do not undo the other commands: every reply
-    // is checked, and each rejected command's message goes to its sink's failed messages.
-    const rejected: RejectedCommand[] = [];
-    for (let i = 1; i < results.length; i++) {
-      const err = results[i]![0];
-      if (!err) continue;
-      const origin = part.origins[i - 1];
-      if (!origin) throw new Error(`Redis rejected a bookkeeping command: ${err.message}`);
-      rejected.push({ origin, error: err.message });
-    }
-    if (rejected.length > 0) this.onRejected(rejected);
   }
+}
+
+export interface GroupWrite {
+  readonly markerKey: string;
+  readonly batchId: string;
+  readonly commands: readonly RedisCommand[];
+  readonly origins: readonly (CommandOrigin | null)[];
+  /** position keys and values (null: not written) */
+  readonly positions: readonly (readonly [string, string | null])[];
+  readonly onRejected: (rejected: RejectedCommand[]) => void;
+}
+
+/**
+ * One MULTI … EXEC: `GET marker`, the commands, the positions, `SET marker batchId`. Returns
+ * the marker as it was before (the caller compares it with the last batch it applied). Every
+ * reply is checked: a queue-time error (EXECABORT: OOM, NOPERM, READONLY, MOVED…) throws and
+ * nothing was applied; a runtime error of a data command (WRONGTYPE) is reported through
+ * onRejected while the rest of the MULTI stands.
+ */
+export async function execGroup(redis: RedisClient, w: GroupWrite): Promise<string | null> {
+  const multi = redis.multi();
+  multi.get(w.markerKey);
+  for (const [name, ...args] of w.commands) multi.call(name!, ...args);
+  for (const [key, position] of w.positions) if (position !== null) multi.set(key, position);
+  multi.set(w.markerKey, w.batchId);
+  let results: [Error | null, unknown][] | null;
+  try {
+    results = await multi.exec();
+  } catch (err) {
+    const prev = (err as { previousErrors?: Error[] }).previousErrors;
+    const detail = prev && prev.length > 0 ? `: ${prev[0]!.message}` : '';
+    throw new Error(`${errorMessage(err)}${detail}`, { cause: err });
+  }
+  if (results === null) throw new Error('MULTI was aborted by Redis');
+  const before = results[0]![1] as string | null;
+  const rejected: RejectedCommand[] = [];
+  for (let i = 1; i < results.length; i++) {
+    const err = results[i]![0];
+    if (!err) continue;
+    const origin = w.origins[i - 1];
+    if (!origin) throw new Error(`Redis rejected a bookkeeping command: ${err.message}`);
+    rejected.push({ origin, error: err.message });
+  }
+  if (rejected.length > 0) w.onRejected(rejected);
+  return before;
 }

@@ -440,8 +440,8 @@ test('bad templates', () => {
   assert.deepEqual(
     problemsOf(text).map((p) => [p.path, p.line, p.message]),
     [
-      ['sinks[0].key', lineOf(text, 'sluice:{table'), 'unclosed "{" at position 8'],
-      ['sinks[1].channel', lineOf(text, 'channel'), 'unmatched "}" at position 2'],
+      ['sinks[0].key', lineOf(text, 'sluice:{table'), 'unclosed "{" at position 8 (write "{{" for a literal brace)'],
+      ['sinks[1].channel', lineOf(text, 'channel'), 'unmatched "}" at position 2 (write "}}" for a literal brace)'],
       ['sinks[2].member', lineOf(text, 'member'), '"{bad name}" is not a placeholder: use {schema}, {table}, {pk} or {column_name}'],
       ['sinks[3].key', lineOf(text, 'a:{}'), '"{}" is not a placeholder: use {schema}, {table}, {pk} or {column_name}'],
     ],
@@ -451,8 +451,11 @@ test('bad templates', () => {
 test('templates accept {schema}, {table}, {pk} and column names, nothing else', () => {
   const ok = minimal('  - { name: s, type: string, tables: [t], key: "{schema}.{table}:{pk}:{user_id}:{x$}" }\n');
   assert.equal((parse(ok).sinks[0] as StringSinkConfig).key, '{schema}.{table}:{pk}:{user_id}:{x$}');
-  const text = minimal('  - { name: s, type: string, tables: [t], key: "user:{{pk}}" }\n');
-  expectProblem(text, 'sinks[0].key', 7, '"{{pk}" is not a placeholder: use {schema}, {table}, {pk} or {column_name}');
+  // doubled braces are literal: Redis Cluster hash tags
+  const tagged = minimal('  - { name: s, type: string, tables: [t], key: "user:{{{user_id}}}:{pk}" }\n');
+  assert.equal((parse(tagged).sinks[0] as StringSinkConfig).key, 'user:{{{user_id}}}:{pk}');
+  const text = minimal('  - { name: s, type: string, tables: [t], key: "user:{user-id}" }\n');
+  expectProblem(text, 'sinks[0].key', 7, '"{user-id}" is not a placeholder: use {schema}, {table}, {pk} or {column_name}');
 });
 
 test('bad table names', () => {

@@ -1,0 +1,158 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from '../util/log.js';
+import type { RedisCommand } from '../sinks/sink.js';
+import { commandKeys } from '../pipeline/pipeline-keys.js';
+import { isCovered, parsePosition, type Position } from '../pipeline/position.js';
+import { backoffDelayMs, sleep } from '../util/backoff.js';
+import { errorMessage } from '../util/errors.js';
+import { execGroup, type ApplyPart, type CommandOrigin, type DataLoss, type Lane, type LaneState, type RejectedCommand } from './apply-lane.js';
+import { slotOf, slotTag } from './slot-tags.js';
+
+interface SlotGroup {
+  commands: RedisCommand[];
+  origins: (CommandOrigin | null)[];
+}
+
+/**
+ * Applies batches to a Redis Cluster. MULTI cannot span hash slots, so a batch is split by slot
+ * and each slot's commands are one MULTI … EXEC, in the batch's order, holding that slot's own
+ * position keys (`sluice:pos:<sink>:{tag}`) and batch marker (`sluice:batch:<lane>:{tag}`),
+ * placed in the slot by a hash tag. A transaction is thus atomic per slot; keys that share a
+ * hash tag (`order:{user42}:…`) share a slot and are atomic together.
+ *
+ * Replay after a crash compares per slot: a slot whose position covers a change skips it. Data
+ * loss is noticed per slot (its marker is not the last batch written there). MOVED and ASK
+ * redirections during a resharding are followed by ioredis; a slot that refuses a MULTI while it
+ * migrates (TRYAGAIN, CROSSSLOT on a half-moved slot) is retried after the marker check.
+ */
+export class ClusterApplyLane implements Lane {
+  state: LaneState = 'ready';
+  lastError: string | null = null;
+  retries = 0;
+  private stopped = false;
+  private readonly abort = new AbortController();
+  private readonly markers = new Map<number, string | null>();
+  private readonly slotPositions = new Map<string, Map<number, Position>>();
+
+  constructor(
+    readonly name: string,
+    readonly redis: Cluster,
+    readonly sinks: readonly string[],
+    private readonly log: Logger,
+    private readonly onRejected: (rejected: RejectedCommand[]) => void,
+    private readonly onDataLoss: (loss: DataLoss) => void = () => undefined,
+  ) {}
+
+  async load(): Promise<{ skip: Map<string, Position | null>; known: Set<string>; behindCheck: boolean }> {
+    const known = new Set<string>();
+    for (const node of this.redis.nodes('master')) {
+      for (const key of await scanAll(node, 'sluice:*:*{*}')) {
+        const m = /^sluice:(pos|batch):(.+):\{([0-9a-z]+)\}$/.exec(key);
+        if (!m) continue;
+        const slot = slotOf(key);
+        const value = await node.get(key);
+        if (value === null) continue;
+        if (m[1] === 'batch' && m[2] === this.name) this.markers.set(slot, value);
+        else if (m[1] === 'pos' && this.sinks.includes(m[2]!)) {
+          const map = this.slotPositions.get(m[2]!) ?? new Map<number, Position>();
+          map.set(slot, parsePosition(value));
+          this.slotPositions.set(m[2]!, map);
+          known.add(m[2]!);
+        }
+      }
+    }
+    // the pipeline skips nothing by itself: replays are filtered per slot here
+    return { skip: new Map(this.sinks.map((s) => [s, null])), known, behindCheck: false };
+  }
+
+  async apply(part: ApplyPart): Promise<void> {
+    for (const prefix of part.unlinkPrefixes) {
+      let removed = 0;
+      const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+      for (const node of this.redis.nodes('master')) {
+        for (const key of await scanAll(node, pattern)) removed += await this.redis.unlink(key);
+      }
+      this.log.info({ redis: this.name, prefix, removed }, 'TRUNCATE applied: keys removed');
+    }
+    const groups = this.group(part);
+    await Promise.all([...groups].map(([slot, g]) => this.applySlot(slot, g, part)));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.state = 'stopped';
+    this.abort.abort();
+  }
+
+  /** Splits a part by hash slot, dropping what a slot already has (replay) and refusing cross-slot commands. */
+  private group(part: ApplyPart): Map<number, SlotGroup> {
+    const groups = new Map<number, SlotGroup>();
+    const rejected: RejectedCommand[] = [];
+    for (let i = 0; i < part.commands.length; i++) {
+      const cmd = part.commands[i]!;
+      const origin = part.origins[i] ?? null;
+      const keys = commandKeys(cmd);
+      const slots = new Set((keys.length > 0 ? keys : [cmd[1] ?? '']).map(slotOf));
+      if (slots.size > 1) {
+        if (origin) rejected.push({ origin, error: `CROSSSLOT: the command's keys (${keys.join(', ')}) are in different hash slots; give them a common hash tag, e.g. {user_id}` });
+        continue;
+      }
+      const slot = [...slots][0]!;
+      if (origin && isCovered(this.slotPositions.get(origin.sink)?.get(slot) ?? null, origin.meta.commitLsn, origin.change.idx)) continue;
+      let g = groups.get(slot);
+      if (!g) groups.set(slot, (g = { commands: [], origins: [] }));
+      g.commands.push(cmd);
+      g.origins.push(origin);
+    }
+    if (rejected.length > 0) this.onRejected(rejected);
+    return groups;
+  }
+
+  private async applySlot(slot: number, g: SlotGroup, part: ApplyPart): Promise<void> {
+    const tag = slotTag(slot);
+    const markerKey = `sluice:batch:${this.name}:{${tag}}`;
+    let attempt = 0;
+    for (;;) {
+      if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
+      try {
+        if (attempt > 0 && (await this.redis.get(markerKey)) === part.batchId) break;
+        const before = await execGroup(this.redis, {
+          markerKey,
+          batchId: part.batchId,
+          commands: g.commands,
+          origins: g.origins,
+          positions: part.positions.map(([sink, pos]) => [`sluice:pos:${sink}:{${tag}}`, pos] as const),
+          onRejected: this.onRejected,
+        });
+        const expected = this.markers.get(slot) ?? null;
+        if (before !== expected) {
+          this.log.error({ redis: this.name, slot, expected, found: before }, 'Redis lost writes in a hash slot (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
+          this.onDataLoss({ lane: this.name, found: before });
+        }
+        break;
+      } catch (err) {
+        attempt++;
+        this.retries++;
+        this.state = 'retrying';
+        this.lastError = errorMessage(err);
+        const delay = backoffDelayMs(attempt, 100, 5000);
+        this.log.warn({ redis: this.name, slot, err: this.lastError, retryInMs: delay, attempt }, 'Redis write failed; will retry');
+        await sleep(delay, this.abort.signal);
+      }
+    }
+    this.markers.set(slot, part.batchId);
+    this.state = 'ready';
+    this.lastError = null;
+  }
+}
+
+async function scanAll(node: Redis, pattern: string): Promise<string[]> {
+  const out: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    out.push(...keys);
+  } while (cursor !== '0');
+  return out;
+}
