@@ -5,6 +5,8 @@ import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/
 import { diffMaps, expectedStrings, scanStrings } from '../support/compare.js';
 import { spawnSluice, type ManagedProcess } from '../harness/process.js';
 import type { BackfillView } from '../../src/backfill/backfill-manager.js';
+import type { SinkConfig } from '../../src/config/schema.js';
+import { createSink } from '../../src/sinks/index.js';
 
 const ROWS = 2000;
 
@@ -119,7 +121,46 @@ describe('sluice verify', () => {
     }
   });
 
-  test('a hash sink', { skip: 'the hash sink is not in src/sinks/index.ts yet (createSink refuses type hash)' }, () => undefined);
+  // the hash sink may not be in this version yet: the case then says so and is skipped
+  const hashMissing = ((): string | false => {
+    try {
+      createSink({ name: 'h', type: 'hash', mode: 'row', key: 'h:{pk}', tables: ['public.products'], actions: ['insert', 'update', 'delete'], backfill: false, max_value_bytes: 1024, max_transaction_rows: 1000 } as unknown as SinkConfig);
+      return false;
+    } catch {
+      return 'the hash sink is not in src/sinks/index.ts yet (createSink refuses type hash)';
+    }
+  })();
+
+  test('a hash sink (row mode): in sync, then a removed field, a wrong field, an extra field, a deleted key and an extra hash', { skip: hashMissing }, async () => {
+    await sluice.stop();
+    const hashConfig = env.writeConfig(`  - name: products-h
+    type: hash
+    key: "h:{table}:{pk}"
+    tables: [products]
+    backfill: true`);
+    sluice = await env.start(hashConfig);
+    await eventually(() => backfills(env, 'products-h'), (b) => b.length === 1 && b[0]!.state === 'done', 60_000, 'hash backfill');
+    const rows = Number((await env.pg.query('select count(*)::int n from products')).rows[0].n);
+    const ok = await verify(['-c', hashConfig, 'products-h']);
+    assert.equal(ok.code, 0, ok.out + ok.err);
+    assert.match(ok.out, new RegExp(`public\\.products: ${rows} rows — ${rows} ok, 0 missing, 0 stale, 0 orphaned`));
+    await redis.hdel('h:products:3', 'name');
+    await redis.hset('h:products:17', 'price', '0');
+    await redis.hset('h:products:20', 'extra', 'x');
+    await redis.del('h:products:30');
+    await redis.hset('h:products:999999', 'id', '999999');
+    const bad = await verify(['-c', hashConfig, 'products-h']);
+    assert.equal(bad.code, 1, bad.out + bad.err);
+    assert.match(bad.out, new RegExp(`${rows} rows — ${rows - 4} ok, 1 missing, 3 stale, 1 orphaned`));
+    assert.match(bad.out, /^ {2}missing h:products:30$/m);
+    assert.match(bad.out, /^ {2}stale h:products:17: redis \{.*"price":"0".*\} != postgres \{.*"price":"21\.25".*\}$/m);
+    assert.match(bad.out, /^ {2}orphan h:products:999999$/m);
+    // A backfill rewrites a row-mode hash with HSET/HDEL of the table's columns: a field that is
+    // no column of the table is reported but not removed by --repair (see docs/operations.md).
+    await redis.hdel('h:products:20', 'extra');
+    const repaired = await verify(['-c', hashConfig, 'products-h', '--repair']);
+    assert.equal(repaired.code, 0, repaired.out + repaired.err);
+  });
 
   test('errors: unknown sink, stream sink: exit 2 with the reason', async () => {
     await sluice.stop();
