@@ -22,6 +22,7 @@ import { comparePositions, formatPosition, isCovered, type Position } from './po
 import { RowFetcher } from './row-fetcher.js';
 import { errorMessage } from '../util/errors.js';
 import { commandKeys } from './pipeline-keys.js';
+import type { SinkFunctions } from '../functions/index.js';
 
 export interface SinkSpec {
   readonly sink: Sink;
@@ -29,6 +30,8 @@ export interface SinkSpec {
   readonly redis: string;
   readonly tables: readonly string[];
   readonly actions: readonly Action[];
+  /** the sink's filter/transform/route, when it has any */
+  readonly functions?: SinkFunctions | undefined;
 }
 
 export interface PipelineOptions {
@@ -478,17 +481,23 @@ export class Pipeline {
       const meta: MessageMeta = { commitLsn: txn.commitLsn, commitTimeMicros: txn.commitTimeMicros, sinkName: sink.sink.name };
       const part = this.partFor(batch, sink.redis);
       const out = this.planOutput(batch, part, sink.sink.name, meta);
+      const viaFunctions: Change[] | null = sink.functions ? [] : null;
       for (const raw of txn.changes) {
         if (!sink.actionSet.has(raw.action) || !sink.matcher.matches(raw.table)) continue;
         if (isCovered(sink.startPosition, txn.commitLsn, raw.idx)) continue;
         const t = truncated.get(raw.table.qualifiedName);
         if (t !== undefined && raw.idx < t) continue; // emptied by the TRUNCATE that follows
         const change = fillUnchangedToast(raw);
+        if (viaFunctions) {
+          viaFunctions.push(change);
+          continue;
+        }
         out.current = change;
         sink.sink.plan(change, meta, out);
         const k = `${sink.sink.name}\u0000${change.action}`;
         batch.counts.set(k, (batch.counts.get(k) ?? 0) + 1);
       }
+      if (viaFunctions && viaFunctions.length > 0) this.planWithFunctions(sink, viaFunctions, meta, out, batch.counts);
       for (const tr of txn.truncates) {
         if (isCovered(sink.startPosition, txn.commitLsn, tr.idx)) continue;
         for (const table of tr.tables) {
@@ -582,16 +591,21 @@ export class Pipeline {
     const out = this.planOutput(batch, part, w.sink.sink.name, meta);
     let emitted = 0;
     let skipped = 0;
+    const viaFunctions: Change[] | null = w.sink.functions ? [] : null;
     for (const row of w.rows) {
       if (w.touched.has(rowIdentity(w.table, row))) {
         skipped++;
         continue;
       }
       const change: Change = { action: 'read', table: w.table, row, oldRow: null, oldKind: null, idx: emitted };
-      out.current = change;
-      w.sink.sink.plan(change, meta, out);
+      if (viaFunctions) viaFunctions.push(change);
+      else {
+        out.current = change;
+        w.sink.sink.plan(change, meta, out);
+      }
       emitted++;
     }
+    if (viaFunctions && viaFunctions.length > 0) this.planWithFunctions(w.sink, viaFunctions, meta, out, null);
     for (const cmd of w.extraCommands) out.bookkeeping(cmd);
     const k = `${w.sink.sink.name}\u0000read`;
     batch.counts.set(k, (batch.counts.get(k) ?? 0) + emitted);
@@ -629,6 +643,26 @@ export class Pipeline {
     let out: Set<string>[] | null = null;
     for (const w of this.windows.values()) if (w.mode === 'orphans' && w.open && w.sink.sink.name === sinkName) (out ??= []).push(w.touched);
     return out;
+  }
+
+  /**
+   * A sink with functions: one call into its sandbox for all these messages, then each is
+   * skipped (filter), planned with the results (transform, route) or failed with the reason.
+   */
+  private planWithFunctions(sink: SinkRuntime, changes: readonly Change[], meta: MessageMeta, out: PlanOutput & { current: Change | null }, counts: Map<string, number> | null): void {
+    const results = sink.functions!.applySync(changes, meta);
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i]!;
+      const r = results[i]!;
+      if ('skip' in r) continue;
+      out.current = change;
+      if ('error' in r) out.fail(change, r.error);
+      else sink.sink.plan(change, meta, out, r.extras);
+      if (counts) {
+        const k = `${sink.sink.name}\u0000${change.action}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+    }
   }
 
   private planOutput(batch: Batch, part: LanePart, sinkName: string, meta: MessageMeta): PlanOutput & { current: Change | null; bookkeeping(cmd: RedisCommand): void } {
