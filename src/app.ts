@@ -4,6 +4,7 @@ import { prepareSource } from './pg/source-setup.js';
 import { SourceMonitor } from './pg/source-monitor.js';
 import { createRedisClient, type RedisClient } from './redis/connect.js';
 import { createSink } from './sinks/index.js';
+import { SinkFunctions } from './functions/index.js';
 import { Pipeline, type SinkSpec } from './pipeline/pipeline.js';
 import { Metrics } from './metrics.js';
 import type { Logger } from './util/log.js';
@@ -24,8 +25,13 @@ export interface RunningSluice {
 }
 
 /** The `sluice start` process: prepares Postgres, connects Redis, runs the pipeline and HTTP. */
-export async function startSluice(config: SluiceConfig, log: Logger): Promise<RunningSluice> {
-  const sinks: SinkSpec[] = config.sinks.map((s) => ({ sink: createSink(s), redis: s.redis!, tables: s.tables, actions: s.actions }));
+export async function startSluice(config: SluiceConfig, log: Logger, opts: { configDir?: string } = {}): Promise<RunningSluice> {
+  // function files are relative to the config file's directory
+  const configDir = opts.configDir ?? process.cwd();
+  const sinks: SinkSpec[] = config.sinks.map((s) => {
+    const functions = SinkFunctions.fromConfig(s, configDir);
+    return { sink: createSink(s), redis: s.redis!, tables: s.tables, actions: s.actions, functions: functions.hasAny ? functions : undefined };
+  });
   const admin = new pg.Client({ connectionString: config.source.url, application_name: 'sluice-setup' });
   await admin.connect();
   let slotConfirmed: Lsn | null = null;
@@ -99,6 +105,7 @@ export async function startSluice(config: SluiceConfig, log: Logger): Promise<Ru
       stopping ??= (async () => {
         await backfills.stop();
         await pipeline.stop();
+        for (const s of sinks) s.functions?.dispose();
         await monitor.stop();
         await http?.close();
         await Promise.all([...redis.values()].map((c) => c.quit().catch(() => c.disconnect())));

@@ -2,7 +2,9 @@ import pg from 'pg';
 import { configPathFrom, loadConfig } from '../config/load.js';
 import { readSourceState, sourceFindings, type Finding } from '../pg/source-setup.js';
 import { checkRedisConnection } from '../redis/inspect.js';
+import { dirname } from 'node:path';
 import { createSink } from '../sinks/index.js';
+import { SinkFunctions } from '../functions/index.js';
 import { errorMessage } from '../util/errors.js';
 import { describePgUrl } from '../pg/url.js';
 
@@ -14,6 +16,11 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
   for (const [i, s] of config.sinks.entries()) {
     try {
       createSink(s);
+    } catch (err) {
+      findings.push({ severity: 'error', message: `sinks[${i}]: ${errorMessage(err)}` });
+    }
+    try {
+      SinkFunctions.fromConfig(s, dirname(path)).dispose();
     } catch (err) {
       findings.push({ severity: 'error', message: `sinks[${i}]: ${errorMessage(err)}` });
     }

@@ -1,11 +1,13 @@
+import { dirname } from 'node:path';
 import { configPathFrom, loadConfig } from '../config/load.js';
 import { startSluice } from '../app.js';
 import { createLogger } from '../util/log.js';
 
 export async function runStart(configArg: string | undefined): Promise<number> {
-  const config = loadConfig(configPathFrom(configArg));
+  const path = configPathFrom(configArg);
+  const config = loadConfig(path);
   const log = createLogger(config.log.level);
-  const app = await startSluice(config, log);
+  const app = await startSluice(config, log, { configDir: dirname(path) });
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string): void => {
       log.info({ signal: sig }, 'draining');
