@@ -2,6 +2,7 @@ import type { Change } from '../core/change.js';
 import { messageJson, recordJson, type MessageMeta } from '../core/render.js';
 import { TemplateCache } from '../core/template.js';
 import { checkKey, checkValueSize, planSafely, type PlanExtras, type PlanOutput, type Sink } from './sink.js';
+import { renderFor } from './moves.js';
 
 export interface ListSinkOptions {
   name: string;
@@ -30,7 +31,7 @@ export function createListSink(opts: ListSinkOptions): Sink {
       planSafely(change, out, () => {
         const route = extras?.route;
         const action = route?.action ?? change.action;
-        const k = checkKey(route?.key ?? key.render(change.table, change.row));
+        const k = checkKey(route?.key ?? renderFor(key, change, 'key'));
         const value = extras?.value ?? (opts.value === 'message' ? messageJson(change, meta, action) : recordJson(change.table, change.row));
         checkValueSize(value, opts.maxValueBytes);
         out.command([push, k, value]);

@@ -1,5 +1,5 @@
 import type { Change } from '../core/change.js';
-import type { TemplateCache } from '../core/template.js';
+import { MessageError, type TemplateCache } from '../core/template.js';
 import { checkKey } from './sink.js';
 
 /**
@@ -18,4 +18,20 @@ export function oldKeyIfMoved(template: TemplateCache, change: Change, newKey: s
     return null;
   }
   return old === newKey ? null : old;
+}
+
+/**
+ * Renders a key or channel template for a change. A delete carries only the replica identity
+ * columns (unless the table is REPLICA IDENTITY FULL): when the template reads another column,
+ * the failure says so and what fixes it.
+ */
+export function renderFor(template: TemplateCache, change: Change, what: string): string {
+  try {
+    return template.render(change.table, change.row);
+  } catch (err) {
+    if (err instanceof MessageError && change.action === 'delete' && change.oldKind !== 'O') {
+      throw new MessageError(`${err.message}; a delete carries only the replica identity columns, so a ${what} template that reads other columns needs REPLICA IDENTITY FULL on ${change.table.qualifiedName}`);
+    }
+    throw err;
+  }
 }

@@ -2,6 +2,7 @@ import type { Change } from '../core/change.js';
 import { messageJson, recordJson, type MessageMeta } from '../core/render.js';
 import { TemplateCache } from '../core/template.js';
 import { checkKey, checkValueSize, planSafely, type PlanExtras, type PlanOutput, type Sink } from './sink.js';
+import { renderFor } from './moves.js';
 
 export interface PubsubSinkOptions {
   name: string;
@@ -25,7 +26,7 @@ export function createPubsubSink(opts: PubsubSinkOptions): Sink {
       planSafely(change, out, () => {
         const route = extras?.route;
         const action = route?.action ?? change.action;
-        const ch = checkKey(route?.channel ?? route?.key ?? channel.render(change.table, change.row), 'channel');
+        const ch = checkKey(route?.channel ?? route?.key ?? renderFor(channel, change, 'channel'), 'channel');
         const value = extras?.value ?? (opts.value === 'message' ? messageJson(change, meta, action) : recordJson(change.table, change.row));
         checkValueSize(value, opts.maxValueBytes);
         out.command(['PUBLISH', ch, value]);

@@ -2,6 +2,7 @@ import type { Change } from '../core/change.js';
 import { changesJson, recordJson, type MessageMeta } from '../core/render.js';
 import { TemplateCache } from '../core/template.js';
 import { checkKey, checkValueSize, planSafely, type PlanExtras, type PlanOutput, type RedisCommand, type Sink } from './sink.js';
+import { renderFor } from './moves.js';
 import { metadataJson } from './envelope.js';
 
 export interface StreamSinkOptions {
@@ -31,7 +32,7 @@ export function createStreamSink(opts: StreamSinkOptions): Sink {
       planSafely(change, out, () => {
         const route = extras?.route;
         const action = route?.action ?? change.action;
-        const k = checkKey(route?.key ?? key.render(change.table, change.row));
+        const k = checkKey(route?.key ?? renderFor(key, change, 'key'));
         const record = checkValueSize(extras?.value ?? recordJson(change.table, change.row), opts.maxValueBytes);
         const cmd: RedisCommand = ['XADD', k, ...trim, '*', 'action', action, 'record', record];
         if (extras?.value === undefined) cmd.push('changes', checkValueSize(changesJson(change), opts.maxValueBytes));

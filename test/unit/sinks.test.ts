@@ -215,6 +215,13 @@ describe('list sink', () => {
     assert.equal(JSON.parse(plan(sink, c, { route: { action: 'delete' } }).commands[0]![2]!).action, 'delete');
   });
 
+  test('a delete without the key\'s column (not REPLICA IDENTITY FULL) fails with the fix in the reason', () => {
+    const r = plan(createListSink({ ...base, push: 'append' }), del(products, { id: '1' }));
+    assert.deepEqual(r.commands, []);
+    assert.match(r.failures[0]!, /"sku" is NULL.*a delete carries only the replica identity columns.*REPLICA IDENTITY FULL on public.products/);
+    assert.equal(plan(createListSink({ ...base, push: 'append' }), del(productsFull, lamp, true)).commands.length, 1);
+  });
+
   test('NULL key column fails the message', () => {
     const r = plan(createListSink({ ...base, push: 'append' }), insert(products, { ...lamp, sku: null }));
     assert.deepEqual(r.commands, []);
