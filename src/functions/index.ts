@@ -19,7 +19,7 @@ export const ROUTE_FIELDS: Readonly<Record<SinkType, readonly (keyof RouteOverri
   set: ['key', 'action', 'expire_ms', 'member'],
   zset: ['key', 'action', 'expire_ms', 'member', 'score'],
   stream: ['key', 'action', 'expire_ms'],
-  pubsub: ['channel', 'action'],
+  pubsub: ['channel', 'key', 'action'],
 };
 
 type FunctionsConfig = Pick<SinkConfig, 'name' | 'type' | 'filter' | 'transform' | 'route'>;
