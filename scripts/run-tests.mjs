@@ -28,9 +28,10 @@ if (files.length === 0) {
 // Integration tests start their own Postgres and Redis servers; on a 2-core machine they run
 // one file at a time so that timings stay sane.
 const concurrency = suites.includes('integration') ? '1' : '2';
+// --no-node-snapshot: isolated-vm (sink functions) needs it on Node 20+.
 const r = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  ['--no-node-snapshot', '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
   { stdio: 'inherit' },
 );
 process.exit(r.status ?? 1);
