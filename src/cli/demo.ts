@@ -31,10 +31,12 @@ sinks:
     type: string
     tables: [public.products]
     key: "product:{id}"
+    backfill: true
   - name: orders
     type: string
     tables: [public.orders]
     value: message
+    backfill: true
 http:
   port: ${port}
 log:
