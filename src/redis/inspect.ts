@@ -1,34 +1,251 @@
+import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import type { RedisConnectionConfig } from '../config/schema.js';
 import type { Finding } from '../pg/source-setup.js';
-import { connectRedis, createRedisClient } from './connect.js';
+import { connectRedis, createRedisClient, describeRedis, explainRedisError, redisUsername, trackLastError, usesTls, type RedisClient } from './connect.js';
 import { errorMessage } from '../util/errors.js';
 
-function describe(spec: RedisConnectionConfig): string {
-  const hostOf = (u: string): string => {
-    try {
-      const p = new URL(u);
-      return `${p.hostname}:${p.port || 6379}`;
-    } catch {
-      return u;
-    }
-  };
-  if (spec.kind === 'url') return hostOf(spec.url);
-  if (spec.kind === 'cluster') return `cluster ${spec.cluster.map(hostOf).join(',')}`;
-  return `sentinel ${spec.sentinel.name}@${spec.sentinel.nodes.map(hostOf).join(',')}`;
+/**
+ * Every command Sluice sends, with arguments that name `sluice:*` keys / channels, for the ACL
+ * check. MULTI and EXEC are checked separately (they cannot be queued inside a MULTI).
+ */
+const KEY = 'sluice:check';
+export const SLUICE_COMMANDS: readonly (readonly string[])[] = [
+  ['GET', KEY],
+  ['SET', KEY, 'v'],
+  ['DEL', KEY],
+  ['UNLINK', KEY],
+  ['SCAN', '0', 'MATCH', 'sluice:*'],
+  ['HSET', KEY, 'f', 'v'],
+  ['HDEL', KEY, 'f'],
+  ['RPUSH', KEY, 'v'],
+  ['LPUSH', KEY, 'v'],
+  ['LTRIM', KEY, '0', '-1'],
+  ['SADD', KEY, 'm'],
+  ['SREM', KEY, 'm'],
+  ['ZADD', KEY, '1', 'm'],
+  ['ZREM', KEY, 'm'],
+  ['XADD', KEY, '*', 'f', 'v'],
+  ['PUBLISH', KEY, 'm'],
+  ['PEXPIRE', KEY, '1000'],
+  ['EVAL', 'return 1', '1', KEY],
+  ['MGET', KEY],
+  ['INFO'],
+];
+
+interface AclGaps {
+  /** lowercase command names the user may not run */
+  commands: Set<string>;
+  /** the user may not access sluice:* keys */
+  keys: boolean;
+  /** the user may not publish to sluice:* channels */
+  channels: boolean;
+  /** a command that could not be checked, and why */
+  unchecked?: string;
 }
 
-/** Reachability, auth, version, mode and eviction policy of one Redis connection. */
+const noGaps = (): AclGaps => ({ commands: new Set(), keys: false, channels: false });
+
+function classifyDenial(text: string, command: string, gaps: AclGaps): void {
+  if (/no permissions to run/i.test(text)) gaps.commands.add(command.toLowerCase());
+  else if (/no permissions to access .*key/i.test(text)) gaps.keys = true;
+  else if (/no permissions to access .*channel/i.test(text)) gaps.channels = true;
+  else gaps.commands.add(command.toLowerCase());
+}
+
+/** ACL DRYRUN (Redis 7+): needs permission to run ACL; undefined when that is not allowed. */
+async function gapsByDryRun(node: Redis, user: string): Promise<AclGaps | undefined> {
+  const gaps = noGaps();
+  for (const cmd of [['MULTI'], ['EXEC'], ...SLUICE_COMMANDS]) {
+    let reply: unknown;
+    try {
+      reply = await node.call('ACL', 'DRYRUN', user, ...cmd);
+    } catch (err) {
+      const msg = errorMessage(err);
+      // NOPERM for ACL itself, or an older Redis without DRYRUN: use the other method
+      if (/NOPERM|unknown subcommand|syntax error/i.test(msg)) return undefined;
+      throw err;
+    }
+    if (String(reply) !== 'OK') classifyDenial(String(reply), cmd[0]!, gaps);
+  }
+  return gaps;
+}
+
+/**
+ * Queues every command inside a MULTI and DISCARDs it: Redis checks ACLs when queuing, so each
+ * reply is QUEUED or NOPERM, and nothing runs. Works for any user allowed MULTI and DISCARD.
+ */
+async function gapsByQueuedProbe(node: Redis): Promise<AclGaps> {
+  const gaps = noGaps();
+  const probe = node.duplicate({ lazyConnect: true, enableOfflineQueue: true, retryStrategy: () => null, connectionName: 'sluice-check-acl' });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    // EXEC outside a transaction: NOPERM if denied, else "EXEC without MULTI"; nothing runs
+    try {
+      await probe.call('EXEC');
+    } catch (err) {
+      if (/NOPERM/.test(errorMessage(err))) gaps.commands.add('exec');
+    }
+    try {
+      await probe.call('MULTI');
+    } catch (err) {
+      if (!/NOPERM/.test(errorMessage(err))) throw err;
+      gaps.commands.add('multi');
+      gaps.unchecked = 'the other commands could not be checked without MULTI';
+      return gaps;
+    }
+    try {
+      for (const [name, ...args] of SLUICE_COMMANDS) {
+        try {
+          await probe.call(name!, ...args);
+        } catch (err) {
+          const msg = errorMessage(err);
+          if (/NOPERM/.test(msg)) classifyDenial(msg, name!, gaps);
+        }
+      }
+    } finally {
+      await probe.call('DISCARD').catch(() => undefined);
+    }
+    return gaps;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+async function aclGaps(node: Redis, user: string | undefined): Promise<AclGaps> {
+  let name = user;
+  if (name === undefined) {
+    name = await Promise.resolve(node.call('ACL', 'WHOAMI')).then(String, () => undefined);
+  }
+  if (name !== undefined) {
+    const viaDryRun = await gapsByDryRun(node, name);
+    if (viaDryRun) return viaDryRun;
+  }
+  return gapsByQueuedProbe(node);
+}
+
+function mergeGaps(all: AclGaps[]): AclGaps {
+  const out = noGaps();
+  for (const g of all) {
+    for (const c of g.commands) out.commands.add(c);
+    out.keys ||= g.keys;
+    out.channels ||= g.channels;
+    out.unchecked ??= g.unchecked;
+  }
+  return out;
+}
+
+/** the one-line ACL finding (undefined: nothing to say) */
+function aclFinding(name: string, spec: RedisConnectionConfig, user: string | undefined, gaps: AclGaps): Finding | undefined {
+  const who = `ACL user "${user ?? 'default'}"`;
+  const missing = [...gaps.commands].sort();
+  if (missing.length === 0 && !gaps.keys && !gaps.channels) {
+    return user !== undefined ? { severity: 'ok', message: `redis.${name}: ${who} may run every command Sluice uses on sluice:* keys` } : undefined;
+  }
+  const parts: string[] = [];
+  if (missing.length > 0) parts.push(`may not run ${missing.map((c) => c.toUpperCase()).join(', ')}`);
+  if (gaps.keys) parts.push('may not access keys sluice:*');
+  if (gaps.channels) parts.push('may not publish to channels sluice:*');
+  const grant = [...missing.map((c) => `+${c}`), '~sluice:*', ...(gaps.channels || missing.includes('publish') ? ['&sluice:*'] : [])].join(' ');
+  const where = spec.kind === 'cluster' ? ' on every node (ACLs are per node)' : '';
+  const unchecked = gaps.unchecked ? ` (${gaps.unchecked})` : '';
+  return {
+    severity: 'error',
+    message: `redis.${name}: ${who} ${parts.join('; ')}${unchecked}: run ACL SETUSER ${user ?? 'default'} ${grant}${where} (keys of other key templates need their own ~pattern)`,
+  };
+}
+
+function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const i = line.indexOf(':');
+    if (i > 0 && !line.startsWith('#')) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** "standalone", "cluster: ..." or "sentinel: master ... at host:port", plus findings */
+async function modeOf(client: RedisClient, spec: RedisConnectionConfig, serverMode: string, name: string, out: Finding[]): Promise<string> {
+  if (client instanceof Cluster) {
+    const info = parseInfo(String(await client.cluster('INFO')));
+    const masters = client.nodes('master').length;
+    const assigned = Number(info.cluster_slots_assigned ?? 0);
+    const ok = Number(info.cluster_slots_ok ?? 0);
+    if (info.cluster_state !== 'ok') {
+      out.push({ severity: 'error', message: `redis.${name}: cluster_state is ${info.cluster_state ?? '?'} (slots assigned ${assigned}, ok ${ok}, failing ${info.cluster_slots_fail ?? '?'}): writes to the uncovered slots fail until the cluster is repaired (redis-cli --cluster check / fix)` });
+    } else if (assigned < 16384 || ok < 16384) {
+      out.push({ severity: 'error', message: `redis.${name}: only ${Math.min(assigned, ok)} of 16384 hash slots are covered: keys in the others cannot be written (redis-cli --cluster fix)` });
+    }
+    const slots = assigned === 16384 && ok === 16384 ? 'all 16384 slots covered' : `${Math.min(assigned, ok)}/16384 slots covered`;
+    return `cluster: ${masters} master(s), cluster_state ${info.cluster_state ?? '?'}, ${slots}`;
+  }
+  if (spec.kind === 'sentinel') {
+    const stream = (client as unknown as { stream?: { remoteAddress?: string; remotePort?: number } }).stream;
+    const at = stream?.remoteAddress ? `${stream.remoteAddress}:${stream.remotePort}` : '?';
+    return `sentinel: master "${spec.sentinel.name}" at ${at}`;
+  }
+  if (serverMode === 'cluster') {
+    out.push({ severity: 'error', message: `redis.${name}: the server is a Redis Cluster node: configure the connection as cluster: [${spec.kind === 'url' ? 'redis://host:port, ...' : '...'}] so that keys go to the node that owns their slot` });
+  }
+  return serverMode === '?' ? 'standalone' : serverMode;
+}
+
+/**
+ * `sluice check` for one Redis connection: reachability, TLS and auth (errors in plain words),
+ * version, mode (standalone; cluster state and slot coverage; the master a sentinel setup
+ * points to), eviction policy, and whether the ACL user may run every command Sluice uses.
+ */
 export async function checkRedisConnection(name: string, spec: RedisConnectionConfig, used: boolean): Promise<Finding[]> {
   const out: Finding[] = [];
-  const client = createRedisClient(spec, 'sluice-check');
+  const where = describeRedis(spec);
+  const tls = usesTls(spec);
+  if (tls && spec.tls?.insecure) {
+    out.push({ severity: 'warn', message: `redis.${name}: tls.insecure is true: the server's certificate is not verified (anyone on the network path can impersonate it); use only for testing` });
+  }
+  let client: RedisClient;
+  try {
+    // the insecure warning is reported above, as a finding
+    client = createRedisClient(spec, 'sluice-check', { warn: () => undefined });
+  } catch (err) {
+    out.push({ severity: 'error', message: `redis.${name}: ${errorMessage(err)}` });
+    return out;
+  }
+  const lastError = trackLastError(client);
   client.on('error', () => undefined);
   try {
-    await withTimeout(connectRedis(client), 6000, 'timed out');
-    await client.ping();
-    const info = await client.info('server');
-    const version = /redis_version:(\S+)/.exec(info)?.[1] ?? '?';
-    const mode = /redis_mode:(\S+)/.exec(info)?.[1] ?? '?';
-    out.push({ severity: 'ok', message: `redis.${name}: reachable at ${describe(spec)} (Redis ${version}, ${mode})${used ? '' : ', not used by any sink'}` });
+    try {
+      // a sentinel setup retries forever: one failed round over all sentinels is enough here
+      let onError: (err: Error) => void = () => undefined;
+      const sentinelsFailed = new Promise<never>((_r, reject) => {
+        onError = (err) => {
+          if (/All sentinels are unreachable/.test(err.message)) reject(new Error(err.message.replace(/ Retrying from scratch after \d+ms\./, '').trim()));
+        };
+      });
+      sentinelsFailed.catch(() => undefined);
+      client.on('error', onError);
+      await withTimeout(Promise.race([connectRedis(client), sentinelsFailed]), 6000, () => lastError() ?? new Error('timed out after 6 s')).finally(() => client.off('error', onError));
+      // NOPERM still proves the login worked; the ACL check below reports what is missing
+      await client.ping().catch((err: unknown) => {
+        if (!/NOPERM/.test(errorMessage(err))) throw err;
+      });
+    } catch (err) {
+      out.push({ severity: 'error', message: `redis.${name}: cannot use Redis at ${where}: ${explainRedisError(err, spec)}` });
+      return out;
+    }
+    let version = '?';
+    let serverMode = '?';
+    try {
+      const info = parseInfo(String(await client.info('server')));
+      version = info.redis_version ?? '?';
+      serverMode = info.redis_mode ?? '?';
+    } catch {
+      // INFO may be denied: the ACL check below says so
+    }
+    const user = redisUsername(spec);
+    const mode = await modeOf(client, spec, serverMode, name, out).catch((err: unknown) => `${serverMode} (${errorMessage(err)})`);
+    const extras = [tls ? 'TLS' : undefined, user !== undefined ? `user "${user}"` : undefined].filter(Boolean).join(', ');
+    out.unshift({ severity: 'ok', message: `redis.${name}: reachable at ${where} (Redis ${version}, ${mode}${extras ? `; ${extras}` : ''})${used ? '' : ', not used by any sink'}` });
     try {
       const policy = (await client.config('GET', 'maxmemory-policy')) as string[];
       if (policy[1]?.startsWith('allkeys-')) {
@@ -37,15 +254,21 @@ export async function checkRedisConnection(name: string, spec: RedisConnectionCo
     } catch {
       // CONFIG may be renamed or forbidden for this user: not a problem for Sluice itself
     }
-  } catch (err) {
-    out.push({ severity: 'error', message: `redis.${name}: cannot use Redis at ${describe(spec)}: ${errorMessage(err)}` });
+    try {
+      const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client];
+      const gaps = mergeGaps(await Promise.all(nodes.map((n) => aclGaps(n, user))));
+      const f = aclFinding(name, spec, user, gaps);
+      if (f) out.push(f);
+    } catch (err) {
+      out.push({ severity: 'warn', message: `redis.${name}: could not check the ACL permissions: ${errorMessage(err)}` });
+    }
   } finally {
     client.disconnect();
   }
   return out;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_r, reject) => (t = setTimeout(() => reject(new Error(what)), ms)))]).finally(() => clearTimeout(t));
+  return Promise.race([p, new Promise<T>((_r, reject) => (t = setTimeout(() => reject(onTimeout()), ms)))]).finally(() => clearTimeout(t));
 }
