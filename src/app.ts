@@ -68,7 +68,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     metrics.slotRetainedBytes.set(snap.retainedBytes);
     metrics.lagBytes.set(snap.lagBytes);
     metrics.lagSeconds.set(pipeline.lagMs() / 1000);
-  });
+  }, 5000, config.source.retained_wal_warn_bytes);
   let found: { behind: string[]; unknown: string[] };
   try {
     found = await pipeline.start(slotConfirmed);

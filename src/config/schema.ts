@@ -169,6 +169,8 @@ export const sourceSchema = strict({
     .regex(new RegExp(`^${IDENT}$`, 'u'), { error: 'must be an identifier (letters, digits, _ and $, not starting with a digit)' })
     .max(63, { error: 'must be at most 63 characters' })
     .default(DEFAULT_PUBLICATION),
+  /** warn (in the log) when the slot keeps more WAL than this on the server */
+  retained_wal_warn_bytes: positiveInt().default(1024 * 1024 * 1024),
 });
 
 // ---------------------------------------------------------------------------------------------

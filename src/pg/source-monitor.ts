@@ -21,6 +21,7 @@ export class SourceMonitor {
   last: SourceSnapshot | null = null;
   private timer: NodeJS.Timeout | null = null;
   private client: pg.Client | null = null;
+  private lastWarnAt = 0;
 
   constructor(
     private readonly url: string,
@@ -28,6 +29,7 @@ export class SourceMonitor {
     private readonly log: Logger,
     private readonly onSnapshot: (s: SourceSnapshot) => void,
     private readonly intervalMs = 5000,
+    private readonly warnRetainedBytes = Number.POSITIVE_INFINITY,
   ) {}
 
   start(): void {
@@ -68,6 +70,14 @@ export class SourceMonitor {
       };
       this.last = snap;
       this.onSnapshot(snap);
+      // WAL the slot holds stays on the server's disk: say so, with the size, every 5 minutes
+      if (snap.retainedBytes > this.warnRetainedBytes && Date.now() - this.lastWarnAt > 300_000) {
+        this.lastWarnAt = Date.now();
+        this.log.warn(
+          { slot: this.slot, retainedMb: Math.round(snap.retainedBytes / 1048576), lagMb: Math.round(snap.lagBytes / 1048576), active: snap.active },
+          `replication slot "${this.slot}" retains ${Math.round(snap.retainedBytes / 1048576)} MB of WAL on the Postgres server`,
+        );
+      }
       return snap;
     } catch (err) {
       const c = this.client;

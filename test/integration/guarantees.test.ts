@@ -70,6 +70,16 @@ describe('order and atomicity', () => {
     assert.ok(sluice.running);
   });
 
+  test('Postgres restarted mid-stream: Sluice reconnects and continues', async () => {
+    const mark = sluice.mark();
+    for (let i = 0; i < 50; i++) await env.pg.query(`insert into acct values ($1, $2) on conflict (id) do update set v = excluded.v`, [200 + i, i]);
+    await env.pg.restart();
+    for (let i = 0; i < 50; i++) await env.pg.query(`insert into acct values ($1, $2) on conflict (id) do update set v = excluded.v`, [300 + i, i]);
+    await sluice.waitForLine(/replication stream reconnected/, 60_000, { from: mark });
+    const expected = await expectedStrings(env.pg, 'acct');
+    await eventually(() => scanStrings(redis, 'sluice:acct:'), (actual) => diffMaps(expected, actual).length === 0, 30_000, 'Redis equal to Postgres');
+  });
+
   test('an idle slot on a busy database advances (no WAL held forever)', async () => {
     const before = await env.pg.query(`select confirmed_flush_lsn::text l from pg_replication_slots where slot_name = 'sluice'`);
     // writes to a table that is not published: only keepalives reach Sluice

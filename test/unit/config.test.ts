@@ -97,7 +97,7 @@ function expectProblem(text: string, path: string, line: number, message: RegExp
 
 test('the full example from the spec parses', () => {
   const cfg = parse(FULL_EXAMPLE, { SLUICE_TOKEN: 's3cret' });
-  assert.deepEqual(cfg.source, { url: 'postgres://postgres@127.0.0.1:5432/app', slot: 'sluice', publication: 'sluice' });
+  assert.deepEqual(cfg.source, { url: 'postgres://postgres@127.0.0.1:5432/app', slot: 'sluice', publication: 'sluice', retained_wal_warn_bytes: 1024 ** 3 });
   assert.deepEqual(cfg.redis.cache, { kind: 'url', url: 'redis://user:pass@127.0.0.1:6379/0', tls: undefined });
   assert.equal(cfg.redis.secure.kind, 'url');
   assert.deepEqual(cfg.redis.secure.tls, { ca: resolve('ca.pem'), insecure: false });
@@ -142,7 +142,7 @@ test('defaults are filled in for every sink type', () => {
   - { name: p, type: pubsub, tables: [products] }
 `),
   );
-  assert.deepEqual(cfg.source, { url: 'postgres://app@localhost/app', slot: 'sluice', publication: 'sluice' });
+  assert.deepEqual(cfg.source, { url: 'postgres://app@localhost/app', slot: 'sluice', publication: 'sluice', retained_wal_warn_bytes: 1024 ** 3 });
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1' });
   assert.deepEqual(cfg.log, { level: 'info' });
   assert.deepEqual(cfg.apply, { batch_max_commands: 5000, max_in_flight: 4 });
