@@ -1,7 +1,7 @@
 import type { Change, TableInfo, Transaction, Truncate } from './change.js';
 import { buildTableInfo } from './table-info.js';
 import type { LogicalMessage, PgoutputMessage, RelationMessage } from '../pg/pgoutput/types.js';
-import type { TypeInfo } from '../pg/values.js';
+import { builtinTypeOid, type TypeInfo } from '../pg/values.js';
 import type { Lsn } from '../pg/lsn.js';
 
 interface OpenTransaction {
@@ -97,9 +97,12 @@ export class TransactionAssembler {
         this.out.relation?.(table);
         return;
       }
-      case 'type':
-        this.types.set(msg.typeOid, { name: msg.name });
+      case 'type': {
+        // a domain arrives with its base type's name and schema: resolve it through that type
+        const base = msg.schema === '' || msg.schema === 'pg_catalog' ? builtinTypeOid(msg.name) : undefined;
+        this.types.set(msg.typeOid, base !== undefined && base !== msg.typeOid ? { name: msg.name, baseOid: base } : { name: msg.name });
         return;
+      }
       case 'insert': {
         const open = this.requireOpen('insert');
         open.changes.push({ action: 'insert', table: this.requireTable(msg.relationOid), row: msg.newTuple, oldRow: null, oldKind: null, idx: open.nextIdx++ });

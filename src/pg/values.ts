@@ -441,3 +441,25 @@ export function toPlain(codec: ColumnCodec, text: string | null): string | null 
   }
   return converted;
 }
+
+/**
+ * Built-in type names (pg_type.typname) to oids. pgoutput describes a domain with a Type message
+ * that carries the domain's oid but its base type's name and schema (logicalrep_write_typ), so a
+ * domain over a built-in type is recognised by name.
+ */
+const BUILTIN_NAMES = new Map<string, number>([
+  ['bool', 16], ['bytea', 17], ['name', 19], ['int8', 20], ['int2', 21], ['int4', 23], ['text', 25], ['oid', 26],
+  ['json', 114], ['xml', 142], ['float4', 700], ['float8', 701], ['money', 790], ['macaddr', 829], ['inet', 869],
+  ['cidr', 650], ['bpchar', 1042], ['varchar', 1043], ['date', 1082], ['time', 1083], ['timestamp', 1114],
+  ['timestamptz', 1184], ['interval', 1186], ['timetz', 1266], ['bit', 1560], ['varbit', 1562], ['numeric', 1700],
+  ['uuid', 2950], ['tsvector', 3614], ['jsonb', 3802],
+  ['_bool', 1000], ['_bytea', 1001], ['_name', 1003], ['_int2', 1005], ['_int4', 1007], ['_text', 1009],
+  ['_bpchar', 1014], ['_varchar', 1015], ['_int8', 1016], ['_float4', 1021], ['_float8', 1022], ['_oid', 1028],
+  ['_inet', 1041], ['_macaddr', 1040], ['_cidr', 651], ['_money', 791], ['_json', 199], ['_xml', 143],
+  ['_date', 1182], ['_time', 1183], ['_timestamp', 1115], ['_timestamptz', 1185], ['_interval', 1187],
+  ['_timetz', 1270], ['_bit', 1561], ['_varbit', 1563], ['_numeric', 1231], ['_uuid', 2951], ['_jsonb', 3807],
+]);
+
+export function builtinTypeOid(name: string): number | undefined {
+  return BUILTIN_NAMES.get(name);
+}

@@ -36,10 +36,13 @@ describe('every row arrives exactly as Postgres has it', () => {
       create table measures (id int, region text, v int, primary key (id, region)) partition by list (region);
       create table measures_eu partition of measures for values in ('eu');
       create table measures_us partition of measures for values in ('us');
-      create table big (id int primary key, v text);`);
+      create table big (id int primary key, v text);
+      create domain price as numeric(10,2);
+      create type mood as enum ('ok', 'happy');
+      create table typed (id int primary key, p price, m mood, ms mood[]);`);
     env.writeConfig(`  - name: docs
     type: string
-    tables: [docs, docs_full, evolve, trunc, keep, measures, big]
+    tables: [docs, docs_full, evolve, trunc, keep, measures, big, typed]
     max_transaction_rows: 20000
   - name: free
     type: string
@@ -98,6 +101,11 @@ describe('every row arrives exactly as Postgres has it', () => {
     const mark = sluice.mark();
     await env.pg.query(`truncate trunc_free`);
     await sluice.waitForLine(/TRUNCATE cannot be applied: the key template has no fixed prefix/, 15_000, { from: mark });
+  });
+
+  test('domains are encoded as their base type, enums as strings', async () => {
+    await env.pg.query(`insert into typed values (1, 9.5, 'happy', '{ok,happy}')`);
+    await eventually(get('sluice:typed:1'), (v) => v === '{"id":1,"p":9.50,"m":"happy","ms":["ok","happy"]}');
   });
 
   test('partitioned tables appear under the root table\'s name', async () => {
