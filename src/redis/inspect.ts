@@ -31,6 +31,7 @@ export const SLUICE_COMMANDS: readonly (readonly string[])[] = [
   ['EVAL', 'return 1', '1', KEY],
   ['MGET', KEY],
   ['INFO'],
+  ['PING'],
 ];
 
 interface AclGaps {
