@@ -47,7 +47,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
   }
   const redis = new Map<string, RedisClient>();
   for (const [name, spec] of Object.entries(config.redis)) {
-    const client = createRedisClient(spec, `sluice:${name}`);
+    const client = createRedisClient(spec, `sluice:${name}`, log);
     client.on('error', (err: Error) => log.debug({ redis: name, err: err.message }, 'redis connection error'));
     redis.set(name, client);
   }

@@ -336,6 +336,32 @@ export class Pipeline {
     w.reject(new Error(reason));
   }
 
+  /**
+   * A failed message retried as it was (history sinks): `before` (bookkeeping) then the change
+   * are planned into the open batch, after everything taken in so far; resolves once applied.
+   * Failing again records it under the same id (same commit LSN and index), after `before`.
+   */
+  replayMessage(sinkName: string, change: Change, meta: MessageMeta, before: RedisCommand[]): Promise<void> {
+    const sink = this.sinkRuntime(sinkName);
+    if (!sink) return Promise.reject(new Error(`no sink named "${sinkName}"`));
+    if (this.state !== 'running') return Promise.reject(new Error(`Sluice is ${this.state}`));
+    return new Promise((resolve) => {
+      const batch = this.openBatch();
+      const out = this.planOutput(batch, this.partFor(batch, sink.redis), sinkName, meta);
+      for (const cmd of before) out.bookkeeping(cmd);
+      if (sink.functions) this.planWithFunctions(sink, [change], meta, out, batch.counts);
+      else {
+        out.current = change;
+        sink.sink.plan(change, meta, out);
+        const k = `${sinkName}\u0000${change.action}`;
+        batch.counts.set(k, (batch.counts.get(k) ?? 0) + 1);
+      }
+      batch.onApplied.push(() => resolve());
+      this.afterPlanning(batch);
+      this.kick();
+    });
+  }
+
   // ---- intake ------------------------------------------------------------------------------
 
   private onMessage(msg: ReplicationMessage): void {
@@ -501,8 +527,9 @@ export class Pipeline {
       for (const tr of txn.truncates) {
         if (isCovered(sink.startPosition, txn.commitLsn, tr.idx)) continue;
         for (const table of tr.tables) {
-          if (!sink.matcher.matches(table)) continue;
-          const prefix = sink.sink.truncatePattern?.(table) ?? null;
+          // sinks without truncatePattern keep a history (list, stream, pub/sub): nothing to remove
+          if (!sink.matcher.matches(table) || !sink.sink.truncatePattern) continue;
+          const prefix = sink.sink.truncatePattern(table);
           if (prefix === null) {
             log.warn({ sink: sink.sink.name, table: table.qualifiedName }, 'TRUNCATE cannot be applied: the key template has no fixed prefix; run sluice verify --repair');
           } else {

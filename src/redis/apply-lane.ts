@@ -6,6 +6,7 @@ import type { MessageMeta } from '../core/render.js';
 import { parsePosition, type Position } from '../pipeline/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
+import { isOwnKey } from './own-keys.js';
 
 /** What one Redis connection must apply for one batch. */
 export interface ApplyPart {
@@ -157,7 +158,8 @@ export class ApplyLane implements Lane {
     do {
       const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;
-      if (keys.length > 0) removed += await this.redis.unlink(...keys);
+      const data = keys.filter((k) => !isOwnKey(k));
+      if (data.length > 0) removed += await this.redis.unlink(...data);
     } while (cursor !== '0');
     return removed;
   }

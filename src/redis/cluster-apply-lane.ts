@@ -7,6 +7,7 @@ import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
 import { execGroup, type ApplyPart, type CommandOrigin, type DataLoss, type Lane, type LaneState, type RejectedCommand } from './apply-lane.js';
 import { slotOf, slotTag } from './slot-tags.js';
+import { isOwnKey } from './own-keys.js';
 
 interface SlotGroup {
   commands: RedisCommand[];
@@ -70,7 +71,7 @@ export class ClusterApplyLane implements Lane {
       let removed = 0;
       const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
       for (const node of this.redis.nodes('master')) {
-        for (const key of await scanAll(node, pattern)) removed += await this.redis.unlink(key);
+        for (const key of await scanAll(node, pattern)) if (!isOwnKey(key)) removed += await this.redis.unlink(key);
       }
       this.log.info({ redis: this.name, prefix, removed }, 'TRUNCATE applied: keys removed');
     }

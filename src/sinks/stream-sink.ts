@@ -3,7 +3,7 @@ import { changesJson, recordJson, type MessageMeta } from '../core/render.js';
 import { TemplateCache } from '../core/template.js';
 import { checkKey, checkValueSize, planSafely, type PlanExtras, type PlanOutput, type RedisCommand, type Sink } from './sink.js';
 import { renderFor } from './moves.js';
-import { metadataJson } from './envelope.js';
+import { metadataJson } from '../core/render.js';
 
 export interface StreamSinkOptions {
   name: string;

@@ -20,12 +20,9 @@ import { SluiceError } from '../util/errors.js';
  * key prefixes.
  */
 
-/** Sluice's own keys: never data, never orphans. */
-const OWN_PREFIXES = ['sluice:pos:', 'sluice:batch:', 'sluice:failed:', 'sluice:backfill:', 'sluice:idx:'];
+import { isOwnKey } from '../redis/own-keys.js';
 
-export function isOwnKey(key: string): boolean {
-  return OWN_PREFIXES.some((p) => key.startsWith(p));
-}
+export { isOwnKey };
 
 /** Why a sink cannot be verified (exit 2), or null. */
 export function unverifiableReason(cfg: SinkConfig): string | null {

@@ -9,7 +9,7 @@ import { createSetSink } from '../../src/sinks/set-sink.js';
 import { createZsetSink } from '../../src/sinks/zset-sink.js';
 import { createStreamSink } from '../../src/sinks/stream-sink.js';
 import { createPubsubSink } from '../../src/sinks/pubsub-sink.js';
-import { metadataJson } from '../../src/sinks/envelope.js';
+import { metadataJson } from '../../src/core/render.js';
 import { encodeEntry, REVERSE_INDEX_SCRIPT } from '../../src/sinks/reverse-index.js';
 import { brief, del, insert, META, plan, read, table, update } from './support/sink-fixtures.js';
 
