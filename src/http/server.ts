@@ -9,6 +9,9 @@ import { formatLsn } from '../pg/lsn.js';
 import type { BackfillManager } from '../backfill/backfill-manager.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
 import { Repairer } from '../verify/repair.js';
+import { registerMessageRoutes } from './messages-routes.js';
+import { registerRedisRoutes } from './redis-routes.js';
+import { CONSOLE_PATHS, registerConsoleRoute } from './console-route.js';
 
 export interface HttpServer {
   readonly url: string;
@@ -29,13 +32,13 @@ function apiError(reply: FastifyReply, status: number, code: string, message: st
   return reply.code(status).send({ error: { code, message } });
 }
 
-/** API, /metrics and /health. Everything but /health needs the bearer token when one is set. */
+/** API, console, /metrics and /health. Everything but /health and the console's page needs the bearer token when one is set. */
 export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
   const { config, pipeline, metrics, monitor } = deps;
   const app = Fastify({ logger: false });
   const token = config.http.token;
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!token || req.url === '/health') return;
+    if (!token || req.url === '/health' || CONSOLE_PATHS.has(req.url.split('?', 1)[0]!)) return;
     const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
     const a = Buffer.from(given);
     const b = Buffer.from(token);
@@ -117,6 +120,9 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
     const repair = repairer.get(req.params.name);
     return repair ? { repair } : apiError(reply, 404, 'no_repair', `no repair of sink "${req.params.name}" since this instance started`);
   });
+  registerMessageRoutes(app, deps);
+  registerRedisRoutes(app, deps);
+  registerConsoleRoute(app);
   app.setNotFoundHandler((req, reply) => apiError(reply, 404, 'not_found', `no route ${req.method} ${req.url}`));
   const address = await app.listen({ port: config.http.port, host: config.http.host });
   deps.log.info({ url: address }, 'HTTP server listening');

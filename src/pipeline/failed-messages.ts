@@ -29,13 +29,13 @@ export interface FailedMessage {
 
 export function failedMessageCommand(change: Change, meta: MessageMeta, reason: string, now = new Date()): RedisCommand {
   const id = idempotencyKey(meta.commitLsn, change.idx);
-  let message: unknown = null;
+  let message = 'null';
   try {
-    message = JSON.parse(messageJson(change, meta)) as unknown;
+    message = messageJson(change, meta);
   } catch {
     // the row itself is what could not be rendered (e.g. an unchanged TOAST value): keep the reason
   }
-  const record: FailedMessage = {
+  const record: Omit<FailedMessage, 'message'> = {
     id,
     sink: meta.sinkName,
     reason,
@@ -45,7 +45,21 @@ export function failedMessageCommand(change: Change, meta: MessageMeta, reason: 
     commit_idx: change.idx,
     commit_timestamp: microsToIsoUtc(meta.commitTimeMicros),
     failed_at: now.toISOString(),
-    message,
   };
-  return ['HSET', failedKey(meta.sinkName), id, JSON.stringify(record)];
+  return ['HSET', failedKey(meta.sinkName), id, withMessage(JSON.stringify(record), message)];
+}
+
+/**
+ * The stored JSON: the record's fields, then `"message":` and the envelope's own text, last and
+ * not re-serialized, so int8 and numeric values keep every digit (JSON.parse would round them).
+ */
+export function withMessage(recordJson: string, messageJson: string): string {
+  return `${recordJson.slice(0, -1)},"message":${messageJson}}`;
+}
+
+/** The envelope's exact text in a stored failed message (`null` when it could not be rendered). */
+export function storedMessageJson(stored: string): string {
+  // JSON.stringify escapes every quote inside strings, so the first `,"message":` is the field
+  const at = stored.indexOf(',"message":');
+  return at < 0 ? 'null' : stored.slice(at + ',"message":'.length, -1);
 }

@@ -1,0 +1,216 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
+
+const TOKEN = 'console-test-token';
+
+interface FailedView {
+  id: string;
+  sink: string;
+  reason: string;
+  action: string;
+  table: string;
+  message: { record: Record<string, unknown>; metadata: { idempotency_key: string } } | null;
+}
+interface Page {
+  messages: FailedView[];
+  next_cursor: string | null;
+  total: number;
+}
+
+describe('console and failed-messages API, end to end', () => {
+  let env: SluiceTestEnv;
+  let redis: Redis;
+  let base: string;
+
+  const call = async (method: string, path: string, opts: { token?: string | null; body?: unknown } = {}): Promise<{ status: number; json: any; text: string }> => {
+    const headers: Record<string, string> = {};
+    const token = opts.token === undefined ? TOKEN : opts.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(base + path, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+    const text = await res.text();
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // HTML
+    }
+    return { status: res.status, json, text };
+  };
+  const failedOf = async (sink: string, query = ''): Promise<Page> => {
+    const r = await call('GET', `/api/sinks/${sink}/messages?status=failed${query}`);
+    assert.equal(r.status, 200, r.text);
+    return r.json as Page;
+  };
+  const msgPath = (sink: string, id: string, verb: string): string => `/api/sinks/${sink}/messages/${encodeURIComponent(id)}/${verb}`;
+  /** a row inserted after `sql` and seen in Redis: the stream has taken `sql` in */
+  let marker = 1000;
+  const streamPassed = async (): Promise<void> => {
+    marker++;
+    await env.pg.query(`insert into users values ($1, $2)`, [marker, `marker${marker}`]);
+    await eventually(() => redis.get(`user:marker${marker}`), (v) => v !== null, 15_000, `marker ${marker}`);
+  };
+
+  before(async () => {
+    env = await createSluiceTestEnv();
+    base = `http://127.0.0.1:${env.httpPort}`;
+    await env.pg.query(`
+      create table users (id int primary key, name text);
+      create table events (id bigint primary key, kind text, amount numeric);`);
+    const path = env.writeConfig(`  - name: users
+    type: string
+    tables: [users]
+    actions: [insert]
+    key: "user:{name}"
+  - name: events
+    type: list
+    tables: [events]
+    key: "events:{kind}"`);
+    // the token goes under http:
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/^http:\n/m, `http:\n  token: ${TOKEN}\n`));
+    await env.start();
+    redis = env.redis.client();
+  });
+
+  after(async () => {
+    await env?.stop();
+  });
+
+  test('the console page is served without a token and has its sections; the API needs the token', async () => {
+    const page = await call('GET', '/', { token: null });
+    assert.equal(page.status, 200);
+    for (const id of ['login', 'source', 'sinks', 'messages', 'notice']) assert.match(page.text, new RegExp(`id="${id}"`), `section ${id}`);
+    for (const words of ['Failed messages', 'Retry', 'Discard', 'Backfill', 'sessionStorage', 'Authorization']) assert.ok(page.text.includes(words), words);
+    assert.doesNotMatch(page.text, /(src|href)="(https?:)?\/\//, 'no external resources');
+    assert.equal((await call('GET', '/api/source', { token: null })).status, 401);
+    assert.equal((await call('GET', '/api/sinks/users/messages', { token: null })).status, 401);
+    const wrong = await call('POST', msgPath('users', '0/0:0', 'discard'), { token: 'nope' });
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.json.error.code, 'unauthorized');
+    assert.equal((await call('GET', '/health', { token: null })).status, 200);
+    assert.equal((await call('GET', '/api/source')).status, 200);
+  });
+
+  test('a state sink: the failed row is listed, then retried from its current values in Postgres', async () => {
+    await env.pg.query(`insert into users values (1, null)`);
+    const page = await eventually(() => failedOf('users'), (p) => p.total === 1, 15_000, 'the failed message');
+    const failed = page.messages[0]!;
+    assert.match(failed.id, /^[0-9A-F]+\/[0-9A-F]+:0$/);
+    assert.equal(failed.sink, 'users');
+    assert.equal(failed.table, 'public.users');
+    assert.equal(failed.action, 'insert');
+    assert.match(failed.reason, /column "name" is NULL/);
+    assert.deepEqual(failed.message?.record, { id: 1, name: null });
+    const one = await call('GET', `/api/sinks/users/messages/${encodeURIComponent(failed.id)}`);
+    assert.equal(one.status, 200);
+    assert.equal(one.json.id, failed.id);
+
+    // the sink takes inserts only: this update does not reach Redis by the stream
+    await env.pg.query(`update users set name = 'bob' where id = 1`);
+    await streamPassed();
+    assert.equal(await redis.get('user:bob'), null);
+
+    const retry = await call('POST', msgPath('users', failed.id, 'retry'));
+    assert.equal(retry.status, 200, retry.text);
+    assert.deepEqual(retry.json, { id: failed.id, outcome: 'applied' });
+    assert.equal(await redis.get('user:bob'), '{"id":1,"name":"bob"}', 'the row as it is now');
+    assert.equal((await failedOf('users')).total, 0, 'the entry is gone');
+    assert.equal((await call('POST', msgPath('users', failed.id, 'retry'))).status, 404, 'retried once only');
+  });
+
+  test('a state sink: a row deleted since is cleared without writing; a row still bad stays failed with the reason', async () => {
+    await env.pg.query(`insert into users values (3, null)`);
+    await env.pg.query(`insert into users values (4, null)`);
+    const page = await eventually(() => failedOf('users'), (p) => p.total === 2);
+    const [four, three] = page.messages; // newest first
+    assert.deepEqual([three!.message?.record.id, four!.message?.record.id], [3, 4]);
+
+    await env.pg.query(`delete from users where id = 3`);
+    const gone = await call('POST', msgPath('users', three!.id, 'retry'));
+    assert.equal(gone.status, 200, gone.text);
+    assert.equal(gone.json.outcome, 'row_gone');
+
+    const again = await call('POST', msgPath('users', four!.id, 'retry'));
+    assert.equal(again.status, 422, again.text);
+    assert.equal(again.json.error.code, 'retry_failed');
+    assert.match(again.json.error.message, /column "name" is NULL/);
+    const left = await failedOf('users');
+    assert.deepEqual(left.messages.map((m) => m.id), [four!.id], 'still failed, same id');
+
+    const discard = await call('POST', msgPath('users', four!.id, 'discard'));
+    assert.equal(discard.status, 200);
+    assert.deepEqual(discard.json, { id: four!.id, discarded: true });
+    assert.equal((await failedOf('users')).total, 0);
+    const twice = await call('POST', msgPath('users', four!.id, 'discard'));
+    assert.equal(twice.status, 404);
+    assert.equal(twice.json.error.code, 'message_not_found');
+  });
+
+  test('a history sink: the stored message is replayed as it was, with every digit, once Redis accepts it', async () => {
+    await redis.set('events:a', 'not a list');
+    await env.pg.query(`insert into events values (9007199254740993, 'a', 12345678901234567890.123456789)`);
+    const page = await eventually(() => failedOf('events'), (p) => p.total === 1);
+    const failed = page.messages[0]!;
+    assert.match(failed.reason, /WRONGTYPE/);
+    const raw = await call('GET', `/api/sinks/events/messages/${encodeURIComponent(failed.id)}`);
+    assert.ok(raw.text.includes('"id":9007199254740993'), 'the API keeps int8 digits');
+
+    const again = await call('POST', msgPath('events', failed.id, 'retry'));
+    assert.equal(again.status, 422, again.text);
+    assert.match(again.json.error.message, /WRONGTYPE/);
+    assert.deepEqual((await failedOf('events')).messages.map((m) => m.id), [failed.id], 'still failed under the same id');
+
+    await redis.del('events:a');
+    const retry = await call('POST', msgPath('events', failed.id, 'retry'));
+    assert.equal(retry.status, 200, retry.text);
+    assert.equal(retry.json.outcome, 'replayed');
+    const list = await redis.lrange('events:a', 0, -1);
+    assert.equal(list.length, 1);
+    assert.ok(list[0]!.includes('"record":{"id":9007199254740993,"kind":"a","amount":12345678901234567890.123456789}'), list[0]);
+    assert.equal((JSON.parse(list[0]!) as { metadata: { idempotency_key: string } }).metadata.idempotency_key, failed.id, 'the original message');
+    assert.equal((await failedOf('events')).total, 0);
+  });
+
+  test('listing: pages newest first with a cursor, delivered messages are not kept, errors', async () => {
+    for (const id of [11, 12, 13]) await env.pg.query(`insert into users values (${id}, null)`);
+    await eventually(() => failedOf('users'), (p) => p.total === 3);
+    const first = await failedOf('users', '&limit=2');
+    assert.deepEqual(first.messages.map((m) => m.message?.record.id), [13, 12]);
+    assert.ok(first.next_cursor);
+    const second = await failedOf('users', `&limit=2&cursor=${encodeURIComponent(first.next_cursor!)}`);
+    assert.deepEqual(second.messages.map((m) => m.message?.record.id), [11]);
+    assert.equal(second.next_cursor, null);
+    const count = await failedOf('users', '&limit=0');
+    assert.deepEqual(count, { messages: [], next_cursor: null, total: 3 });
+
+    const delivered = await call('GET', '/api/sinks/users/messages?status=delivered');
+    assert.equal(delivered.status, 200);
+    assert.deepEqual(delivered.json.messages, []);
+    assert.match(delivered.json.note, /not kept.*sluice_changes_total/);
+
+    assert.equal((await call('GET', '/api/sinks/users/messages?limit=501')).json.error.code, 'bad_request');
+    assert.equal((await call('GET', '/api/sinks/users/messages?status=sent')).status, 400);
+    assert.equal((await call('GET', '/api/sinks/users/messages?cursor=zzz')).status, 400);
+    const noSink = await call('GET', '/api/sinks/nope/messages');
+    assert.equal(noSink.status, 404);
+    assert.equal(noSink.json.error.code, 'sink_not_found');
+    assert.equal((await call('POST', msgPath('nope', '0/0:0', 'retry'))).status, 404);
+    assert.equal((await call('POST', msgPath('users', '0/1:0', 'retry'))).json.error.code, 'message_not_found');
+  });
+
+  test('POST /api/redis/:name/test: PING and INFO through the configured connection', async () => {
+    const r = await call('POST', '/api/redis/main/test');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.ok, true);
+    assert.equal(r.json.ping, 'PONG');
+    assert.match(r.json.server.version, /^\d+\.\d+/);
+    assert.equal(r.json.server.mode, 'standalone');
+    assert.equal(r.json.role, 'master');
+    const missing = await call('POST', '/api/redis/other/test');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.json.error.code, 'redis_not_found');
+  });
+});
