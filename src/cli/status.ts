@@ -9,6 +9,7 @@ interface SinkView {
   failed_messages: number;
   lag_ms: number;
   lag_bytes: number | null;
+  backfills?: { table: string; state: string; rows: number; estimated_total: number | null; percent: number | null; rate: number; eta_seconds: number | null; error?: string }[];
 }
 
 /** `sluice status`: asks the running instance's API and prints one line per sink. */
@@ -35,6 +36,11 @@ export async function runStatus(configArg: string | undefined): Promise<number> 
   if (source.last_error) out.push(`         last error: ${source.last_error}`);
   for (const s of sinks) {
     out.push(`sink     ${s.name} (${s.type})  ${s.state}  ${s.changes_applied} changes applied  ${s.failed_messages} failed  lag ${s.lag_ms} ms`);
+    for (const b of s.backfills ?? []) {
+      const pct = b.percent === null ? '' : ` (${b.percent}%)`;
+      const eta = b.eta_seconds === null ? '' : `, ETA ${b.eta_seconds}s`;
+      out.push(`backfill   ${b.table}: ${b.state} ${b.rows}/${b.estimated_total ?? '?'} rows${pct}, ${b.rate} rows/s${eta}${b.error ? ` — ${b.error}` : ''}`);
+    }
   }
   process.stdout.write(`${out.join('\n')}\n`);
   return 0;
