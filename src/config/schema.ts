@@ -428,7 +428,6 @@ export const logSchema = strict({
 
 export const applySchema = strict({
   batch_max_commands: positiveInt().default(5000),
-  max_in_flight: positiveInt().default(4),
 });
 
 // ---------------------------------------------------------------------------------------------

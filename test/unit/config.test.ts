@@ -127,7 +127,7 @@ test('the full example from the spec parses', () => {
   });
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1', token: 's3cret' });
   assert.deepEqual(cfg.log, { level: 'info' });
-  assert.deepEqual(cfg.apply, { batch_max_commands: 5000, max_in_flight: 4 });
+  assert.deepEqual(cfg.apply, { batch_max_commands: 5000 });
 });
 
 test('defaults are filled in for every sink type', () => {
@@ -145,7 +145,7 @@ test('defaults are filled in for every sink type', () => {
   assert.deepEqual(cfg.source, { url: 'postgres://app@localhost/app', slot: 'sluice', publication: 'sluice', retained_wal_warn_bytes: 1024 ** 3 });
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1' });
   assert.deepEqual(cfg.log, { level: 'info' });
-  assert.deepEqual(cfg.apply, { batch_max_commands: 5000, max_in_flight: 4 });
+  assert.deepEqual(cfg.apply, { batch_max_commands: 5000 });
 
   const byName = new Map(cfg.sinks.map((s) => [s.name, s]));
   for (const s of cfg.sinks) {
@@ -279,7 +279,7 @@ redis: { main: { url: "redis://localhost" } }
 sinks: [{ name: s, type: string, tables: [t] }]
 http: { prot: 80 }
 log: { colour: true }
-apply: { max_inflight: 2 }
+apply: { batch_max_command: 2 }
 `;
   const problems = problemsOf(text);
   assert.deepEqual(
@@ -288,7 +288,7 @@ apply: { max_inflight: 2 }
       ['source.slots', 1, 'unknown key "slots"; did you mean "slot"?'],
       ['http.prot', 4, 'unknown key "prot"; did you mean "port"?'],
       ['log.colour', 5, 'unknown key "colour" (known keys: level)'],
-      ['apply.max_inflight', 6, 'unknown key "max_inflight"; did you mean "max_in_flight"?'],
+      ['apply.batch_max_command', 6, 'unknown key "batch_max_command"; did you mean "batch_max_commands"?'],
     ],
   );
 });
@@ -405,7 +405,7 @@ test('bad enum values: actions, log level, hash mode, list push', () => {
 test('numbers out of range', () => {
   const text = minimal(
     '  - { name: s, type: string, tables: [t], expire_ms: 0, max_value_bytes: -1 }\n',
-    'http: { port: 70000 }\napply: { max_in_flight: 0 }\n',
+    'http: { port: 70000 }\napply: { batch_max_commands: 0 }\n',
   );
   assert.deepEqual(
     problemsOf(text).map((p) => [p.path, p.message]),
@@ -413,7 +413,7 @@ test('numbers out of range', () => {
       ['sinks[0].expire_ms', 'must be greater than 0 (got 0)'],
       ['sinks[0].max_value_bytes', 'must be greater than 0 (got -1)'],
       ['http.port', 'must be at most 65535 (got 70000)'],
-      ['apply.max_in_flight', 'must be greater than 0 (got 0)'],
+      ['apply.batch_max_commands', 'must be greater than 0 (got 0)'],
     ],
   );
 });
