@@ -71,6 +71,25 @@ describe('backfill alongside live changes (DBLog watermarks)', () => {
     await sluice.stop();
   });
 
+  test('a table without a primary key is read in the order of its REPLICA IDENTITY index', async () => {
+    await env.pg.query(`create table by_ident (code text not null, v int);
+      create unique index by_ident_code on by_ident (code);
+      alter table by_ident replica identity using index by_ident_code;
+      insert into by_ident select 'c' || g, g from generate_series(1, 3000) g;`);
+    env.writeConfig(`  - name: by-ident
+    type: string
+    tables: [by_ident]
+    key: "code:{pk}"
+    backfill: true`);
+    const sluice = await env.start();
+    await eventually(() => backfills(env, 'by-ident'), (b) => b.length === 1 && b[0]!.state === 'done', 60_000, 'backfill to finish');
+    await env.pg.query(`update by_ident set v = -1 where code = 'c7'`);
+    await eventually(() => redis.get('code:c7'), (v) => v === '{"code":"c7","v":-1}', 15_000, 'update keyed by the identity index');
+    assert.equal(await redis.get('code:c3000'), '{"code":"c3000","v":3000}');
+    assert.equal(await redis.dbsize() >= 3000, true);
+    await sluice.stop();
+  });
+
   test('kill -9 mid-backfill, restart: it resumes from its cursor and ends equal', async () => {
     env.writeConfig(`  - name: items2
     type: string
