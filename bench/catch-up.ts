@@ -42,7 +42,7 @@ import { join } from 'node:path';
 // The backlog
 
 /** Server settings for a bulk backlog: no checkpoint or autovacuum in the middle of a measurement. */
-const PG_SETTINGS: Record<string, string> = {
+export const PG_SETTINGS: Record<string, string> = {
   max_wal_size: '8GB',
   min_wal_size: '1GB',
   checkpoint_timeout: '60min',
@@ -212,7 +212,7 @@ function phase(seconds: number, backlog: Backlog): Phase {
 }
 
 /** CPU seconds of the walsender serving `slot`, sampled while it runs (it exits with its client). */
-function walsenderCpu(pg: TestPostgres, slot: string): { sample(): Promise<void>; seconds(): number | null } {
+export function walsenderCpu(pg: TestPostgres, slot: string): { sample(): Promise<void>; seconds(): number | null } {
   let pid: number | null = null;
   let last: number | null = null;
   return {
@@ -289,7 +289,7 @@ interface SluicePhase extends Phase {
   profile: string | null;
 }
 
-async function redisCpuSeconds(client: Redis): Promise<number> {
+export async function redisCpuSeconds(client: Redis): Promise<number> {
   const info = await client.info('cpu');
   const get = (k: string): number => Number(new RegExp(`^${k}:([0-9.]+)`, 'm').exec(info)?.[1] ?? 0);
   return get('used_cpu_user') + get('used_cpu_sys');
@@ -435,7 +435,7 @@ async function verify(pg: TestPostgres, redis: TestRedis, backlog: Backlog): Pro
 }
 
 /** The git revision measured ("+dirty" with uncommitted changes under src/). */
-function sourceRevision(): string | null {
+export function sourceRevision(): string | null {
   try {
     const rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';

@@ -1,15 +1,18 @@
-// npm run bench -- [--changes N] [--scenario catch-up] [--profile DIR]
+// npm run bench -- [--changes N] [--rows N] [--scenario catch-up,backfill,large-txn] [--profile DIR]
 //
 // Runs the benchmark scenarios one after the other and prints one JSON object per scenario on
 // stdout (progress goes to stderr). See docs/benchmarks.md.
 
 import { runCatchUp } from './catch-up.js';
+import { runBackfill } from './backfill.js';
+import { runLargeTxn } from './large-txn.js';
 import { parseBenchArgs, progress, type BenchOptions } from './support.js';
 
 /** Scenario name → runner. A scenario starts and stops its own servers. */
 const SCENARIOS: Record<string, (opts: BenchOptions) => Promise<Record<string, unknown>>> = {
   'catch-up': runCatchUp,
-  // 'backfill': runBackfill,
+  backfill: runBackfill,
+  'large-txn': runLargeTxn,
 };
 
 async function main(): Promise<void> {

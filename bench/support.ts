@@ -16,6 +16,8 @@ export function progress(msg: string): void {
 export interface BenchOptions {
   /** number of row changes in the backlog */
   changes: number;
+  /** rows of the backfill table / of the large transaction; null: each scenario's default */
+  rows: number | null;
   /** scenarios to run, in order */
   scenarios: string[];
   /** measurements per scenario (medians are reported, every run is listed) */
@@ -26,15 +28,19 @@ export interface BenchOptions {
   waitQuiet: boolean;
 }
 
-const USAGE = `usage: npm run bench -- [--changes N] [--runs R] [--scenario NAME[,NAME...]] [--profile DIR]
-  --changes N     row changes in the backlog (default: $BENCH_CHANGES or 1000000)
-  --runs R        measure each side R times on the same backlog, report medians (default: $BENCH_RUNS or 1)
-  --scenario S    scenarios to run (default: all; known: catch-up)
+const USAGE = `usage: npm run bench -- [--changes N] [--rows N] [--runs R] [--scenario NAME[,NAME...]] [--profile DIR]
+  --changes N     catch-up: row changes in the backlog (default: $BENCH_CHANGES or 1000000)
+  --rows N        backfill: rows in the table (default 5000000); large-txn: rows the transaction
+                  inserts (default 1000000) ($BENCH_ROWS)
+  --runs R        measure each side R times on the same data, report medians (default: $BENCH_RUNS or 1;
+                  catch-up and backfill)
+  --scenario S    scenarios to run (default: all; known: catch-up, backfill, large-txn)
   --profile DIR   write a CPU profile of each measured Sluice phase to DIR (slows Sluice a little)
   --no-wait-quiet do not wait (up to 1 minute) for other processes to leave the cores idle before each measurement`;
 
 export function parseBenchArgs(argv: readonly string[], env: NodeJS.ProcessEnv, known: readonly string[]): BenchOptions {
   let changes = env.BENCH_CHANGES !== undefined && env.BENCH_CHANGES !== '' ? parseCount(env.BENCH_CHANGES, 'BENCH_CHANGES') : 1_000_000;
+  let rows = env.BENCH_ROWS !== undefined && env.BENCH_ROWS !== '' ? parseCount(env.BENCH_ROWS, 'BENCH_ROWS') : null;
   let runs = env.BENCH_RUNS !== undefined && env.BENCH_RUNS !== '' ? parseRuns(env.BENCH_RUNS, 'BENCH_RUNS') : 1;
   let scenarios = [...known];
   let waitQuiet = true;
@@ -50,6 +56,9 @@ export function parseBenchArgs(argv: readonly string[], env: NodeJS.ProcessEnv, 
     switch (flag) {
       case '--changes':
         changes = parseCount(value(), '--changes');
+        break;
+      case '--rows':
+        rows = parseCount(value(), '--rows');
         break;
       case '--runs':
         runs = parseRuns(value(), '--runs');
@@ -74,7 +83,7 @@ export function parseBenchArgs(argv: readonly string[], env: NodeJS.ProcessEnv, 
         throw new Error(`unknown argument "${arg}"\n${USAGE}`);
     }
   }
-  return { changes, runs, scenarios, profileDir, waitQuiet };
+  return { changes, rows, runs, scenarios, profileDir, waitQuiet };
 }
 
 function parseRuns(s: string, what: string): number {
