@@ -302,12 +302,31 @@ async function countKeys(client: Redis, pattern: string): Promise<number> {
   return n;
 }
 
+/**
+ * The first and the last id and pseudo-random ones in between (fixed seed), without repeats.
+ * Random rather than evenly spaced: ids on a regular grid share their last digits, and so the
+ * length of their price and qty (evenly spaced ids average 92.7 bytes, the table 94.6).
+ */
+function sampleIds(rows: number, count: number): number[] {
+  const ids = new Set<number>([1, rows]);
+  let seed = 0x5eed;
+  const random = (): number => {
+    // mulberry32
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  while (ids.size < Math.min(count, rows)) ids.add(1 + Math.floor(random() * rows));
+  return [...ids];
+}
+
 interface Verified {
   dbsize: number;
   own_keys: number;
   data_keys: number;
   sampled: number;
-  /** average STRLEN of the sampled values */
+  /** average length of the sampled values (STRLEN) */
   value_bytes: number;
 }
 
@@ -318,7 +337,7 @@ async function verify(pg: TestPostgres, redis: TestRedis, rows: number): Promise
     let own = 0;
     for (const p of OWN_PATTERNS) own += await countKeys(client, p);
     if (dbsize - own !== rows) throw new Error(`verification failed: DBSIZE ${dbsize} minus ${own} own keys is ${dbsize - own}, the table has ${rows} rows`);
-    const ids = Array.from({ length: 500 }, (_, i) => 1 + Math.floor(((i + 0.5) * rows) / 500));
+    const ids = sampleIds(rows, 500);
     const { rows: pgRows } = await pg.query(
       `select id::text, name, price::text, qty, extract(epoch from updated_at)::float8 as at from items where id = any($1::bigint[])`,
       [ids],
