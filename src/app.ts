@@ -11,7 +11,9 @@ import type { Logger } from './util/log.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { formatLsn, parseLsn, type Lsn } from './pg/lsn.js';
 import { BackfillManager } from './backfill/backfill-manager.js';
-import { errorMessage } from './util/errors.js';
+import { errorMessage, SluiceError } from './util/errors.js';
+import { explainPgConnectError, pgClientConfig, pgTlsWarning } from './pg/connection-config.js';
+import { describePgUrl } from './pg/url.js';
 
 export interface RunningSluice {
   readonly config: SluiceConfig;
@@ -32,8 +34,12 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     const functions = SinkFunctions.fromConfig(s, configDir);
     return { sink: createSink(s), redis: s.redis!, tables: s.tables, actions: s.actions, functions: functions.hasAny ? functions : undefined };
   });
-  const admin = new pg.Client({ connectionString: config.source.url, application_name: 'sluice-setup' });
-  await admin.connect();
+  const tlsWarning = pgTlsWarning(config.source.url);
+  if (tlsWarning !== undefined) log.warn(tlsWarning);
+  const admin = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-setup' }));
+  await admin.connect().catch((err: unknown) => {
+    throw new SluiceError('pg_connect', `cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}`, { cause: err });
+  });
   let slotConfirmed: Lsn | null = null;
   try {
     const source = await prepareSource(

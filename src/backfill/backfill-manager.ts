@@ -5,6 +5,7 @@ import type { Logger } from '../util/log.js';
 import { errorMessage, SluiceError } from '../util/errors.js';
 import { BackfillWorker, backfillKey, type BackfillRecord } from './backfill-worker.js';
 import { splitTable } from '../pg/source-setup.js';
+import { pgClientConfig } from '../pg/connection-config.js';
 
 export interface BackfillView extends BackfillRecord {
   /** rows per second over the last chunks */
@@ -185,7 +186,7 @@ export class BackfillManager {
     const schemas = patterns.filter((p) => p.endsWith('.*'));
     out.push(...patterns.filter((p) => !p.endsWith('.*')));
     if (schemas.length > 0) {
-      const client = new pg.Client({ connectionString: this.url, application_name: 'sluice-backfill' });
+      const client = new pg.Client(pgClientConfig(this.url, { application_name: 'sluice-backfill' }));
       await client.connect();
       try {
         for (const s of schemas) {

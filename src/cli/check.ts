@@ -7,6 +7,7 @@ import { createSink } from '../sinks/index.js';
 import { SinkFunctions } from '../functions/index.js';
 import { errorMessage } from '../util/errors.js';
 import { describePgUrl } from '../pg/url.js';
+import { explainPgConnectError, pgClientConfig, pgTlsWarning } from '../pg/connection-config.js';
 
 /** `sluice check`: one line per finding; exit 0 only when nothing is an error. */
 export async function runCheck(configArg: string | undefined): Promise<number> {
@@ -25,8 +26,11 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
       findings.push({ severity: 'error', message: `sinks[${i}]: ${errorMessage(err)}` });
     }
   }
-  const client = new pg.Client({ connectionString: config.source.url, application_name: 'sluice-check', connectionTimeoutMillis: 5000 });
+  const tlsWarning = pgTlsWarning(config.source.url);
+  if (tlsWarning !== undefined) findings.push({ severity: 'warn', message: tlsWarning });
+  let client: pg.Client | undefined;
   try {
+    client = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-check', connectionTimeoutMillis: 5000 }));
     await client.connect();
     findings.push({ severity: 'ok', message: `connected to Postgres at ${describePgUrl(config.source.url)}` });
     const wants = {
@@ -36,9 +40,9 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
     };
     findings.push(...sourceFindings(await readSourceState(client, wants), wants));
   } catch (err) {
-    findings.push({ severity: 'error', message: `source.url: cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${errorMessage(err)}` });
+    findings.push({ severity: 'error', message: `source.url: cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}` });
   } finally {
-    await client.end().catch(() => undefined);
+    await client?.end().catch(() => undefined);
   }
   for (const [name, spec] of Object.entries(config.redis)) {
     const used = config.sinks.some((s) => s.redis === name);

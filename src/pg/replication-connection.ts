@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Lsn } from './lsn.js';
 import { formatLsn } from './lsn.js';
 import { VALUE_SESSION_OPTIONS } from './text-client.js';
+import { pgClientConfig } from './connection-config.js';
 import { decodeReplicationMessage, encodeStandbyStatusUpdate, microsSince2000 } from './replication-protocol.js';
 import type { ReplicationMessage } from './pgoutput/types.js';
 
@@ -45,12 +46,13 @@ export class ReplicationConnection {
   }
 
   async connect(): Promise<void> {
-    const client = new pg.Client({
-      connectionString: this.opts.url,
-      replication: 'database',
-      // Values are decoded in the walsender's session: fix the formats §3 conversion expects.
-      options: VALUE_SESSION_OPTIONS,
-    } as pg.ClientConfig);
+    const client = new pg.Client(
+      pgClientConfig(this.opts.url, {
+        replication: 'database',
+        // Values are decoded in the walsender's session: fix the formats §3 conversion expects.
+        options: VALUE_SESSION_OPTIONS,
+      } as pg.ClientConfig),
+    );
     this.client = client;
     client.on('error', (err) => this.finish(err));
     client.on('end', () => this.finish(this.closed ? null : new Error('replication connection closed by the server')));

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
+import { pgClientConfig } from './connection-config.js';
 
 export interface SourceSnapshot {
   currentLsn: string;
@@ -43,7 +44,7 @@ export class SourceMonitor {
 
   async poll(): Promise<SourceSnapshot | null> {
     if (!this.client) {
-      const c = new pg.Client({ connectionString: this.url, application_name: 'sluice-monitor' });
+      const c = new pg.Client(pgClientConfig(this.url, { application_name: 'sluice-monitor' }));
       c.on('error', () => {
         this.client = null;
       });

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { pgClientConfig } from './connection-config.js';
 
 /**
  * Session settings for every connection that reads row values: the walsender and the normal
@@ -12,12 +13,13 @@ const rawText = (v: string): string => v;
 
 /** A normal connection whose query results are the raw text Postgres printed (no parsing). */
 export function createTextClient(url: string, applicationName: string): pg.Client {
-  return new pg.Client({
-    connectionString: url,
-    application_name: applicationName,
-    options: VALUE_SESSION_OPTIONS,
-    types: { getTypeParser: () => rawText },
-  } as pg.ClientConfig);
+  return new pg.Client(
+    pgClientConfig(url, {
+      application_name: applicationName,
+      options: VALUE_SESSION_OPTIONS,
+      types: { getTypeParser: () => rawText },
+    } as pg.ClientConfig),
+  );
 }
 
 /** A SQL string literal with a cast: safe for any text, given standard_conforming_strings. */
