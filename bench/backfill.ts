@@ -174,19 +174,18 @@ interface SluiceBackfill {
   profile: string | null;
 }
 
-/** CPU seconds of the backend of the connection named `application`, sampled while it lives. */
+/** CPU seconds of the backends of the connections named `application` (summed), sampled while they live. */
 function backendCpu(pg: TestPostgres, application: string): { sample(): Promise<void>; seconds(): number | null } {
-  let pid: number | null = null;
-  let last: number | null = null;
+  const last = new Map<number, number>();
   return {
     async sample() {
-      if (pid === null) {
-        const { rows } = await pg.query('select pid from pg_stat_activity where application_name = $1 order by backend_start desc limit 1', [application]);
-        pid = (rows[0] as { pid: number } | undefined)?.pid ?? null;
+      const { rows } = await pg.query('select pid from pg_stat_activity where application_name = $1', [application]);
+      for (const { pid } of rows as { pid: number }[]) {
+        const cpu = processCpuSeconds(pid);
+        if (cpu !== null) last.set(pid, cpu);
       }
-      if (pid !== null) last = processCpuSeconds(pid) ?? last;
     },
-    seconds: () => (last === null ? null : round(last, 2)),
+    seconds: () => (last.size === 0 ? null : round([...last.values()].reduce((a, b) => a + b, 0), 2)),
   };
 }
 
