@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
 import type { RedisClient } from './connect.js';
 import type { RedisCommand } from '../sinks/sink.js';
@@ -7,6 +8,8 @@ import { parsePosition, type Position } from '../pipeline/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
 import { isOwnKey } from './own-keys.js';
+import { RespConnection } from './resp-connection.js';
+import { endpointOf, execGroupResp } from './resp-exec-group.js';
 
 /** What one Redis connection must apply for one batch. */
 export interface ApplyPart {
@@ -90,6 +93,8 @@ export class ApplyLane implements Lane {
   private readonly abort = new AbortController();
   /** the id of the last batch this lane applied (or found at start) */
   private lastBatchId: string | null = null;
+  /** the MULTI … EXEC of each batch goes as one pre-encoded write on its own connection */
+  private readonly resp: RespConnection | null;
 
   constructor(
     readonly name: string,
@@ -98,7 +103,9 @@ export class ApplyLane implements Lane {
     private readonly log: Logger,
     private readonly onRejected: (rejected: RejectedCommand[]) => void,
     private readonly onDataLoss: (loss: DataLoss) => void = () => undefined,
-  ) {}
+  ) {
+    this.resp = redis instanceof Redis ? new RespConnection(() => endpointOf(redis)) : null;
+  }
 
   async load(): Promise<{ skip: Map<string, Position | null>; known: Set<string>; behindCheck: boolean }> {
     // the batch marker Redis holds now: what later batches are compared with
@@ -148,6 +155,7 @@ export class ApplyLane implements Lane {
     this.stopped = true;
     this.state = 'stopped';
     this.abort.abort();
+    this.resp?.close();
   }
 
   /** Removes every key starting with `prefix` (SCAN, never KEYS; UNLINK frees memory lazily). */
@@ -169,14 +177,15 @@ export class ApplyLane implements Lane {
       const n = await this.unlinkPrefix(prefix);
       this.log.info({ redis: this.name, prefix, removed: n }, 'TRUNCATE applied: keys removed');
     }
-    const before = await execGroup(this.redis, {
+    const group: GroupWrite = {
       markerKey: batchMarkerKey(this.name),
       batchId: part.batchId,
       commands: part.commands,
       origins: part.origins,
       positions: part.positions.map(([sink, pos]) => [positionKey(sink), pos] as const),
       onRejected: this.onRejected,
-    });
+    };
+    const before = await (this.resp ? execGroupResp(this.resp, group) : execGroup(this.redis, group));
     if (before !== this.lastBatchId) {
       this.log.error({ redis: this.name, expected: this.lastBatchId, found: before }, 'Redis lost writes (restart without persistence, failover to a lagging replica, or FLUSHALL)');
       this.onDataLoss({ lane: this.name, found: before });

@@ -1,0 +1,275 @@
+import { createConnection, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+
+/*
+ * A minimal RESP2 connection for the apply lane's MULTI … EXEC. Hand-written because ioredis has
+ * no API to write a pre-encoded buffer and read the raw replies: through ioredis every command of
+ * a batch becomes a Command object with its own promise, socket write and `+QUEUED` parse, which
+ * was a large share of Sluice's CPU and garbage (docs/benchmarks.md). Here a batch is one socket
+ * write and its replies are parsed in bulk. Nothing is ever sent again by this class: a lost
+ * connection rejects what was in flight, and the caller (the apply lane) decides what to do.
+ */
+
+/** An error reply (`-ERR …`). Not an Error: no stack trace is captured per reply. */
+export class ReplyError {
+  constructor(readonly message: string) {}
+}
+
+export type Reply = string | number | null | ReplyError | Reply[];
+
+/** Encodes commands (arrays of strings) as RESP arrays of bulk strings, into one buffer. */
+export function encodeCommands(commands: readonly (readonly string[])[]): Buffer {
+  const lens: number[] = [];
+  let size = 0;
+  for (const cmd of commands) {
+    size += 3 + digits(cmd.length);
+    for (const arg of cmd) {
+      const n = Buffer.byteLength(arg);
+      lens.push(n);
+      size += 5 + digits(n) + n;
+    }
+  }
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  let k = 0;
+  for (const cmd of commands) {
+    buf[off++] = 42; // '*'
+    off = writeInt(buf, off, cmd.length);
+    for (const arg of cmd) {
+      const n = lens[k++]!;
+      buf[off++] = 36; // '$'
+      off = writeInt(buf, off, n);
+      off += buf.write(arg, off, n, 'utf8');
+      buf[off++] = 13;
+      buf[off++] = 10;
+    }
+  }
+  return buf;
+}
+
+function digits(n: number): number {
+  let d = 1;
+  while (n >= 10) (n = Math.floor(n / 10)), d++;
+  return d;
+}
+
+/** writes `n` then CRLF at `off`; returns the offset after it */
+function writeInt(buf: Buffer, off: number, n: number): number {
+  const end = off + digits(n);
+  for (let i = end - 1; i >= off; i--) (buf[i] = 48 + (n % 10)), (n = Math.floor(n / 10));
+  buf[end] = 13;
+  buf[end + 1] = 10;
+  return end + 2;
+}
+
+/**
+ * A streaming RESP2 reply parser. `feed` takes chunks as they arrive, split anywhere; each whole
+ * top-level reply goes to `onReply`. Array elements already parsed are kept between chunks, so a
+ * large EXEC reply arriving in many chunks is not parsed again from its start.
+ */
+export class ReplyParser {
+  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private chunked = 0;
+  /** bytes needed before parsing is worth trying again (a bulk string's body) */
+  private need = 0;
+  private readonly stack: { items: Reply[]; left: number }[] = [];
+
+  constructor(private readonly onReply: (reply: Reply) => void) {}
+
+  feed(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.chunked += chunk.length;
+    if (this.buf.length + this.chunked < this.need) return;
+    this.buf = this.buf.length === 0 && this.chunks.length === 1 ? chunk : Buffer.concat([this.buf, ...this.chunks]);
+    this.chunks = [];
+    this.chunked = 0;
+    this.need = 0;
+    const buf = this.buf;
+    let pos = 0;
+    while (pos < buf.length) {
+      const eol = buf.indexOf(13, pos);
+      if (eol < 0 || eol + 1 >= buf.length) break;
+      const type = buf[pos];
+      let value: Reply;
+      let next = eol + 2;
+      if (type === 43) value = simple(buf, pos + 1, eol); // '+'
+      else if (type === 45) value = new ReplyError(buf.toString('utf8', pos + 1, eol)); // '-'
+      else if (type === 58) value = Number(buf.toString('latin1', pos + 1, eol)); // ':'
+      else if (type === 36 || type === 42) {
+        const n = Number(buf.toString('latin1', pos + 1, eol));
+        if (!Number.isInteger(n) || n < -1) throw new Error(`Redis protocol error: bad length at ${pos}`);
+        if (n === -1) value = null;
+        else if (type === 36) {
+          if (next + n + 2 > buf.length) {
+            this.need = next + n + 2 - pos;
+            break;
+          }
+          value = buf.toString('utf8', next, next + n);
+          next += n + 2;
+        } else if (n === 0) value = [];
+        else {
+          this.stack.push({ items: [], left: n });
+          pos = next;
+          continue;
+        }
+      } else throw new Error(`Redis protocol error: unexpected byte ${type} at ${pos}`);
+      pos = next;
+      this.emit(value);
+    }
+    this.buf = pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos));
+  }
+
+  private emit(value: Reply): void {
+    for (;;) {
+      const top = this.stack[this.stack.length - 1];
+      if (top === undefined) return this.onReply(value);
+      top.items.push(value);
+      if (--top.left > 0) return;
+      this.stack.pop();
+      value = top.items;
+    }
+  }
+}
+
+function simple(buf: Buffer, from: number, to: number): string {
+  // the replies a MULTI is made of, without allocating a string for each
+  if (to - from === 6 && buf[from] === 81 && buf[from + 1] === 85 && buf[from + 2] === 69 && buf[from + 3] === 85 && buf[from + 4] === 69 && buf[from + 5] === 68) return 'QUEUED';
+  if (to - from === 2 && buf[from] === 79 && buf[from + 1] === 75) return 'OK';
+  return buf.toString('utf8', from, to);
+}
+
+/** Where to connect, and how: the same settings as the ioredis client of the connection. */
+export interface RespEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: ConnectionOptions | undefined;
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  readonly db?: number | undefined;
+  readonly name?: string | undefined;
+}
+
+interface Waiter {
+  readonly replies: Reply[];
+  readonly count: number;
+  readonly resolve: (r: Reply[]) => void;
+  readonly reject: (e: Error) => void;
+}
+
+/**
+ * One socket to Redis, opened on first use and again after it was lost (to wherever `endpoint()`
+ * says then), with AUTH, SELECT and CLIENT SETNAME. Requests are answered in order.
+ */
+export class RespConnection {
+  private socket: Socket | null = null;
+  private where = '';
+  private opening: Promise<void> | null = null;
+  private waiters: Waiter[] = [];
+  private closed = false;
+
+  constructor(private readonly endpoint: () => RespEndpoint, private readonly connectTimeoutMs = 5000) {}
+
+  /** Writes `payload` (encoded commands) once and resolves with its `count` replies, in order. */
+  async request(payload: Buffer, count: number): Promise<Reply[]> {
+    if (this.opening) await this.opening.catch(() => undefined);
+    const ep = this.endpoint();
+    if (this.socket !== null && this.where !== `${ep.host}:${ep.port}`) this.destroy(new Error('Redis endpoint changed'));
+    if (this.socket === null) await (this.opening ??= this.open(ep).finally(() => (this.opening = null)));
+    return this.send(payload, count);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.destroy(new Error('connection closed'));
+  }
+
+  private send(payload: Buffer, count: number): Promise<Reply[]> {
+    const socket = this.socket;
+    if (socket === null || this.closed) return Promise.reject(new Error('Redis connection is closed'));
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ replies: [], count, resolve, reject });
+      socket.write(payload);
+    });
+  }
+
+  private async open(ep: RespEndpoint): Promise<void> {
+    if (this.closed) throw new Error('Redis connection is closed');
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s: Socket = ep.tls ? tlsConnect({ host: ep.host, port: ep.port, ...ep.tls }) : createConnection({ host: ep.host, port: ep.port });
+      const timer = setTimeout(() => s.destroy(new Error(`connect to Redis ${ep.host}:${ep.port} timed out`)), this.connectTimeoutMs);
+      s.once(ep.tls ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer);
+        s.off('error', onError);
+        resolve(s);
+      });
+      const onError = (err: Error): void => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      s.once('error', onError);
+    });
+    if (this.closed) {
+      socket.destroy();
+      throw new Error('Redis connection is closed');
+    }
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true);
+    const parser = new ReplyParser((r) => this.onReply(r));
+    // events of a socket given up already (endpoint changed) must not touch its successor
+    const lost = (err: Error): void => {
+      if (this.socket === socket) this.destroy(err);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        parser.feed(chunk);
+      } catch (err) {
+        lost(err as Error);
+      }
+    });
+    socket.on('error', lost);
+    socket.on('close', () => lost(new Error('Redis connection lost')));
+    this.socket = socket;
+    this.where = `${ep.host}:${ep.port}`;
+    try {
+      // as ioredis does: AUTH [user] password, SELECT db, CLIENT SETNAME (its failure ignored)
+      const hello: string[][] = [];
+      if (ep.username) hello.push(['AUTH', ep.username, ep.password ?? '']);
+      else if (ep.password) hello.push(['AUTH', ep.password]);
+      if (ep.db) hello.push(['SELECT', String(ep.db)]);
+      if (ep.name) hello.push(['CLIENT', 'SETNAME', ep.name]);
+      if (hello.length === 0) return;
+      const replies = await this.send(encodeCommands(hello), hello.length);
+      for (let i = 0; i < replies.length; i++) {
+        const r = replies[i];
+        if (!(r instanceof ReplyError) || hello[i]![0] === 'CLIENT') continue;
+        // a password the server does not need: ioredis only warns
+        if (hello[i]![0] === 'AUTH' && /no password is set|without any password configured/.test(r.message)) continue;
+        throw new Error(r.message);
+      }
+    } catch (err) {
+      // never used without its AUTH and SELECT
+      if (this.socket === socket) this.destroy(err as Error);
+      throw err;
+    }
+  }
+
+  private onReply(r: Reply): void {
+    const w = this.waiters[0];
+    if (w === undefined) return this.destroy(new Error('Redis sent a reply nobody asked for'));
+    w.replies.push(r);
+    if (w.replies.length === w.count) {
+      this.waiters.shift();
+      w.resolve(w.replies);
+    }
+  }
+
+  private destroy(err: Error): void {
+    const socket = this.socket;
+    this.socket = null;
+    socket?.destroy();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+}
