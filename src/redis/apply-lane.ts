@@ -85,25 +85,72 @@ export interface DataLoss {
  * went through and only its reply was lost; otherwise the part is sent again. Backoff with
  * jitter in between, until it succeeds or the lane is stopped.
  */
-export class ApplyLane implements Lane {
+/**
+ * What both lanes share: state for status, and the exactly-once retry of one MULTI. After a
+ * failure, the marker key is read back: if it holds the batch id, the EXEC went through and only
+ * its reply was lost; otherwise the write is sent again, after a backoff with jitter, until it
+ * succeeds or the lane is stopped.
+ */
+export abstract class RetryingLane {
   state: LaneState = 'ready';
   lastError: string | null = null;
   retries = 0;
-  private stopped = false;
+  protected stopped = false;
   private readonly abort = new AbortController();
+
+  constructor(
+    readonly name: string,
+    protected readonly log: Logger,
+  ) {}
+
+  stop(): void {
+    this.stopped = true;
+    this.state = 'stopped';
+    this.abort.abort();
+  }
+
+  protected async applyExactlyOnce(redis: RedisClient, markerKey: string, batchId: string, where: Record<string, unknown>, write: () => Promise<void>): Promise<void> {
+    let attempt = 0;
+    for (;;) {
+      if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
+      try {
+        if (attempt > 0 && (await redis.get(markerKey)) === batchId) {
+          this.log.info({ redis: this.name, ...where }, 'batch was applied before its reply was lost');
+        } else {
+          await write();
+        }
+        if (attempt > 0) this.log.info({ redis: this.name, ...where, attempts: attempt + 1 }, 'Redis writes resumed');
+        this.state = 'ready';
+        this.lastError = null;
+        return;
+      } catch (err) {
+        attempt++;
+        this.retries++;
+        this.state = 'retrying';
+        this.lastError = errorMessage(err);
+        const delay = backoffDelayMs(attempt, 100, 5000);
+        this.log.warn({ redis: this.name, ...where, err: this.lastError, retryInMs: delay, attempt }, 'Redis write failed; will retry');
+        await sleep(delay, this.abort.signal);
+      }
+    }
+  }
+}
+
+export class ApplyLane extends RetryingLane implements Lane {
   /** the id of the last batch this lane applied (or found at start) */
   private lastBatchId: string | null = null;
   /** the MULTI … EXEC of each batch goes as one pre-encoded write on its own connection */
   private readonly resp: RespConnection | null;
 
   constructor(
-    readonly name: string,
+    name: string,
     readonly redis: RedisClient,
     readonly sinks: readonly string[],
-    private readonly log: Logger,
+    log: Logger,
     private readonly onRejected: (rejected: RejectedCommand[]) => void,
     private readonly onDataLoss: (loss: DataLoss) => void = () => undefined,
   ) {
+    super(name, log);
     this.resp = redis instanceof Redis ? new RespConnection(() => endpointOf(redis)) : null;
   }
 
@@ -125,36 +172,12 @@ export class ApplyLane implements Lane {
 
   /** Resolves once the part is in Redis (exactly once), or rejects if the lane was stopped. */
   async apply(part: ApplyPart): Promise<void> {
-    let attempt = 0;
-    for (;;) {
-      if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
-      try {
-        if (attempt > 0 && (await this.redis.get(batchMarkerKey(this.name))) === part.batchId) {
-          this.log.info({ redis: this.name }, 'batch was applied before its reply was lost');
-        } else {
-          await this.exec(part);
-        }
-        this.lastBatchId = part.batchId;
-        if (attempt > 0) this.log.info({ redis: this.name, attempts: attempt + 1 }, 'Redis writes resumed');
-        this.state = 'ready';
-        this.lastError = null;
-        return;
-      } catch (err) {
-        attempt++;
-        this.retries++;
-        this.state = 'retrying';
-        this.lastError = errorMessage(err);
-        const delay = backoffDelayMs(attempt, 100, 5000);
-        this.log.warn({ redis: this.name, err: this.lastError, retryInMs: delay, attempt }, 'Redis write failed; will retry');
-        await sleep(delay, this.abort.signal);
-      }
-    }
+    await this.applyExactlyOnce(this.redis, batchMarkerKey(this.name), part.batchId, {}, () => this.exec(part));
+    this.lastBatchId = part.batchId;
   }
 
-  stop(): void {
-    this.stopped = true;
-    this.state = 'stopped';
-    this.abort.abort();
+  override stop(): void {
+    super.stop();
     this.resp?.close();
   }
 

@@ -3,9 +3,7 @@ import type { Logger } from '../util/log.js';
 import type { RedisCommand } from '../sinks/sink.js';
 import { commandKeys } from '../pipeline/pipeline-keys.js';
 import { isCovered, parsePosition, type Position } from '../pipeline/position.js';
-import { backoffDelayMs, sleep } from '../util/backoff.js';
-import { errorMessage } from '../util/errors.js';
-import { execGroup, type ApplyPart, type CommandOrigin, type DataLoss, type Lane, type LaneState, type RejectedCommand } from './apply-lane.js';
+import { execGroup, RetryingLane, type ApplyPart, type CommandOrigin, type DataLoss, type Lane, type RejectedCommand } from './apply-lane.js';
 import { slotOf, slotTag } from './slot-tags.js';
 import { isOwnKey } from './own-keys.js';
 
@@ -26,23 +24,20 @@ interface SlotGroup {
  * redirections during a resharding are followed by ioredis; a slot that refuses a MULTI while it
  * migrates (TRYAGAIN, CROSSSLOT on a half-moved slot) is retried after the marker check.
  */
-export class ClusterApplyLane implements Lane {
-  state: LaneState = 'ready';
-  lastError: string | null = null;
-  retries = 0;
-  private stopped = false;
-  private readonly abort = new AbortController();
+export class ClusterApplyLane extends RetryingLane implements Lane {
   private readonly markers = new Map<number, string | null>();
   private readonly slotPositions = new Map<string, Map<number, Position>>();
 
   constructor(
-    readonly name: string,
+    name: string,
     readonly redis: Cluster,
     readonly sinks: readonly string[],
-    private readonly log: Logger,
+    log: Logger,
     private readonly onRejected: (rejected: RejectedCommand[]) => void,
     private readonly onDataLoss: (loss: DataLoss) => void = () => undefined,
-  ) {}
+  ) {
+    super(name, log);
+  }
 
   async load(): Promise<{ skip: Map<string, Position | null>; known: Set<string>; behindCheck: boolean }> {
     const known = new Set<string>();
@@ -79,12 +74,6 @@ export class ClusterApplyLane implements Lane {
     await Promise.all([...groups].map(([slot, g]) => this.applySlot(slot, g, part)));
   }
 
-  stop(): void {
-    this.stopped = true;
-    this.state = 'stopped';
-    this.abort.abort();
-  }
-
   /** Splits a part by hash slot, dropping what a slot already has (replay) and refusing cross-slot commands. */
   private group(part: ApplyPart): Map<number, SlotGroup> {
     const groups = new Map<number, SlotGroup>();
@@ -112,38 +101,22 @@ export class ClusterApplyLane implements Lane {
   private async applySlot(slot: number, g: SlotGroup, part: ApplyPart): Promise<void> {
     const tag = slotTag(slot);
     const markerKey = `sluice:batch:${this.name}:{${tag}}`;
-    let attempt = 0;
-    for (;;) {
-      if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
-      try {
-        if (attempt > 0 && (await this.redis.get(markerKey)) === part.batchId) break;
-        const before = await execGroup(this.redis, {
-          markerKey,
-          batchId: part.batchId,
-          commands: g.commands,
-          origins: g.origins,
-          positions: part.positions.map(([sink, pos]) => [`sluice:pos:${sink}:{${tag}}`, pos] as const),
-          onRejected: this.onRejected,
-        });
-        const expected = this.markers.get(slot) ?? null;
-        if (before !== expected) {
-          this.log.error({ redis: this.name, slot, expected, found: before }, 'Redis lost writes in a hash slot (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
-          this.onDataLoss({ lane: this.name, found: before });
-        }
-        break;
-      } catch (err) {
-        attempt++;
-        this.retries++;
-        this.state = 'retrying';
-        this.lastError = errorMessage(err);
-        const delay = backoffDelayMs(attempt, 100, 5000);
-        this.log.warn({ redis: this.name, slot, err: this.lastError, retryInMs: delay, attempt }, 'Redis write failed; will retry');
-        await sleep(delay, this.abort.signal);
+    await this.applyExactlyOnce(this.redis, markerKey, part.batchId, { slot }, async () => {
+      const before = await execGroup(this.redis, {
+        markerKey,
+        batchId: part.batchId,
+        commands: g.commands,
+        origins: g.origins,
+        positions: part.positions.map(([sink, pos]) => [`sluice:pos:${sink}:{${tag}}`, pos] as const),
+        onRejected: this.onRejected,
+      });
+      const expected = this.markers.get(slot) ?? null;
+      if (before !== expected) {
+        this.log.error({ redis: this.name, slot, expected, found: before }, 'Redis lost writes in a hash slot (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
+        this.onDataLoss({ lane: this.name, found: before });
       }
-    }
+    });
     this.markers.set(slot, part.batchId);
-    this.state = 'ready';
-    this.lastError = null;
   }
 }
 
