@@ -14,7 +14,7 @@
 // Redis then holds no position for the sink, so Sluice backfills it again).
 
 import { execFile } from 'node:child_process';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Redis } from 'ioredis';
@@ -37,6 +37,7 @@ import {
   startCpuProfile,
   waitForQuietMachine,
   type BenchOptions,
+  machineInfo,
 } from './support.js';
 
 export const DEFAULT_BACKFILL_ROWS = 5_000_000;
@@ -409,13 +410,7 @@ export async function runBackfill(opts: BenchOptions): Promise<Record<string, un
       table: { fill_seconds: round(table.seconds, 1), size_mb: round(table.tableMb, 1), estimated_value_bytes: table.estimatedValueBytes },
       runs: opts.runs,
       verified: check,
-      machine: {
-        cpus: cpus().length,
-        cpu_model: cpus()[0]?.model ?? null,
-        node: process.version,
-        postgres: pg.version,
-        loadavg_1m: [round(loadAtStart, 2), round(loadavg()[0]!, 2)],
-      },
+      machine: machineInfo(pg.version, loadAtStart),
       source: sourceRevision(),
     };
   } finally {

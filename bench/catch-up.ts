@@ -33,8 +33,9 @@ import {
   sampleRss,
   startCpuProfile,
   type BenchOptions,
+  machineInfo,
 } from './support.js';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -509,14 +510,7 @@ export async function runCatchUp(opts: BenchOptions): Promise<Record<string, unk
       },
       runs: runs.length,
       verified: check,
-      machine: {
-        cpus: cpus().length,
-        cpu_model: cpus()[0]?.model ?? null,
-        node: process.version,
-        postgres: pg.version,
-        // other work on the machine skews the figures: the 1-minute load average when the scenario started and ended
-        loadavg_1m: [round(loadAtStart, 2), round(loadavg()[0]!, 2)],
-      },
+      machine: machineInfo(pg.version, loadAtStart),
       source: sourceRevision(),
     };
   } finally {

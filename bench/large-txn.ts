@@ -15,7 +15,7 @@
 // without streaming of in-progress transactions), so the figure is the INSERT's own time plus
 // Sluice's time after the commit; both are reported.
 
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import pgLib from 'pg';
 import { pino } from 'pino';
@@ -37,6 +37,7 @@ import {
   startCpuProfile,
   waitForQuietMachine,
   type BenchOptions,
+  machineInfo,
 } from './support.js';
 
 export const DEFAULT_LARGE_TXN_ROWS = 1_000_000;
@@ -190,13 +191,7 @@ log:
       batches,
       profile: profileFile,
       verified: { dbsize, own_keys: own, data_keys: dbsize - own, sampled: ids.length },
-      machine: {
-        cpus: cpus().length,
-        cpu_model: cpus()[0]?.model ?? null,
-        node: process.version,
-        postgres: pg.version,
-        loadavg_1m: [round(loadAtStart, 2), round(loadavg()[0]!, 2)],
-      },
+      machine: machineInfo(pg.version, loadAtStart),
       source: sourceRevision(),
     };
   } finally {

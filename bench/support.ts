@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Session } from 'node:inspector/promises';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -235,4 +235,16 @@ export async function waitForQuietMachine(maxBusyCores = 0.3, maxWaitMs = 60_000
 
 function cpuCount(): number {
   return availableParallelism();
+}
+
+/** The machine block of every scenario's JSON; the load average says whether other work skewed it. */
+export function machineInfo(postgresVersion: number, loadAtStart: number): Record<string, unknown> {
+  return {
+    cpus: cpus().length,
+    cpu_model: cpus()[0]?.model ?? null,
+    node: process.version,
+    postgres: postgresVersion,
+    // other work on the machine skews the figures: the 1-minute load average when the scenario started and ended
+    loadavg_1m: [Math.round(loadAtStart * 100) / 100, Math.round(loadavg()[0]! * 100) / 100],
+  };
 }

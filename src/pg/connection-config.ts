@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
 import { errorMessage, SluiceError } from '../util/errors.js';
+import { CERT_VERIFY_ERROR_CODES } from '../util/tls-errors.js';
 
 /**
  * The pg ClientConfig for every Sluice connection to the source (replication, setup, check,
@@ -168,18 +169,6 @@ export function pgTlsWarning(url: string): string | undefined {
   return `source.url: sslmode=${tls.mode} encrypts the Postgres connection without verifying the server's certificate (anyone on the network path can impersonate it); use sslmode=verify-full with sslrootcert to verify it`;
 }
 
-const VERIFY_CODES = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_CHAIN_TOO_LONG',
-  'INVALID_CA',
-]);
-
 /** A Postgres connection error in one line, with what to change when it is about TLS. */
 export function explainPgConnectError(err: unknown, url: string): string {
   const code = (err as { code?: string } | undefined)?.code ?? '';
@@ -192,7 +181,7 @@ export function explainPgConnectError(err: unknown, url: string): string {
   } catch {
     tls = undefined;
   }
-  if (VERIFY_CODES.has(code)) {
+  if (CERT_VERIFY_ERROR_CODES.has(code)) {
     const fix = tls?.rootCert !== undefined && tls.rootCert !== 'system'
       ? `sslrootcert (${tls.rootCert}) is not the CA that signed the server's certificate — point sslrootcert at that CA`
       : `set sslrootcert to the CA that signed the server's certificate`;

@@ -3,6 +3,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Redis, Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisConnectionConfig, TlsConfig } from '../config/schema.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
+import { CERT_VERIFY_ERROR_CODES } from '../util/tls-errors.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -251,18 +252,6 @@ export function trackLastError(client: RedisClient): () => Error | undefined {
   return () => last;
 }
 
-const VERIFY_CODES = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_CHAIN_TOO_LONG',
-  'INVALID_CA',
-]);
-
 /** OpenSSL's "80...:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:file:line:..." → its reason */
 function plainSslMessage(msg: string): string {
   const m = /SSL routines:[^:]*:([^:]+):/.exec(msg);
@@ -279,7 +268,7 @@ export function explainRedisError(err: unknown, spec: RedisConnectionSpec): stri
   const msg = plainSslMessage(errorMessage(err));
   const tlsOn = usesTls(spec);
   const tls = spec.tls;
-  if (VERIFY_CODES.has(code)) {
+  if (CERT_VERIFY_ERROR_CODES.has(code)) {
     const fix = tls?.ca !== undefined
       ? `tls.ca (${tls.ca}) is not the CA that signed the server's certificate — set tls.ca to that CA, or tls.insecure: true for testing`
       : `set tls.ca to the CA that signed the server's certificate, or tls.insecure: true for testing`;
