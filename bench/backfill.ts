@@ -21,7 +21,6 @@ import type { Redis } from 'ioredis';
 import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
 import { startRedis, type TestRedis } from '../test/harness/redis.js';
 import { startSluice, type RunningSluice } from '../src/app.js';
-import { parseConfig } from '../src/config/load.js';
 import { backfillKey, type BackfillRecord } from '../src/backfill/backfill-worker.js';
 import { isOwnKey } from '../src/redis/own-keys.js';
 import { PG_SETTINGS, redisCpuSeconds, sourceRevision, walsenderCpu } from './catch-up.js';
@@ -38,6 +37,7 @@ import {
   waitForQuietMachine,
   type BenchOptions,
   machineInfo,
+  benchConfig,
 } from './support.js';
 
 export const DEFAULT_BACKFILL_ROWS = 5_000_000;
@@ -196,25 +196,7 @@ async function backfillRecords(client: Redis): Promise<BackfillRecord[]> {
 }
 
 async function measureBackfill(pg: TestPostgres, redis: TestRedis, rows: number, opts: BenchOptions, run: number): Promise<SluiceBackfill> {
-  const yaml = `
-source:
-  url: ${pg.url}
-  slot: ${SLOT}
-  publication: sluice
-redis:
-  main:
-    url: ${redis.url}
-sinks:
-  - name: ${SINK}
-    type: string
-    tables: [items]
-    backfill: true
-http:
-  port: 0
-log:
-  level: warn
-`;
-  const config = parseConfig(yaml, { file: 'bench.yaml', env: {} });
+  const config = benchConfig({ pgUrl: pg.url, redisUrl: redis.url, slot: SLOT, sink: SINK, table: 'items', backfill: true });
   const log = pino({ level: 'warn', base: { svc: 'sluice' } }, pino.destination(2));
   const admin = redis.client();
   const redisCpuBefore = await redisCpuSeconds(admin);

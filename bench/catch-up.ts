@@ -18,7 +18,6 @@ import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
 import { startRedis, type TestRedis } from '../test/harness/redis.js';
 import { spawnManaged, type ManagedProcess } from '../src/util/process.js';
 import { startSluice, type RunningSluice } from '../src/app.js';
-import { parseConfig } from '../src/config/load.js';
 import { formatLsn, parseLsn, type Lsn } from '../src/pg/lsn.js';
 import {
   findPgRecvlogical,
@@ -34,6 +33,7 @@ import {
   startCpuProfile,
   type BenchOptions,
   machineInfo,
+  benchConfig,
 } from './support.js';
 import { loadavg } from 'node:os';
 import { execFileSync } from 'node:child_process';
@@ -297,24 +297,7 @@ export async function redisCpuSeconds(client: Redis): Promise<number> {
 }
 
 async function measureSluice(pg: TestPostgres, redis: TestRedis, backlog: Backlog, opts: BenchOptions, slot: string): Promise<SluicePhase> {
-  const yaml = `
-source:
-  url: ${pg.url}
-  slot: ${slot}
-  publication: sluice
-redis:
-  main:
-    url: ${redis.url}
-sinks:
-  - name: items
-    type: string
-    tables: [items]
-http:
-  port: 0
-log:
-  level: warn
-${process.env.BENCH_BATCH_MAX_COMMANDS ? `apply:\n  batch_max_commands: ${process.env.BENCH_BATCH_MAX_COMMANDS}\n` : ''}`;
-  const config = parseConfig(yaml, { file: 'bench.yaml', env: {} });
+  const config = benchConfig({ pgUrl: pg.url, redisUrl: redis.url, slot, sink: 'items', table: 'items' });
   // pino's default destination is stdout, which carries the results: log to stderr
   const log = pino({ level: 'warn', base: { svc: 'sluice' } }, pino.destination(2));
   const admin = redis.client();

@@ -22,7 +22,6 @@ import { pino } from 'pino';
 import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
 import { startRedis, type TestRedis } from '../test/harness/redis.js';
 import { startSluice, type RunningSluice } from '../src/app.js';
-import { parseConfig } from '../src/config/load.js';
 import { isOwnKey } from '../src/redis/own-keys.js';
 import { PG_SETTINGS, redisCpuSeconds, sourceRevision, walsenderCpu } from './catch-up.js';
 import {
@@ -38,6 +37,7 @@ import {
   waitForQuietMachine,
   type BenchOptions,
   machineInfo,
+  benchConfig,
 } from './support.js';
 
 export const DEFAULT_LARGE_TXN_ROWS = 1_000_000;
@@ -57,24 +57,7 @@ export async function runLargeTxn(opts: BenchOptions): Promise<Record<string, un
     progress(`Postgres ${pg.version} on ${pg.port}, Redis on ${redis.port}`);
     await pg.query('create table big (id bigint primary key, v text)');
 
-    const yaml = `
-source:
-  url: ${pg.url}
-  slot: ${SLOT}
-  publication: sluice
-redis:
-  main:
-    url: ${redis.url}
-sinks:
-  - name: big
-    type: string
-    tables: [big]
-http:
-  port: 0
-log:
-  level: warn
-`;
-    const config = parseConfig(yaml, { file: 'bench.yaml', env: {} });
+    const config = benchConfig({ pgUrl: pg.url, redisUrl: redis.url, slot: SLOT, sink: 'big', table: 'big' });
     const maxTransactionRows = config.sinks[0]!.max_transaction_rows;
     const log = pino({ level: 'warn', base: { svc: 'sluice' } }, pino.destination(2));
     sluice = await startSluice(config, log);

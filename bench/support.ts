@@ -5,6 +5,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
+import { parseConfig } from '../src/config/load.js';
+import type { SluiceConfig } from '../src/config/schema.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -247,4 +249,30 @@ export function machineInfo(postgresVersion: number, loadAtStart: number): Recor
     // other work on the machine skews the figures: the 1-minute load average when the scenario started and ended
     loadavg_1m: [Math.round(loadAtStart * 100) / 100, Math.round(loadavg()[0]! * 100) / 100],
   };
+}
+
+/**
+ * The Sluice config every scenario runs: one string sink on one table, no HTTP, warnings only.
+ * BENCH_BATCH_MAX_COMMANDS overrides apply.batch_max_commands for experiments.
+ */
+export function benchConfig(o: { pgUrl: string; redisUrl: string; slot: string; sink: string; table: string; backfill?: boolean }): SluiceConfig {
+  const batch = process.env.BENCH_BATCH_MAX_COMMANDS;
+  const yaml = `
+source:
+  url: ${o.pgUrl}
+  slot: ${o.slot}
+  publication: sluice
+redis:
+  main:
+    url: ${o.redisUrl}
+sinks:
+  - name: ${o.sink}
+    type: string
+    tables: [${o.table}]
+${o.backfill ? '    backfill: true\n' : ''}http:
+  port: 0
+log:
+  level: warn
+${batch ? `apply:\n  batch_max_commands: ${batch}\n` : ''}`;
+  return parseConfig(yaml, { file: 'bench.yaml', env: {} });
 }
