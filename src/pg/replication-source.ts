@@ -71,11 +71,6 @@ export class ReplicationSource {
     this.conn?.resume();
   }
 
-  /** Reports the confirmed position right away (e.g. after a drain, before exit). */
-  flushStatus(): void {
-    this.conn?.sendStatus(false);
-  }
-
   async stop(): Promise<void> {
     this.state = 'stopped';
     this.abort.abort();

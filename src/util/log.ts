@@ -10,7 +10,3 @@ export function createLogger(level: string = process.env.SLUICE_LOG_LEVEL ?? 'in
   return pino({ level, base: { svc: 'sluice' }, timestamp: pino.stdTimeFunctions.isoTime });
 }
 
-/** A logger that drops everything (tests, one-shot commands). */
-export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
-}
