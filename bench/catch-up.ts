@@ -18,7 +18,7 @@ import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
 import { startRedis, type TestRedis } from '../test/harness/redis.js';
 import { spawnManaged, type ManagedProcess } from '../src/util/process.js';
 import { startSluice, type RunningSluice } from '../src/app.js';
-import { formatLsn, parseLsn, type Lsn } from '../src/pg/lsn.js';
+import { formatLsn, parseLsn, type Lsn } from '../src/core/lsn.js';
 import {
   findPgRecvlogical,
   machineCpu,

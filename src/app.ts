@@ -9,7 +9,7 @@ import { Pipeline, type SinkSpec } from './pipeline/pipeline.js';
 import { Metrics } from './metrics.js';
 import type { Logger } from './util/log.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
-import { formatLsn, parseLsn, type Lsn } from './pg/lsn.js';
+import { formatLsn, parseLsn, type Lsn } from './core/lsn.js';
 import { BackfillManager } from './backfill/backfill-manager.js';
 import { errorMessage, SluiceError } from './util/errors.js';
 import { explainPgConnectError, pgClientConfig, pgTlsWarning } from './pg/connection-config.js';

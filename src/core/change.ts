@@ -1,6 +1,6 @@
-import type { Lsn } from '../pg/lsn.js';
-import type { ColumnCodec } from '../pg/values.js';
-import type { LogicalMessage, ReplicaIdentity, Tuple } from '../pg/pgoutput/types.js';
+import type { Lsn } from './lsn.js';
+import type { ColumnCodec } from './values.js';
+import type { ReplicaIdentity, Tuple } from './tuple.js';
 
 export type Action = 'insert' | 'update' | 'delete' | 'read';
 export const ACTIONS: readonly Action[] = ['insert', 'update', 'delete', 'read'];
@@ -61,4 +61,14 @@ export interface Transaction {
   /** transactional logical messages (backfill watermarks), after the changes */
   readonly messages: readonly LogicalMessage[];
   readonly complete: boolean;
+}
+
+/** A message written with pg_logical_emit_message (watermarks, fences), as the stream carries it. */
+export interface LogicalMessage {
+  readonly tag: 'message';
+  readonly xid?: number;
+  readonly transactional: boolean;
+  readonly lsn: Lsn;
+  readonly prefix: string;
+  readonly content: Buffer;
 }

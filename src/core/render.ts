@@ -1,8 +1,8 @@
 import type { Action, Change, TableInfo } from './change.js';
-import type { Tuple } from '../pg/pgoutput/types.js';
-import { toJson } from '../pg/values.js';
-import { formatLsn, type Lsn } from '../pg/lsn.js';
-import { microsToIsoUtc } from '../pg/replication-protocol.js';
+import type { Tuple } from './tuple.js';
+import { toJson } from './values.js';
+import { formatLsn, type Lsn } from './lsn.js';
+import { microsToIsoUtc } from '../core/time.js';
 import { MessageError } from './template.js';
 
 /**

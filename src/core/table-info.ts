@@ -1,6 +1,6 @@
 import type { ColumnInfo, TableInfo } from './change.js';
-import type { ReplicaIdentity } from '../pg/pgoutput/types.js';
-import { codecFor, type TypeInfo } from '../pg/values.js';
+import type { ReplicaIdentity } from './tuple.js';
+import { codecFor, type TypeInfo } from './values.js';
 
 export interface ColumnShape {
   readonly name: string;

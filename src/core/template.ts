@@ -1,6 +1,6 @@
 import type { TableInfo } from './change.js';
-import type { Tuple } from '../pg/pgoutput/types.js';
-import { toPlain } from '../pg/values.js';
+import type { Tuple } from './tuple.js';
+import { toPlain } from './values.js';
 
 /**
  * Key, member, field and channel templates: `sluice:{table}:{pk}`, `user:{user_id}:orders`.

@@ -5,7 +5,7 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Metrics } from '../metrics.js';
 import type { SourceMonitor } from '../pg/source-monitor.js';
 import type { Logger } from '../util/log.js';
-import { formatLsn } from '../pg/lsn.js';
+import { formatLsn } from '../core/lsn.js';
 import type { BackfillManager } from '../backfill/backfill-manager.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
 import { Repairer } from '../verify/repair.js';

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { TableInfo } from '../core/change.js';
 import { buildTableInfo, type ColumnShape } from '../core/table-info.js';
 import type { ReplicaIdentity } from './pgoutput/types.js';
-import type { TypeInfo } from './values.js';
+import type { TypeInfo } from '../core/values.js';
 import { splitTable } from './source-setup.js';
 
 export interface CatalogTable {

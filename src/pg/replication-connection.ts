@@ -1,11 +1,12 @@
 import pg from 'pg';
 import { both as copyBoth } from 'pg-copy-streams';
 import type { Duplex } from 'node:stream';
-import type { Lsn } from './lsn.js';
-import { formatLsn } from './lsn.js';
+import type { Lsn } from '../core/lsn.js';
+import { formatLsn } from '../core/lsn.js';
 import { VALUE_SESSION_OPTIONS } from './text-client.js';
 import { pgClientConfig } from './connection-config.js';
-import { decodeReplicationMessage, encodeStandbyStatusUpdate, microsSince2000 } from './replication-protocol.js';
+import { decodeReplicationMessage, encodeStandbyStatusUpdate } from './replication-protocol.js';
+import { microsSince2000 } from '../core/time.js';
 import type { ReplicationMessage } from './pgoutput/types.js';
 
 /**

@@ -2,7 +2,7 @@ import type { Logger } from '../util/log.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
 import { ReplicationConnection } from './replication-connection.js';
-import { formatLsn, maxLsn, type Lsn, ZERO_LSN } from './lsn.js';
+import { formatLsn, maxLsn, type Lsn, ZERO_LSN } from '../core/lsn.js';
 import type { ReplicationMessage } from './pgoutput/types.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { Change } from '../core/change.js';
 import { idempotencyKey, messageJson, type MessageMeta } from '../core/render.js';
-import { formatLsn } from '../pg/lsn.js';
-import { microsToIsoUtc } from '../pg/replication-protocol.js';
+import { formatLsn } from '../core/lsn.js';
+import { microsToIsoUtc } from '../core/time.js';
 import type { RedisCommand } from '../sinks/sink.js';
 
 /**

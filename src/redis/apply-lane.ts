@@ -4,7 +4,7 @@ import type { RedisClient } from './connect.js';
 import type { RedisCommand } from '../sinks/sink.js';
 import type { Change } from '../core/change.js';
 import type { MessageMeta } from '../core/render.js';
-import { parsePosition, type Position } from '../pipeline/position.js';
+import { parsePosition, type Position } from '../core/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
 import { isOwnKey } from './own-keys.js';

@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
 import type { RedisCommand } from '../sinks/sink.js';
 import { commandKeys } from '../pipeline/pipeline-keys.js';
-import { isCovered, parsePosition, type Position } from '../pipeline/position.js';
+import { isCovered, parsePosition, type Position } from '../core/position.js';
 import { execGroup, RetryingLane, type ApplyPart, type CommandOrigin, type DataLoss, type Lane, type RejectedCommand } from './apply-lane.js';
 import { slotOf, slotTag } from './slot-tags.js';
 import { isOwnKey } from './own-keys.js';

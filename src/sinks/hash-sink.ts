@@ -1,7 +1,7 @@
 import type { Change, TableInfo } from '../core/change.js';
 import { messageJson, recordJson, type MessageMeta } from '../core/render.js';
 import { MessageError, TemplateCache, templatePrefix } from '../core/template.js';
-import { toPlain } from '../pg/values.js';
+import { toPlain } from '../core/values.js';
 import { checkValueSize, planSafely, type PlanExtras, type PlanOutput, type RedisCommand, type Sink } from './sink.js';
 import { Placement } from './placement.js';
 

@@ -1,7 +1,7 @@
 import type { Change, TableInfo } from '../core/change.js';
 import type { MessageMeta } from '../core/render.js';
 import { MessageError, TemplateCache, templatePrefix } from '../core/template.js';
-import { toPlain } from '../pg/values.js';
+import { toPlain } from '../core/values.js';
 import { planSafely, type PlanExtras, type PlanOutput, type Sink } from './sink.js';
 import { memberRoute, Placement } from './placement.js';
 

@@ -1,8 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { arrayLiteralToJson, parseArrayLiteral } from '../../src/pg/array-literal.js';
-import type { PgArray } from '../../src/pg/array-literal.js';
+import { arrayLiteralToJson, parseArrayLiteral } from '../../src/core/array-literal.js';
+import type { PgArray } from '../../src/core/array-literal.js';
 
 const quote = (s: string): string => JSON.stringify(s);
 

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatLsn, maxLsn, parseLsn, ZERO_LSN } from '../../src/pg/lsn.js';
+import { formatLsn, maxLsn, parseLsn, ZERO_LSN } from '../../src/core/lsn.js';
 
 const U64_MAX = 2n ** 64n - 1n;
 

@@ -4,9 +4,8 @@ import fc from 'fast-check';
 import {
   decodeReplicationMessage,
   encodeStandbyStatusUpdate,
-  microsSince2000,
-  microsToIsoUtc,
 } from '../../src/pg/replication-protocol.js';
+import { microsSince2000, microsToIsoUtc } from '../../src/core/time.js';
 import * as F from './support/pgoutput-frames.js';
 
 const U64_MAX = 2n ** 64n - 1n;

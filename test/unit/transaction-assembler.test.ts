@@ -2,10 +2,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { TableInfo, Transaction } from '../../src/core/change.js';
-import { TransactionAssembler } from '../../src/core/transaction-assembler.js';
+import { TransactionAssembler } from '../../src/pg/assembler.js';
 import { PgoutputDecoder } from '../../src/pg/pgoutput/decoder.js';
 import type { LogicalMessage } from '../../src/pg/pgoutput/types.js';
-import { codecFor } from '../../src/pg/values.js';
+import { codecFor } from '../../src/core/values.js';
 import * as F from './support/pgoutput-frames.js';
 import { T } from './support/tables.js';
 

@@ -1,8 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { codecFor, toJson, toPlain, timestamptzToIso, daysFromCivil, formatIsoYear } from '../../src/pg/values.js';
-import type { TypeInfo } from '../../src/pg/values.js';
+import { codecFor, toJson, toPlain, timestamptzToIso, daysFromCivil, formatIsoYear } from '../../src/core/values.js';
+import type { TypeInfo } from '../../src/core/values.js';
 
 /** [oid, Postgres text output, expected toJson, expected toPlain (defaults: toJson's string unquoted)] */
 type Case = [number, string | null, string, (string | null)?];

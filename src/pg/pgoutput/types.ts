@@ -1,19 +1,14 @@
-import type { Lsn } from '../lsn.js';
+import type { Lsn } from '../../core/lsn.js';
+import type { ReplicaIdentity, Tuple, TupleValue } from '../../core/tuple.js';
+
+export type { ReplicaIdentity, Tuple, TupleValue };
+import type { LogicalMessage } from '../../core/change.js';
 
 /**
  * Typed pgoutput messages (protocol versions 1 and 2, text tuple format).
  * https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
  */
 
-/**
- * One column value of a TupleData:
- * - string: the value in Postgres's text output format
- * - null: SQL NULL
- * - undefined: an unchanged TOASTed value ('u'): Postgres did not send it, and it must never
- *   be written anywhere as if it were the value.
- */
-export type TupleValue = string | null | undefined;
-export type Tuple = TupleValue[];
 
 export interface RelationColumn {
   /** part of the replica identity (the primary key by default) */
@@ -23,8 +18,6 @@ export interface RelationColumn {
   readonly typeMod: number;
 }
 
-/** 'd' default (primary key), 'n' nothing, 'f' full, 'i' index */
-export type ReplicaIdentity = 'd' | 'n' | 'f' | 'i';
 
 export interface BeginMessage {
   readonly tag: 'begin';
@@ -102,14 +95,7 @@ export interface TruncateMessage {
   readonly relationOids: readonly number[];
 }
 
-export interface LogicalMessage {
-  readonly tag: 'message';
-  readonly xid?: number;
-  readonly transactional: boolean;
-  readonly lsn: Lsn;
-  readonly prefix: string;
-  readonly content: Buffer;
-}
+export type { LogicalMessage };
 
 /** protocol v2: a chunk of an in-progress transaction begins */
 export interface StreamStartMessage {

@@ -3,7 +3,7 @@
  * Written independently of the decoder, straight from the protocol documentation:
  * https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
  */
-import type { Lsn } from '../../../src/pg/lsn.js';
+import type { Lsn } from '../../../src/core/lsn.js';
 import type { ReplicaIdentity, Tuple, TupleValue } from '../../../src/pg/pgoutput/types.js';
 
 /** A growable big-endian writer. */

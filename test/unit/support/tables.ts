@@ -4,7 +4,7 @@
 // buildTableInfo, so tests of code that consumes a TableInfo do not depend on it.
 import type { Change, ColumnInfo, TableInfo } from '../../../src/core/change.js';
 import type { ReplicaIdentity, Tuple } from '../../../src/pg/pgoutput/types.js';
-import { codecFor } from '../../../src/pg/values.js';
+import { codecFor } from '../../../src/core/values.js';
 import fc from 'fast-check';
 
 /** [column name, type oid, part of the primary key?] */

@@ -1,4 +1,4 @@
-import { formatLsn, parseLsn, type Lsn } from '../pg/lsn.js';
+import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 
 /**
  * A sink's applied position, as stored in `sluice:pos:<sink>`:

@@ -1,8 +1,8 @@
-import type { Change, TableInfo, Transaction, Truncate } from './change.js';
-import { buildTableInfo } from './table-info.js';
-import type { LogicalMessage, PgoutputMessage, RelationMessage } from '../pg/pgoutput/types.js';
-import { builtinTypeOid, type TypeInfo } from '../pg/values.js';
-import type { Lsn } from '../pg/lsn.js';
+import type { Change, TableInfo, Transaction, Truncate } from '../core/change.js';
+import { buildTableInfo } from '../core/table-info.js';
+import type { LogicalMessage, PgoutputMessage, RelationMessage } from './pgoutput/types.js';
+import { builtinTypeOid, type TypeInfo } from '../core/values.js';
+import type { Lsn } from '../core/lsn.js';
 
 interface OpenTransaction {
   xid: number;
