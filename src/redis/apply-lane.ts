@@ -7,7 +7,7 @@ import type { MessageMeta } from '../core/render.js';
 import { parsePosition, type Position } from '../core/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
-import { isOwnKey } from './own-keys.js';
+import { batchMarkerKey, isOwnKey, positionKey } from '../core/keyspace.js';
 import { RespConnection } from './resp-connection.js';
 import { endpointOf, execGroupResp } from './resp-exec-group.js';
 
@@ -34,14 +34,6 @@ export interface CommandOrigin {
 export interface RejectedCommand {
   readonly origin: CommandOrigin;
   readonly error: string;
-}
-
-export function positionKey(sink: string): string {
-  return `sluice:pos:${sink}`;
-}
-
-export function batchMarkerKey(lane: string): string {
-  return `sluice:batch:${lane}`;
 }
 
 export type LaneState = 'ready' | 'retrying' | 'stopped';

@@ -5,7 +5,7 @@ import { commandKeys } from '../pipeline/pipeline-keys.js';
 import { isCovered, parsePosition, type Position } from '../core/position.js';
 import { execGroup, RetryingLane, type ApplyPart, type CommandOrigin, type DataLoss, type Lane, type RejectedCommand } from './apply-lane.js';
 import { slotOf, slotTag } from './slot-tags.js';
-import { isOwnKey } from './own-keys.js';
+import { isOwnKey, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
 
 interface SlotGroup {
   commands: RedisCommand[];
@@ -42,18 +42,18 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   async load(): Promise<{ skip: Map<string, Position | null>; known: Set<string>; behindCheck: boolean }> {
     const known = new Set<string>();
     for (const node of this.redis.nodes('master')) {
-      for (const key of await scanAll(node, 'sluice:*:*{*}')) {
-        const m = /^sluice:(pos|batch):(.+):\{([0-9a-z]+)\}$/.exec(key);
-        if (!m) continue;
+      for (const key of await scanAll(node, SLOT_KEY_PATTERN)) {
+        const k = parseSlotKey(key);
+        if (!k) continue;
         const slot = slotOf(key);
         const value = await node.get(key);
         if (value === null) continue;
-        if (m[1] === 'batch' && m[2] === this.name) this.markers.set(slot, value);
-        else if (m[1] === 'pos' && this.sinks.includes(m[2]!)) {
-          const map = this.slotPositions.get(m[2]!) ?? new Map<number, Position>();
+        if (k.kind === 'batch' && k.name === this.name) this.markers.set(slot, value);
+        else if (k.kind === 'pos' && this.sinks.includes(k.name)) {
+          const map = this.slotPositions.get(k.name) ?? new Map<number, Position>();
           map.set(slot, parsePosition(value));
-          this.slotPositions.set(m[2]!, map);
-          known.add(m[2]!);
+          this.slotPositions.set(k.name, map);
+          known.add(k.name);
         }
       }
     }
@@ -100,14 +100,14 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
 
   private async applySlot(slot: number, g: SlotGroup, part: ApplyPart): Promise<void> {
     const tag = slotTag(slot);
-    const markerKey = `sluice:batch:${this.name}:{${tag}}`;
+    const markerKey = slotBatchMarkerKey(this.name, tag);
     await this.applyExactlyOnce(this.redis, markerKey, part.batchId, { slot }, async () => {
       const before = await execGroup(this.redis, {
         markerKey,
         batchId: part.batchId,
         commands: g.commands,
         origins: g.origins,
-        positions: part.positions.map(([sink, pos]) => [`sluice:pos:${sink}:{${tag}}`, pos] as const),
+        positions: part.positions.map(([sink, pos]) => [slotPositionKey(sink, tag), pos] as const),
         onRejected: this.onRejected,
       });
       const expected = this.markers.get(slot) ?? null;

@@ -1,0 +1,103 @@
+/**
+ * Every name Sluice gives a Redis key of its own, and the watermark messages it writes to the
+ * WAL, built in one place. Pure: no I/O, nothing outside core/.
+ *
+ * Sluice's own keys all start with `sluice:<kind>:` and are never treated as row data: a
+ * TRUNCATE never removes them, verify and repair never count or delete them (isOwnKey).
+ *
+ *   sluice:pos:<sink>              a sink's applied position, written in every batch's MULTI
+ *   sluice:batch:<redis>           the id of the last batch applied on a Redis connection
+ *   sluice:pos:<sink>:{tag}        on Redis Cluster, the same per hash slot; `tag` is a hash
+ *   sluice:batch:<redis>:{tag}       tag that places the key in the slot it describes
+ *   sluice:failed:<sink>           hash of a sink's failed messages (field: message id)
+ *   sluice:backfill:<sink>         hash of a sink's backfill progress (field: table)
+ *   sluice:idx:<sink>              a keyed sink's reverse index (see sinks/reverse-index.ts)
+ *
+ * A key written with a user's default template (`sluice:{table}:{pk}`) is data, not one of these.
+ */
+
+/** The prefixes of Sluice's own keys. */
+export const OWN_KEY_PREFIXES: readonly string[] = ['sluice:pos:', 'sluice:batch:', 'sluice:failed:', 'sluice:backfill:', 'sluice:idx:'];
+
+/** Keys Sluice keeps for itself: never removed by a TRUNCATE or counted as data. */
+export function isOwnKey(key: string): boolean {
+  return OWN_KEY_PREFIXES.some((p) => key.startsWith(p));
+}
+
+/** A sink's applied position (`<commit LSN>` or `<commit LSN>:<idx>`), standalone and Sentinel. */
+export function positionKey(sink: string): string {
+  return `sluice:pos:${sink}`;
+}
+
+/** The id of the last batch applied on a Redis connection (`lane`: the connection's name). */
+export function batchMarkerKey(lane: string): string {
+  return `sluice:batch:${lane}`;
+}
+
+/** A sink's position in one hash slot of a Redis Cluster; `tag` hashes to that slot. */
+export function slotPositionKey(sink: string, tag: string): string {
+  return `sluice:pos:${sink}:{${tag}}`;
+}
+
+/** A Redis Cluster connection's batch marker in one hash slot; `tag` hashes to that slot. */
+export function slotBatchMarkerKey(lane: string, tag: string): string {
+  return `sluice:batch:${lane}:{${tag}}`;
+}
+
+/** SCAN MATCH pattern that finds every slot-tagged key (a superset: parse each with parseSlotKey). */
+export const SLOT_KEY_PATTERN = 'sluice:*:*{*}';
+
+export interface SlotKey {
+  readonly kind: 'pos' | 'batch';
+  /** the sink (pos) or Redis connection (batch) */
+  readonly name: string;
+  readonly tag: string;
+}
+
+/** slotPositionKey / slotBatchMarkerKey back to their parts; null for any other key. */
+export function parseSlotKey(key: string): SlotKey | null {
+  const m = /^sluice:(pos|batch):(.+):\{([0-9a-z]+)\}$/.exec(key);
+  if (!m) return null;
+  return { kind: m[1] as 'pos' | 'batch', name: m[2]!, tag: m[3]! };
+}
+
+/** A sink's failed messages: a hash, field = message id (`<commit LSN>:<idx>`). */
+export function failedKey(sink: string): string {
+  return `sluice:failed:${sink}`;
+}
+
+/** A sink's backfill progress: a hash, field = table (`schema.table`), value = JSON record. */
+export function backfillKey(sink: string): string {
+  return `sluice:backfill:${sink}`;
+}
+
+/** A keyed sink's reverse index: a hash from a row's identity to the place last written for it. */
+export function reverseIndexKey(sink: string): string {
+  return `sluice:idx:${sink}`;
+}
+
+/** Pattern of every key Sluice may touch by default (own keys and default templates): the ACL check's. */
+export const SLUICE_KEY_PATTERN = 'sluice:*';
+
+/** The key `sluice check` names when it probes the Redis user's ACL (never written for real). */
+export const ACL_CHECK_KEY = 'sluice:check';
+
+// ---- watermarks --------------------------------------------------------------------------
+
+/** Prefix of Sluice's logical decoding messages (`pg_logical_emit_message(true, prefix, content)`). */
+export const WATERMARK_PREFIX = 'sluice';
+
+export type WatermarkKind = 'low' | 'high';
+
+/** A watermark message's content: `lw:<window id>` or `hw:<window id>`. */
+export function watermarkContent(kind: WatermarkKind, windowId: string): string {
+  return `${kind === 'low' ? 'lw' : 'hw'}:${windowId}`;
+}
+
+/** A watermark message's content back to its kind and window id; null for anything else. */
+export function parseWatermarkContent(content: string): { kind: WatermarkKind; windowId: string } | null {
+  const head = content.slice(0, 3);
+  if (head === 'lw:') return { kind: 'low', windowId: content.slice(3) };
+  if (head === 'hw:') return { kind: 'high', windowId: content.slice(3) };
+  return null;
+}
