@@ -4,11 +4,11 @@ import { readFileSync } from 'node:fs';
 import { dirname, normalize, resolve } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node } from 'yaml';
-import type { z } from 'zod';
 import { protectReferences, substituteEnvInDocument, unprotect } from './env-substitute.js';
 import type { DataPath, Env } from './env-substitute.js';
 import { ConfigError, formatPath } from './errors.js';
 import type { ConfigProblem } from './errors.js';
+import { validate } from './issues.js';
 import { sluiceConfigSchema } from './schema.js';
 import type { SluiceConfig } from './schema.js';
 
@@ -82,19 +82,14 @@ export function parseConfig(text: string, opts: ParseConfigOptions): SluiceConfi
     throw new ConfigError(file, [{ path: '', message: `YAML error: ${(err as Error).message}` }]);
   }
 
-  const result = sluiceConfigSchema.safeParse(data, { error: issueMessage });
+  const result = validate(sluiceConfigSchema, data);
   if (!result.success) {
-    for (const issue of result.error.issues) {
-      const path = issue.path.filter((s): s is string | number => typeof s !== 'symbol');
+    for (const problem of result.problems) {
+      const path = problem.path;
       // a value whose substitution failed is reported once, for the substitution
       if (envProblemPaths.some((p) => startsWith(path, p))) continue;
-      if (issue.code === 'unrecognized_keys') {
-        const messages = issue.message.split('\n');
-        issue.keys.forEach((key, i) => problems.push(located([...path, key], messages[i] ?? `unknown key "${key}"`)));
-        continue;
-      }
-      let message = issue.message;
-      const sub = substitution.substituted.find((s) => samePath(s.path, path));
+      let message = problem.message;
+      const sub = problem.unknownKey ? undefined : substitution.substituted.find((s) => samePath(s.path, path));
       if (sub !== undefined) {
         // don't echo values that came from the environment: they may be secrets
         const vars = sub.variables.map((v) => `\${${v}}`).join(', ');
@@ -104,11 +99,11 @@ export function parseConfig(text: string, opts: ParseConfigOptions): SluiceConfi
       problems.push(located(path, message));
     }
   }
-  if (problems.length > 0) {
+  if (problems.length > 0 || !result.success) {
     problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
     throw new ConfigError(file, problems);
   }
-  return resolveFilePaths(result.data as SluiceConfig, dirname(resolve(file)));
+  return resolveFilePaths(result.data, dirname(resolve(file)));
 }
 
 /** TLS certificate and key paths are relative to the directory of the configuration file. */
@@ -157,62 +152,4 @@ function locate(doc: Document, lc: LineCounter, path: DataPath): { line: number;
   }
   const { line, col } = lc.linePos(offset);
   return { line, column: col };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Messages for zod's built-in issues
-
-function describeInput(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'an empty value';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
-  return String(v);
-}
-
-const EXPECTED: Record<string, string> = {
-  string: 'a string',
-  number: 'a number',
-  int: 'an integer',
-  boolean: 'true or false',
-  object: 'a mapping',
-  record: 'a mapping',
-  array: 'a list',
-};
-
-function issueMessage(iss: z.core.$ZodRawIssue): string | undefined {
-  const input: unknown = iss.input;
-  switch (iss.code) {
-    case 'invalid_type': {
-      if (input === undefined) return 'is required';
-      if (iss.expected === 'int' && typeof input === 'number') return `must be an integer (got ${input})`;
-      return `must be ${EXPECTED[iss.expected] ?? iss.expected} (got ${describeInput(input)})`;
-    }
-    case 'invalid_value':
-      return `must be one of ${iss.values.map(String).join(', ')} (got ${describeInput(input)})`;
-    case 'invalid_union': {
-      if (iss.note === 'No matching discriminator' && typeof iss.discriminator === 'string') {
-        const options = Array.isArray(iss.options) ? (iss.options as unknown[]).map(String).join(', ') : '';
-        const got = input !== null && typeof input === 'object' ? (input as Record<string, unknown>)[iss.discriminator] : undefined;
-        return got === undefined ? `is required: one of ${options}` : `must be one of ${options} (got ${describeInput(got)})`;
-      }
-      return undefined;
-    }
-    case 'too_small': {
-      const min = Number(iss.minimum);
-      if (iss.origin === 'array' || iss.origin === 'set') return `must have at least ${min} item${min === 1 ? '' : 's'}`;
-      if (iss.origin === 'string') return min === 1 ? 'must not be empty' : `must be at least ${min} characters long`;
-      if (iss.inclusive === false && min === 0) return `must be greater than 0 (got ${describeInput(input)})`;
-      return `must be ${iss.inclusive === false ? 'greater than' : 'at least'} ${min} (got ${describeInput(input)})`;
-    }
-    case 'too_big': {
-      const max = Number(iss.maximum);
-      if (iss.origin === 'array' || iss.origin === 'set') return `must have at most ${max} items`;
-      if (iss.origin === 'string') return `must be at most ${max} characters long`;
-      return `must be ${iss.inclusive === false ? 'less than' : 'at most'} ${max} (got ${describeInput(input)})`;
-    }
-    default:
-      return undefined;
-  }
 }

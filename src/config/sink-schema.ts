@@ -1,0 +1,204 @@
+// One entry of `sinks:` in sluice.yaml (SPEC §2, §4): the options every sink has, and those of
+// each type. Used for the whole file (schema.ts) and for one sink given to the API (sink-block.ts).
+import { z } from 'zod';
+import { parseTemplate } from '../core/template.js';
+import { IDENT, IDENT_RE, nonEmptyString, positiveInt, strict } from './schema-helpers.js';
+
+export const SINK_TYPES = ['string', 'hash', 'list', 'set', 'zset', 'stream', 'pubsub'] as const;
+export type SinkType = (typeof SINK_TYPES)[number];
+
+/** The actions a sink can subscribe to. `read` (backfill rows) is implied when backfill is on. */
+export const SINK_ACTIONS = ['insert', 'update', 'delete'] as const;
+export type SinkAction = (typeof SINK_ACTIONS)[number];
+
+export const VALUE_FORMATS = ['record', 'message'] as const;
+export type ValueFormat = (typeof VALUE_FORMATS)[number];
+
+/** The options that hold a function: inline source, or (in sluice.yaml only) a .ts/.js path. */
+export const FUNCTION_OPTIONS = ['filter', 'transform', 'route'] as const;
+
+export const DEFAULT_KEY_TEMPLATE = 'sluice:{table}:{pk}';
+export const DEFAULT_STREAM_KEY_TEMPLATE = 'sluice:{schema}.{table}';
+export const DEFAULT_CHANNEL_TEMPLATE = 'sluice:{table}:{pk}';
+export const DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_TRANSACTION_ROWS = 20_000;
+
+export const SINK_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
+const TABLE_RE = new RegExp(`^(?:(${IDENT})\\.)?(${IDENT}|\\*)$`, 'u');
+
+// ---------------------------------------------------------------------------------------------
+// Templates: "sluice:{table}:{pk}" with {schema}, {table}, {pk} or a column name. They are checked
+// with the parser the sinks render them with, so that what passes here also renders.
+
+const template = () =>
+  nonEmptyString().superRefine((t, ctx) => {
+    try {
+      parseTemplate(t);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message, input: t });
+    }
+  });
+
+/** "schema.table", "table" (= public.table) or "schema.*"; normalized to "schema.table" / "schema.*". */
+export const tablePatternSchema = z
+  .string()
+  .superRefine((t, ctx) => {
+    if (!TABLE_RE.test(t)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be "schema.table", "table" or "schema.*" (got ${JSON.stringify(t)})`,
+      });
+    } else if (t === '*') {
+      ctx.addIssue({ code: 'custom', message: 'a bare "*" is not allowed: name the schema, e.g. "public.*"' });
+    }
+  })
+  .transform((t) => (t.includes('.') ? t : `public.${t}`));
+
+const actionsSchema = (defaults: SinkAction[]) =>
+  z
+    .array(z.enum(SINK_ACTIONS))
+    .min(1, { error: 'must list at least one of insert, update, delete' })
+    .transform((a) => SINK_ACTIONS.filter((x) => a.includes(x)))
+    .default(defaults);
+
+const ALL_ACTIONS: SinkAction[] = ['insert', 'update', 'delete'];
+
+const commonSinkShape = {
+  name: z.string().regex(SINK_NAME_RE, { error: 'must match [a-z0-9][a-z0-9_-]* (lowercase letters, digits, _ and -)' }),
+  /** a connection name from `redis:`; filled in (see defaultSinkRedis) when there is only one */
+  redis: nonEmptyString().optional(),
+  tables: z
+    .array(tablePatternSchema)
+    .min(1, { error: 'must list at least one table' })
+    .superRefine((tables, ctx) => {
+      const seen = new Set<string>();
+      tables.forEach((t, i) => {
+        if (seen.has(t)) ctx.addIssue({ code: 'custom', path: [i], message: `${JSON.stringify(t)} is listed twice` });
+        seen.add(t);
+      });
+    }),
+  actions: actionsSchema(ALL_ACTIONS),
+  expire_ms: positiveInt().optional(),
+  backfill: z.boolean().default(false),
+  max_value_bytes: positiveInt().default(DEFAULT_MAX_VALUE_BYTES),
+  max_transaction_rows: positiveInt().default(DEFAULT_MAX_TRANSACTION_ROWS),
+  /** inline function source, or a path to a .ts/.js module */
+  filter: nonEmptyString().optional(),
+  transform: nonEmptyString().optional(),
+  route: nonEmptyString().optional(),
+};
+
+const typeSpecificShapes = {
+  string: {
+    type: z.literal('string'),
+    key: template().default(DEFAULT_KEY_TEMPLATE),
+    value: z.enum(VALUE_FORMATS).default('record'),
+  },
+  hash: {
+    type: z.literal('hash'),
+    key: template().default(DEFAULT_KEY_TEMPLATE),
+    mode: z.enum(['row', 'field']).default('row'),
+    field: template().optional(),
+    value: z.enum(VALUE_FORMATS).optional(),
+  },
+  list: {
+    type: z.literal('list'),
+    actions: actionsSchema(['insert']),
+    key: template(),
+    push: z.enum(['append', 'prepend']).default('append'),
+    max_length: positiveInt().optional(),
+    value: z.enum(VALUE_FORMATS).default('message'),
+  },
+  set: {
+    type: z.literal('set'),
+    key: template(),
+    member: template(),
+  },
+  zset: {
+    type: z.literal('zset'),
+    key: template(),
+    member: template(),
+    score: z.string().regex(IDENT_RE, { error: 'must be a column name' }),
+  },
+  stream: {
+    type: z.literal('stream'),
+    key: template().default(DEFAULT_STREAM_KEY_TEMPLATE),
+    max_length: positiveInt().optional(),
+  },
+  pubsub: {
+    type: z.literal('pubsub'),
+    channel: template().default(DEFAULT_CHANNEL_TEMPLATE),
+    value: z.enum(VALUE_FORMATS).default('message'),
+  },
+} as const;
+
+/** For an unknown key in a sink: which other sink types have it. */
+function sinkKeyHint(type: SinkType) {
+  return (key: string): string | undefined => {
+    const others = SINK_TYPES.filter((t) => t !== type && key in typeSpecificShapes[t]);
+    return others.length > 0 ? `not an option of ${type} sinks; it belongs to ${others.join(', ')} sinks` : undefined;
+  };
+}
+
+export const stringSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.string }, sinkKeyHint('string'));
+
+export const hashSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.hash }, sinkKeyHint('hash'))
+  .superRefine((h, ctx) => {
+    if (h.mode === 'field' && h.field === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['field'], message: 'is required with mode: field (the hash field template, e.g. "{pk}")' });
+    }
+    if (h.mode === 'row') {
+      for (const k of ['field', 'value'] as const) {
+        if (h[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'is only valid with mode: field (mode: row writes one hash field per column)' });
+      }
+    }
+  })
+  .transform((h) => {
+    const { field, value, ...rest } = h;
+    return h.mode === 'field'
+      ? { ...rest, mode: 'field' as const, field: field as string, value: value ?? ('record' as ValueFormat) }
+      : { ...rest, mode: 'row' as const };
+  });
+
+export const listSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.list }, sinkKeyHint('list'));
+export const setSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.set }, sinkKeyHint('set'));
+export const zsetSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.zset }, sinkKeyHint('zset'));
+export const streamSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.stream }, sinkKeyHint('stream'));
+export const pubsubSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.pubsub }, sinkKeyHint('pubsub'));
+
+/** One sink as written; `redis` may still be missing (see defaultSinkRedis). */
+export const sinkSchema = z.discriminatedUnion('type', [
+  stringSinkSchema,
+  hashSinkSchema,
+  listSinkSchema,
+  setSinkSchema,
+  zsetSinkSchema,
+  streamSinkSchema,
+  pubsubSinkSchema,
+]);
+
+// ---------------------------------------------------------------------------------------------
+// A sink's `redis`, against the connections defined under `redis:`
+
+/**
+ * What is wrong with a sink's `redis` value (as written, possibly missing), given the names of
+ * the connections; undefined when it is fine. Not checked when there are no connections at all
+ * (that is a problem of the `redis:` section).
+ */
+export function sinkRedisProblem(redis: unknown, connectionNames: readonly string[]): string | undefined {
+  if (connectionNames.length === 0) return undefined;
+  if (redis === undefined) {
+    return connectionNames.length > 1
+      ? `is required when there are several redis connections (one of ${connectionNames.join(', ')})`
+      : undefined;
+  }
+  if (typeof redis === 'string' && !connectionNames.includes(redis)) {
+    return `unknown redis connection ${JSON.stringify(redis)} (known: ${connectionNames.join(', ')})`;
+  }
+  return undefined;
+}
+
+/** The connection a sink writes to: its `redis`, else the only connection (once sinkRedisProblem passed). */
+export function defaultSinkRedis(redis: string | undefined, connectionNames: readonly string[]): string {
+  return redis ?? connectionNames[0];
+}
