@@ -1,7 +1,7 @@
 // The shape of sluice.yaml (SPEC §2, §4). This zod schema is the single source of truth: the
 // exported types are inferred from it, with every default already filled in.
 //
-// This file holds the top level (source, http, log, apply, and the cross-field rules);
+// This file holds the top level (source, http, log, apply, state, and the cross-field rules);
 // the `redis:` connections are in redis-schema.ts, one sink in sink-schema.ts, the shared
 // building blocks in schema-helpers.ts. Everything is exported from here as well.
 //
@@ -59,6 +59,8 @@ export const DEFAULT_HTTP_PORT = 7376;
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const DEFAULT_SLOT = 'sluice';
 export const DEFAULT_PUBLICATION = 'sluice';
+export const DEFAULT_STATE_SCHEMA = 'sluice';
+export const STATE_SCHEMA_RE = /^[a-z_][a-z0-9_]*$/;
 export const PG_SSLMODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'] as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -98,7 +100,7 @@ export const sourceSchema = strict({
 });
 
 // ---------------------------------------------------------------------------------------------
-// http, log, apply
+// http, log, apply, state
 
 export const httpSchema = strict({
   /** API, console and /metrics; 0 turns the HTTP server off */
@@ -115,6 +117,20 @@ export const applySchema = strict({
   batch_max_commands: positiveInt().default(5000),
 });
 
+/**
+ * Where Sluice keeps its own state (sinks created through the API, pauses, ...): tables in a
+ * schema of a Postgres database. `url` defaults to source.url (filled in by sluiceConfigSchema).
+ */
+export const stateSchema = strict({
+  url: postgresUrl().optional(),
+  schema: z
+    .string()
+    .regex(STATE_SCHEMA_RE, { error: 'must be a lowercase schema name: letters, digits and _, not starting with a digit' })
+    .max(63, { error: 'must be at most 63 characters' })
+    .refine((s) => !s.startsWith('pg_'), { error: 'must not start with pg_ (reserved by Postgres)' })
+    .default(DEFAULT_STATE_SCHEMA),
+});
+
 // ---------------------------------------------------------------------------------------------
 // The whole file
 
@@ -125,6 +141,7 @@ const rawConfigSchema = strict({
   http: httpSchema.prefault({}),
   log: logSchema.prefault({}),
   apply: applySchema.prefault({}),
+  state: stateSchema.prefault({}),
 });
 
 /** Cross-field rules. Runs even when parts are invalid (so every problem is reported at once). */
@@ -164,6 +181,7 @@ export const sluiceConfigSchema = rawConfigSchema.superRefine(crossCheck, { when
   return {
     ...cfg,
     sinks: cfg.sinks.map((s) => ({ ...s, redis: defaultSinkRedis(s.redis, names) })),
+    state: { url: cfg.state.url ?? cfg.source.url, schema: cfg.state.schema },
   };
 });
 
@@ -178,6 +196,7 @@ export type SourceConfig = SluiceConfig['source'];
 export type HttpConfig = SluiceConfig['http'];
 export type LogConfig = SluiceConfig['log'];
 export type ApplyConfig = SluiceConfig['apply'];
+export type StateConfig = SluiceConfig['state'];
 
 /** One sink, with every default filled in (its `redis` too). */
 export type SinkConfig = SluiceConfig['sinks'][number];

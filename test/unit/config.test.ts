@@ -128,6 +128,7 @@ test('the full example from the spec parses', () => {
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1', token: 's3cret' });
   assert.deepEqual(cfg.log, { level: 'info' });
   assert.deepEqual(cfg.apply, { batch_max_commands: 5000 });
+  assert.deepEqual(cfg.state, { url: 'postgres://postgres@127.0.0.1:5432/app', schema: 'sluice' });
 });
 
 test('defaults are filled in for every sink type', () => {
@@ -146,6 +147,7 @@ test('defaults are filled in for every sink type', () => {
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1' });
   assert.deepEqual(cfg.log, { level: 'info' });
   assert.deepEqual(cfg.apply, { batch_max_commands: 5000 });
+  assert.deepEqual(cfg.state, { url: 'postgres://app@localhost/app', schema: 'sluice' });
 
   const byName = new Map(cfg.sinks.map((s) => [s.name, s]));
   for (const s of cfg.sinks) {
@@ -237,7 +239,7 @@ test('unknown key at the top level, with a suggestion', () => {
 
 test('unknown key without an obvious suggestion lists the known keys', () => {
   const text = minimal('  - { name: s, type: string, tables: [t] }\n', 'metrics: true\n');
-  expectProblem(text, 'metrics', lineOf(text, 'metrics:'), 'unknown key "metrics" (known keys: source, redis, sinks, http, log, apply)');
+  expectProblem(text, 'metrics', lineOf(text, 'metrics:'), 'unknown key "metrics" (known keys: source, redis, sinks, http, log, apply, state)');
 });
 
 test('unknown key in a sink, with a suggestion', () => {
@@ -291,6 +293,50 @@ apply: { batch_max_command: 2 }
       ['apply.batch_max_command', 6, 'unknown key "batch_max_command"; did you mean "batch_max_commands"?'],
     ],
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// state
+
+test('state: url defaults to source.url, schema to "sluice"; both can be set', () => {
+  assert.deepEqual(parse(minimal('  - { name: s, type: string, tables: [t] }\n', 'state: {}\n')).state, {
+    url: 'postgres://app@localhost/app',
+    schema: 'sluice',
+  });
+  assert.deepEqual(parse(minimal('  - { name: s, type: string, tables: [t] }\n', 'state: { schema: sluice_eu }\n')).state, {
+    url: 'postgres://app@localhost/app',
+    schema: 'sluice_eu',
+  });
+  const cfg = parse(
+    minimal('  - { name: s, type: string, tables: [t] }\n', 'state:\n  url: postgres://sluice:${PW}@meta.internal/sluice?sslmode=verify-full\n  schema: _sluice2\n'),
+    { PW: 'pw' },
+  );
+  assert.deepEqual(cfg.state, { url: 'postgres://sluice:pw@meta.internal/sluice?sslmode=verify-full', schema: '_sluice2' });
+  // the type says both are always there
+  const url: string = cfg.state.url;
+  const schema: string = cfg.state.schema;
+  assert.ok(url && schema);
+});
+
+test('state: bad schema names, bad URLs and unknown keys are reported with their path', () => {
+  const text = minimal(
+    '  - { name: s, type: string, tables: [t] }\n',
+    'state:\n  url: mysql://db/app\n  schema: Sluice-State\n  shema: x\n',
+  );
+  assert.deepEqual(
+    problemsOf(text).map((p) => [p.path, p.line, p.message]),
+    [
+      ['state.url', lineOf(text, 'url: mysql'), 'must be a postgres:// or postgresql:// URL (got "mysql://")'],
+      ['state.schema', lineOf(text, 'schema: Sluice'), 'must be a lowercase schema name: letters, digits and _, not starting with a digit'],
+      ['state.shema', lineOf(text, 'shema:'), 'unknown key "shema"; did you mean "schema"?'],
+    ],
+  );
+  for (const bad of ['1sluice', '"sluice.state"', '""', `${'a'.repeat(64)}`, 'pg_sluice']) {
+    const p = onlyProblem(minimal('  - { name: s, type: string, tables: [t] }\n', `state: { schema: ${bad} }\n`));
+    assert.equal(p.path, 'state.schema', bad);
+  }
+  assert.equal(onlyProblem(minimal('  - { name: s, type: string, tables: [t] }\n', 'state: { url: "postgres://db/app?sslmode=sometimes" }\n')).path, 'state.url');
+  assert.equal(onlyProblem(minimal('  - { name: s, type: string, tables: [t] }\n', 'state: true\n')).message, 'must be a mapping (got true)');
 });
 
 test('closestKey only suggests obvious matches', () => {
