@@ -5,7 +5,8 @@ import { parseConfig } from '../config/load.js';
 import { startSluice } from '../app.js';
 import { createLogger } from '../util/log.js';
 import { freePort } from '../util/free-port.js';
-import { createDemoSchema, startDemoEnvironment, startDemoWriter } from '../demo/environment.js';
+import { startDemoEnvironment } from '../demo/environment.js';
+import { createDemoSchema, startDemoWriter } from '../demo/shop.js';
 
 /** `sluice demo`: everything on free ports, nothing to configure, Ctrl-C stops it all. */
 export async function runDemo(dirArg: string | undefined): Promise<number> {
