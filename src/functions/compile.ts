@@ -13,15 +13,15 @@ import { readFileSync } from 'node:fs';
 import { extname, isAbsolute, resolve } from 'node:path';
 import { transformSync, type Message, type TransformFailure } from 'esbuild';
 import { SluiceError } from '../util/errors.js';
+import { isFunctionPath } from '../config/function-path.js';
+
+export { isFunctionPath };
 
 export const FUNCTION_KINDS = ['filter', 'transform', 'route'] as const;
 export type FunctionKind = (typeof FUNCTION_KINDS)[number];
 
 /** Sequin's signature, shared by the three kinds. */
 export const FUNCTION_PARAMS = 'action, record, changes, metadata';
-
-/** File names that are read as modules rather than as inline code. */
-const PATH_RE = /^[^\s'"`(){}\[\];,=<>!&|?+*]+\.(?:ts|js|mts|mjs)$/;
 
 export class FunctionError extends SluiceError {
   constructor(
@@ -52,11 +52,6 @@ export interface CompileOptions {
   readonly sink: string;
   /** directory of the config file: file paths are relative to it */
   readonly configDir: string;
-}
-
-/** Whether a config value names a file (rather than being inline code). */
-export function isFunctionPath(value: string): boolean {
-  return PATH_RE.test(value.trim());
 }
 
 export function compileFunction(kind: FunctionKind, value: string, opts: CompileOptions): CompiledFunction {

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { Cluster } from 'ioredis';
 import type { RedisConnectionConfig } from '../config/schema.js';
-import type { Finding } from '../pg/source-setup.js';
+import type { Finding } from '../util/findings.js';
 import { connectRedis, createRedisClient, describeRedis, explainRedisError, redisUsername, trackLastError, usesTls, type RedisClient } from './connect.js';
 import { errorMessage } from '../util/errors.js';
 

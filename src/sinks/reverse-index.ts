@@ -1,6 +1,6 @@
 import type { Change, TableInfo } from '../core/change.js';
 import { rowIdentity } from '../core/table-info.js';
-import type { Tuple } from '../pg/pgoutput/types.js';
+import type { Tuple } from '../core/tuple.js';
 import type { RedisCommand } from './sink.js';
 
 /**
