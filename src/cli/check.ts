@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { configPathFrom, loadConfig } from '../config/load.js';
-import { readSourceState, sourceFindings, type Finding } from '../pg/source-setup.js';
+import { readSourceState, sourceFindings } from '../pg/source-setup.js';
+import type { Finding } from '../util/findings.js';
 import { checkRedisConnection } from '../redis/inspect.js';
 import { dirname } from 'node:path';
 import { createSink } from '../sinks/index.js';

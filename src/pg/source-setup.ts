@@ -1,18 +1,12 @@
 import pg from 'pg';
 import { quoteIdent } from './replication-connection.js';
+import type { Finding, Severity } from '../util/findings.js';
 
 /**
  * Inspects and prepares the Postgres side: wal_level, privileges, tables and their keys, the
  * publication and the slot. `inspectSource` changes nothing (for `sluice check`);
  * `prepareSource` creates or extends what is missing (for `sluice start`).
  */
-export type Severity = 'ok' | 'warn' | 'error';
-
-export interface Finding {
-  readonly severity: Severity;
-  readonly message: string;
-}
-
 export interface SourceWants {
   slot: string;
   publication: string;

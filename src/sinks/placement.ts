@@ -1,6 +1,6 @@
 import type { Change, TableInfo } from '../core/change.js';
 import { templateColumns, type TemplateCache } from '../core/template.js';
-import type { Tuple } from '../pg/pgoutput/types.js';
+import type { Tuple } from '../core/tuple.js';
 import { checkKey, type PlanExtras, type PlanOutput, type RedisCommand, type RouteOverride } from './sink.js';
 import { indexDeleteCommand, indexWriteCommand, type RemoveCommand } from './reverse-index.js';
 
