@@ -152,11 +152,11 @@ async function writeBacklog(pg: TestPostgres, changes: number): Promise<Backlog>
   for (const kind of ['insert', 'update', 'delete'] as const) {
     const phaseStart = performance.now();
     // pg.query runs on a pool of 4 connections: the writers get their own sessions
+    const phase = writers.map((w) => ({ w, total: kind === 'insert' ? w.inserts : kind === 'update' ? w.updates : w.deletes }));
     await Promise.all(
-      writers.map((w) => {
-        const total = kind === 'insert' ? w.inserts : kind === 'update' ? w.updates : w.deletes;
-        return total === 0 ? null : pg.query('call bench_write($1, $2, $3, $4, $5)', [kind, w.idLo, w.idHi, total, cycle]);
-      }),
+      phase
+        .filter(({ total }) => total > 0)
+        .map(({ w, total }) => pg.query('call bench_write($1, $2, $3, $4, $5)', [kind, w.idLo, w.idHi, total, cycle])),
     );
     progress(`backlog: ${kind}s written in ${((performance.now() - phaseStart) / 1000).toFixed(1)} s`);
   }

@@ -188,7 +188,7 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
     stopped = true;
     for (const c of clients) c.disconnect();
     clients.clear();
-    await Promise.all([...procs.values()].map((p) => (p.running ? p.stop(5000) : undefined)));
+    await Promise.all([...procs.values()].filter((p) => p.running).map((p) => p.stop(5000)));
     unregisterDir();
     await rm(dir, { recursive: true, force: true });
   };

@@ -124,7 +124,7 @@ export async function startRedisSentinel(opts: StartRedisSentinelOptions = {}): 
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    await Promise.all([...procs.values()].map((p) => (p.running ? p.stop(5000) : undefined)));
+    await Promise.all([...procs.values()].filter((p) => p.running).map((p) => p.stop(5000)));
     unregisterDir();
     await rm(dir, { recursive: true, force: true });
   };

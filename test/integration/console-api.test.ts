@@ -20,12 +20,25 @@ interface Page {
   total: number;
 }
 
+/** The fields the API's JSON answers carry, all in one: each test reads those of its endpoint. */
+interface ApiBody extends Page {
+  id: string;
+  outcome: string;
+  discarded: boolean;
+  error: { code: string; message: string };
+  note: string;
+  ok: boolean;
+  ping: string;
+  role: string;
+  server: { version: string; mode: string };
+}
+
 describe('console and failed-messages API, end to end', () => {
   let env: SluiceTestEnv;
   let redis: Redis;
   let base: string;
 
-  const call = async (method: string, path: string, opts: { token?: string | null; body?: unknown } = {}): Promise<{ status: number; json: any; text: string }> => {
+  const call = async (method: string, path: string, opts: { token?: string | null; body?: unknown } = {}): Promise<{ status: number; json: ApiBody; text: string }> => {
     const headers: Record<string, string> = {};
     const token = opts.token === undefined ? TOKEN : opts.token;
     if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -38,12 +51,12 @@ describe('console and failed-messages API, end to end', () => {
     } catch {
       // HTML
     }
-    return { status: res.status, json, text };
+    return { status: res.status, json: json as ApiBody, text };
   };
   const failedOf = async (sink: string, query = ''): Promise<Page> => {
     const r = await call('GET', `/api/sinks/${sink}/messages?status=failed${query}`);
     assert.equal(r.status, 200, r.text);
-    return r.json as Page;
+    return r.json;
   };
   const msgPath = (sink: string, id: string, verb: string): string => `/api/sinks/${sink}/messages/${encodeURIComponent(id)}/${verb}`;
   /** a row inserted after `sql` and seen in Redis: the stream has taken `sql` in */

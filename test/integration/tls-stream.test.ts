@@ -9,7 +9,6 @@ import { startPostgres, type TestPostgres } from '../harness/postgres.js';
 import { redisTlsUnsupportedReason, startTlsRedis, type TestTlsRedis } from '../harness/redis-tls.js';
 import { spawnSluice, type ManagedProcess } from '../harness/process.js';
 import { eventually } from '../support/sluice-env.js';
-import { freePort } from '../../src/util/free-port.js';
 
 const unsupported = await redisTlsUnsupportedReason();
 

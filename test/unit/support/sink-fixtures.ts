@@ -1,5 +1,5 @@
 // TableInfo, Change and PlanOutput fixtures for sink planning tests.
-import type { Action, Change, TableInfo } from '../../../src/core/change.js';
+import type { Change, TableInfo } from '../../../src/core/change.js';
 import type { MessageMeta } from '../../../src/core/render.js';
 import { buildTableInfo } from '../../../src/core/table-info.js';
 import type { ReplicaIdentity, Tuple } from '../../../src/pg/pgoutput/types.js';
