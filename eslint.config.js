@@ -36,7 +36,8 @@ const root = import.meta.dirname;
  *   metrics.ts                    core, util, config
  *   pipeline/ helpers, runtime/   everything above; pipeline/ helpers never import runtime/
  *   failed-retry, backfill        + runtime/ (they act on the running Pipeline)
- *   verify                        + backfill (repair re-copies through the BackfillManager)
+ *   verify, control               + backfill (repair re-copies through the BackfillManager;
+ *                                 control adds and removes sinks of a running Sluice)
  *   http, demo, app.ts, cli       top: nothing below imports them; cli is the entry point
  */
 const BELOW_ENGINE = ['util', 'core', 'config', 'pg', 'redis', 'sinks', 'functions', 'plan', 'state', 'metrics.ts'];
@@ -58,10 +59,11 @@ const LAYERS = [
   { target: 'pipeline/failed-retry.ts', allow: [...BELOW_ENGINE, 'pipeline', 'runtime'] },
   { target: 'backfill', allow: [...BELOW_ENGINE, 'pipeline', 'runtime'] },
   { target: 'verify', allow: [...BELOW_ENGINE, 'pipeline', 'runtime', 'backfill'] },
+  { target: 'control', allow: [...BELOW_ENGINE, 'pipeline', 'runtime', 'backfill'] },
   // Top: they may import anything below, but not the entry point or each other upwards.
-  { target: 'http', allow: [...BELOW_ENGINE, 'pipeline', 'runtime', 'backfill', 'verify'] },
+  { target: 'http', allow: [...BELOW_ENGINE, 'pipeline', 'runtime', 'backfill', 'verify', 'control'] },
   { target: 'demo', allow: [...BELOW_ENGINE] },
-  { target: 'app.ts', allow: [...BELOW_ENGINE, 'pipeline', 'runtime', 'backfill', 'verify', 'http'] },
+  { target: 'app.ts', allow: [...BELOW_ENGINE, 'pipeline', 'runtime', 'backfill', 'verify', 'control', 'http'] },
   // cli/ may import everything.
 ];
 
