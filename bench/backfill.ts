@@ -21,8 +21,8 @@ import type { Redis } from 'ioredis';
 import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
 import { startRedis, type TestRedis } from '../test/harness/redis.js';
 import { startSluice, type RunningSluice } from '../src/app.js';
-import { backfillKey, type BackfillRecord } from '../src/backfill/backfill-worker.js';
-import { isOwnKey } from '../src/redis/own-keys.js';
+import type { BackfillRecord } from '../src/backfill/backfill-worker.js';
+import { backfillKey, isOwnKey, OWN_KEY_PREFIXES } from '../src/core/keyspace.js';
 import { PG_SETTINGS, redisCpuSeconds, sourceRevision, walsenderCpu } from './catch-up.js';
 import {
   machineCpu,
@@ -52,8 +52,8 @@ const BACKFILL_PG_SETTINGS: Record<string, string> = {
   timezone: 'UTC',
 };
 
-/** Sluice's own key prefixes (src/redis/own-keys.ts): DBSIZE minus these is the data. */
-const OWN_PATTERNS = ['sluice:pos:*', 'sluice:batch:*', 'sluice:failed:*', 'sluice:backfill:*', 'sluice:idx:*'];
+/** Sluice's own key prefixes (src/core/keyspace.ts): DBSIZE minus these is the data. */
+const OWN_PATTERNS = OWN_KEY_PREFIXES.map((p) => `${p}*`);
 
 // ---------------------------------------------------------------------------------------------
 // The table

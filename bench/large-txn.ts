@@ -22,7 +22,7 @@ import { pino } from 'pino';
 import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
 import { startRedis, type TestRedis } from '../test/harness/redis.js';
 import { startSluice, type RunningSluice } from '../src/app.js';
-import { isOwnKey } from '../src/redis/own-keys.js';
+import { isOwnKey, SLUICE_KEY_PATTERN } from '../src/core/keyspace.js';
 import { PG_SETTINGS, redisCpuSeconds, sourceRevision, walsenderCpu } from './catch-up.js';
 import {
   machineCpu,
@@ -135,7 +135,7 @@ export async function runLargeTxn(opts: BenchOptions): Promise<Record<string, un
     let own = 0;
     let cursor = '0';
     do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', 'sluice:*', 'COUNT', 20_000);
+      const [next, keys] = await admin.scan(cursor, 'MATCH', SLUICE_KEY_PATTERN, 'COUNT', 20_000);
       cursor = next;
       own += keys.filter((k) => !k.startsWith('sluice:big:') && isOwnKey(k)).length;
     } while (cursor !== '0');

@@ -1,11 +1,9 @@
 import pg from 'pg';
-import type { SluiceConfig } from './config/schema.js';
+import { DEFAULT_MAX_TRANSACTION_ROWS, type SluiceConfig } from './config/schema.js';
 import { prepareSource } from './pg/source-setup.js';
 import { SourceMonitor } from './pg/source-monitor.js';
 import { createRedisClient, type RedisClient } from './redis/connect.js';
-import { createSink } from './sinks/index.js';
-import { SinkFunctions } from './functions/index.js';
-import { Pipeline, type SinkSpec } from './pipeline/pipeline.js';
+import { Pipeline } from './runtime/pipeline.js';
 import { Metrics } from './metrics.js';
 import type { Logger } from './util/log.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
@@ -14,6 +12,8 @@ import { BackfillManager } from './backfill/backfill-manager.js';
 import { errorMessage, SluiceError } from './util/errors.js';
 import { explainPgConnectError, pgClientConfig, pgTlsWarning } from './pg/connection-config.js';
 import { describePgUrl } from './pg/url.js';
+import { StateStore } from './state/state-store.js';
+import { SinkControl, specFromConfig } from './control/sink-control.js';
 
 export interface RunningSluice {
   readonly config: SluiceConfig;
@@ -23,101 +23,150 @@ export interface RunningSluice {
   readonly http: HttpServer | null;
   readonly redis: ReadonlyMap<string, RedisClient>;
   readonly backfills: BackfillManager;
+  readonly control: SinkControl;
   stop(): Promise<void>;
 }
 
-/** The `sluice start` process: prepares Postgres, connects Redis, runs the pipeline and HTTP. */
+/** How long `stop()` waits for what was received to be applied (Redis down: it gives up then). */
+export const DRAIN_TIMEOUT_MS = 15_000;
+
+/**
+ * The `sluice start` process: reads its own state (state store), prepares Postgres, connects
+ * Redis, runs the pipeline, backfills and HTTP. Any start-up failure stops what was started and
+ * throws one sentence.
+ */
 export async function startSluice(config: SluiceConfig, log: Logger, opts: { configDir?: string } = {}): Promise<RunningSluice> {
   // function files are relative to the config file's directory
   const configDir = opts.configDir ?? process.cwd();
-  const sinks: SinkSpec[] = config.sinks.map((s) => {
-    const functions = SinkFunctions.fromConfig(s, configDir);
-    return { sink: createSink(s), redis: s.redis!, tables: s.tables, actions: s.actions, functions: functions.hasAny ? functions : undefined };
-  });
   const tlsWarning = pgTlsWarning(config.source.url);
   if (tlsWarning !== undefined) log.warn(tlsWarning);
+  const state = await StateStore.open({ url: config.state.url, schema: config.state.schema, log });
+  const cleanups: (() => Promise<void>)[] = [() => state.close()];
+  const cleanup = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    const stored = await SinkControl.load(config, state, log);
+    config.sinks.push(...stored.apiSinks);
+    const slotConfirmed = await prepare(config, log);
+    const redis = new Map<string, RedisClient>();
+    for (const [name, spec] of Object.entries(config.redis)) {
+      const client = createRedisClient(spec, `sluice:${name}`, log);
+      client.on('error', (err: Error) => log.debug({ redis: name, err: err.message }, 'redis connection error'));
+      redis.set(name, client);
+    }
+    cleanups.push(() => closeRedis(redis));
+    const metrics = new Metrics();
+    let backfills: BackfillManager | null = null;
+    const pipeline = new Pipeline({
+      source: { url: config.source.url, slot: config.source.slot, publication: config.source.publication },
+      sinks: config.sinks.map((s) => ({ ...specFromConfig(s, configDir), paused: stored.paused.has(s.name) })),
+      redis,
+      log,
+      metrics,
+      batchMaxCommands: config.apply.batch_max_commands,
+      maxTransactionRows: config.sinks.length > 0 ? Math.min(...config.sinks.map((s) => s.max_transaction_rows)) : DEFAULT_MAX_TRANSACTION_ROWS,
+      onDataLoss: (sinks, name) => rebackfill(backfills, sinks, `Redis "${name}" lost writes`, log),
+    });
+    const monitor = new SourceMonitor(config.source.url, config.source.slot, log, (snap) => {
+      metrics.slotRetainedBytes.set(snap.retainedBytes);
+      metrics.lagBytes.set(snap.lagBytes);
+      metrics.lagSeconds.set(pipeline.lagMs() / 1000);
+      metrics.heldWalBytes.reset();
+      const current = parseLsn(snap.currentLsn);
+      for (const h of pipeline.heldPositions()) if (h.position !== null) metrics.heldWalBytes.set({ sink: h.sink }, Number(current - parseLsn(h.position.split(':')[0]!)));
+    }, 5000, config.source.retained_wal_warn_bytes);
+    const found = await pipeline.start(slotConfirmed);
+    cleanups.push(() => pipeline.stop(DRAIN_TIMEOUT_MS));
+    monitor.start();
+    cleanups.push(() => monitor.stop());
+    backfills = new BackfillManager(pipeline, config.source.url, log);
+    const bf = backfills;
+    cleanups.push(() => bf.stop());
+    const control = new SinkControl(config, pipeline, state, bf, log, configDir);
+    control.setOrigins(stored.origins);
+    const initial = config.sinks.filter((s) => s.backfill).map((s) => s.name);
+    for (const sink of found.unknown) {
+      if (!initial.includes(sink)) log.warn({ sink }, 'Redis holds no position for this sink although the slot has history: a new sink starts from now; if Redis lost its data, run sluice backfill');
+    }
+    await bf.resume(initial);
+    rebackfill(bf, found.behind, 'Redis is behind the replication slot', log);
+    let http: HttpServer | null = null;
+    if (config.http.port > 0) {
+      http = await startHttpServer({ config, pipeline, metrics, monitor, backfills: bf, control, log }).catch((err: unknown) => {
+        const code = (err as { code?: string }).code;
+        if (code === 'EADDRINUSE') throw new SluiceError('http_port_in_use', `HTTP port ${config.http.port} on ${config.http.host} is already in use: stop the other process or set http.port to another port (0 turns the API off)`);
+        if (code === 'EACCES') throw new SluiceError('http_port_denied', `not allowed to listen on HTTP port ${config.http.port} on ${config.http.host}: use a port above 1023`);
+        throw err;
+      });
+    }
+    log.info({ sinks: config.sinks.map((s) => s.name), http: http?.url ?? null }, 'sluice started');
+    let stopping: Promise<void> | null = null;
+    return {
+      config,
+      pipeline,
+      metrics,
+      monitor,
+      http,
+      redis,
+      backfills: bf,
+      control,
+      stop(): Promise<void> {
+        stopping ??= (async () => {
+          // backfills stop taking chunks; the pipeline drains within the timeout, then rejects
+          // what still waits (a chunk waiting for Redis), so every step below ends
+          const backfillsDone = bf.stop();
+          await pipeline.stop(DRAIN_TIMEOUT_MS);
+          await backfillsDone;
+          for (const s of pipeline.sinks) s.functions?.dispose();
+          await monitor.stop();
+          await http?.close();
+          await closeRedis(redis);
+          await state.close();
+          log.info({ confirmed: formatLsn(pipeline.confirmedLsn) }, 'sluice stopped');
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/** Creates the slot and publication (or extends it); returns the slot's confirmed position (null: new slot). */
+async function prepare(config: SluiceConfig, log: Logger): Promise<Lsn | null> {
   const admin = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-setup' }));
   await admin.connect().catch((err: unknown) => {
     throw new SluiceError('pg_connect', `cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}`, { cause: err });
   });
-  let slotConfirmed: Lsn | null = null;
   try {
     const source = await prepareSource(
       admin,
       { slot: config.source.slot, publication: config.source.publication, sinks: config.sinks.map((s, i) => ({ name: s.name, path: `sinks[${i}]`, tables: s.tables })) },
       (msg) => log.info(msg),
     );
-    if (!source.slotCreated && source.slot.confirmedFlush) slotConfirmed = parseLsn(source.slot.confirmedFlush);
+    return !source.slotCreated && source.slot.confirmedFlush ? parseLsn(source.slot.confirmedFlush) : null;
   } finally {
     await admin.end();
   }
-  const redis = new Map<string, RedisClient>();
-  for (const [name, spec] of Object.entries(config.redis)) {
-    const client = createRedisClient(spec, `sluice:${name}`, log);
-    client.on('error', (err: Error) => log.debug({ redis: name, err: err.message }, 'redis connection error'));
-    redis.set(name, client);
+}
+
+function rebackfill(backfills: BackfillManager | null, sinks: readonly string[], why: string, log: Logger): void {
+  for (const sink of sinks) {
+    log.warn({ sink, reason: why }, 'backfilling the sink again: Redis no longer holds what was applied');
+    backfills?.start(sink, {}).catch((err: unknown) => log.error({ sink, err: errorMessage(err) }, 'could not start the re-backfill'));
   }
-  const metrics = new Metrics();
-  // set once the backfill manager exists (it needs the running pipeline)
-  let rebackfill: (sinks: string[], why: string) => void = () => undefined;
-  const pipeline = new Pipeline({
-    source: { url: config.source.url, slot: config.source.slot, publication: config.source.publication },
-    sinks,
-    redis,
-    log,
-    metrics,
-    batchMaxCommands: config.apply.batch_max_commands,
-    maxTransactionRows: Math.min(...config.sinks.map((s) => s.max_transaction_rows)),
-    onDataLoss: (sinks, redis) => rebackfill(sinks, `Redis "${redis}" lost writes`),
-  });
-  const monitor = new SourceMonitor(config.source.url, config.source.slot, log, (snap) => {
-    metrics.slotRetainedBytes.set(snap.retainedBytes);
-    metrics.lagBytes.set(snap.lagBytes);
-    metrics.lagSeconds.set(pipeline.lagMs() / 1000);
-  }, 5000, config.source.retained_wal_warn_bytes);
-  let found: { behind: string[]; unknown: string[] };
-  try {
-    found = await pipeline.start(slotConfirmed);
-  } catch (err) {
-    await Promise.all([...redis.values()].map((c) => c.quit().catch(() => c.disconnect())));
-    throw err;
-  }
-  monitor.start();
-  const backfills = new BackfillManager(pipeline, config.source.url, log);
-  rebackfill = (sinks, why) => {
-    for (const sink of sinks) {
-      log.warn({ sink, reason: why }, 'backfilling the sink again: Redis no longer holds what was applied');
-      backfills.start(sink, {}).catch((err: unknown) => log.error({ sink, err: errorMessage(err) }, 'could not start the re-backfill'));
-    }
-  };
-  const initial = config.sinks.filter((s) => s.backfill).map((s) => s.name);
-  for (const sink of found.unknown) {
-    if (!initial.includes(sink)) log.warn({ sink }, 'Redis holds no position for this sink although the slot has history: a new sink starts from now; if Redis lost its data, run sluice backfill');
-  }
-  await backfills.resume(initial);
-  rebackfill(found.behind, 'Redis is behind the replication slot');
-  const http = config.http.port > 0 ? await startHttpServer({ config, pipeline, metrics, monitor, backfills, log }) : null;
-  log.info({ sinks: config.sinks.map((s) => s.name), http: http?.url ?? null }, 'sluice started');
-  let stopping: Promise<void> | null = null;
-  return {
-    config,
-    pipeline,
-    metrics,
-    monitor,
-    http,
-    redis,
-    backfills,
-    stop(): Promise<void> {
-      stopping ??= (async () => {
-        await backfills.stop();
-        await pipeline.stop();
-        for (const s of sinks) s.functions?.dispose();
-        await monitor.stop();
-        await http?.close();
-        await Promise.all([...redis.values()].map((c) => c.quit().catch(() => c.disconnect())));
-        log.info({ confirmed: formatLsn(pipeline.confirmedLsn) }, 'sluice stopped');
-      })();
-      return stopping;
-    },
-  };
+}
+
+/** QUIT when Redis answers, else drop the connection: never waits for a Redis that is down. */
+async function closeRedis(redis: ReadonlyMap<string, RedisClient>): Promise<void> {
+  await Promise.all(
+    [...redis.values()].map(async (c) => {
+      if (c.status !== 'ready') return c.disconnect();
+      const quit = c.quit().then(() => true, () => false);
+      const ok = await Promise.race([quit, new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
+      if (!ok) c.disconnect();
+    }),
+  );
 }

@@ -15,6 +15,7 @@ export class Metrics {
   readonly lagBytes = new Gauge({ name: 'sluice_lag_bytes', help: 'WAL bytes between the server\'s current position and what Redis has applied', registers: [this.registry] });
   readonly lagSeconds = new Gauge({ name: 'sluice_lag_seconds', help: 'Age of the last applied commit while changes are pending (0 when caught up)', registers: [this.registry] });
   readonly slotRetainedBytes = new Gauge({ name: 'sluice_slot_retained_wal_bytes', help: 'WAL the replication slot holds back', registers: [this.registry] });
+  readonly heldWalBytes = new Gauge({ name: 'sluice_sink_held_wal_bytes', help: 'WAL a paused sink holds back in the slot (its position to the server\'s current one), by sink', labelNames: ['sink'] as const, registers: [this.registry] });
   readonly confirmedLsn = new Gauge({ name: 'sluice_confirmed_lsn', help: 'Position confirmed to Postgres (as a number)', registers: [this.registry] });
 
   constructor(defaults = true) {

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Pipeline } from '../runtime/pipeline.js';
 import type { Logger } from '../util/log.js';
 import { errorMessage, SluiceError } from '../util/errors.js';
 import { BackfillWorker, backfillKey, type BackfillRecord } from './backfill-worker.js';
 import { splitTable } from '../pg/source-setup.js';
 import { pgClientConfig } from '../pg/connection-config.js';
+import { sleep } from '../util/backoff.js';
 
 export interface BackfillView extends BackfillRecord {
   /** rows per second over the last chunks */
@@ -94,10 +95,19 @@ export class BackfillManager {
     return records.map((r) => this.view(r));
   }
 
-  async stop(): Promise<void> {
+  /** Stops taking chunks (the pipeline's stop rejects the windows they wait for); `drained` waits for the loops. */
+  stop(): Promise<void> {
     this.stopped = true;
     for (const r of this.running.values()) r.worker.stop();
-    await Promise.allSettled([...this.loops.values()]);
+    return Promise.allSettled([...this.loops.values()]).then(() => undefined);
+  }
+
+  /** A deleted sink: its backfills stop and are forgotten (their records are removed with the sink). */
+  async forget(sinkName: string): Promise<void> {
+    this.queued.get(sinkName)?.splice(0);
+    this.queued.delete(sinkName);
+    for (const [key, r] of this.running) if (key.startsWith(`${sinkName}\u0000`)) r.worker.stop();
+    await this.loops.get(sinkName)?.catch(() => undefined);
   }
 
   private view(r: BackfillRecord): BackfillView {
@@ -139,7 +149,7 @@ export class BackfillManager {
   }
 
   private async runSink(sinkName: string): Promise<void> {
-    const q = this.queued.get(sinkName)!;
+    const q = this.queued.get(sinkName) ?? [];
     while (q.length > 0 && !this.stopped) {
       const record = q.shift()!;
       await this.runTable(record);
@@ -158,6 +168,9 @@ export class BackfillManager {
       log.info({ sink: record.sink, table: record.table, estimated: worker.record.estimated_total, from: record.from, resumeAfter: record.cursor }, 'backfill started');
       for (;;) {
         if (this.stopped || worker.isStopped) return;
+        // a paused sink writes nothing: its backfill waits with it
+        while (this.pipeline.sinkRuntime(record.sink)?.hold != null && !this.stopped && !worker.isStopped) await sleep(200);
+        if (this.stopped || worker.isStopped || !this.pipeline.sinkRuntime(record.sink)) return;
         const r = await worker.chunk();
         entry.samples.push({ at: Date.now(), rows: worker.record.rows });
         if (entry.samples.length > 20) entry.samples.shift();

@@ -1,14 +1,15 @@
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import type { Pipeline } from '../pipeline/pipeline.js';
-import { WATERMARK_PREFIX } from '../pipeline/pipeline.js';
+import type { Pipeline } from '../runtime/pipeline.js';
 import type { CatalogTable } from '../pg/catalog.js';
 import { readCatalogTable } from '../pg/catalog.js';
 import { createTextClient, literal } from '../pg/text-client.js';
+import { withWatermarkWindow } from '../pg/watermarks.js';
 import type { Tuple } from '../pg/pgoutput/types.js';
 import { CopyTextParser } from './copy-text.js';
 import { conditionSql } from './condition.js';
 import type { RedisCommand } from '../sinks/sink.js';
+import { backfillKey } from '../core/keyspace.js';
 
 /** What is persisted per (sink, table) in `sluice:backfill:<sink>`, with the rows it covers. */
 export interface BackfillRecord {
@@ -28,9 +29,8 @@ export interface BackfillRecord {
   error?: string;
 }
 
-export function backfillKey(sink: string): string {
-  return `sluice:backfill:${sink}`;
-}
+// backfill-manager.ts imports it from here
+export { backfillKey };
 
 export interface ChunkResult {
   readonly copied: number;
@@ -93,33 +93,34 @@ export class BackfillWorker {
   async chunk(): Promise<ChunkResult> {
     const client = this.client!;
     const table = this.table!;
-    const window = this.pipeline.openBackfillWindow(this.record.sink, table.info);
-    try {
-      await client.query(`select pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `lw:${window.id}`]);
-      const started = performance.now();
-      const rows = await this.copyChunk(client, table);
-      this.adapt(performance.now() - started, rows.length);
-      const done = rows.length < this.chunkSizeUsed;
-      const last = rows[rows.length - 1];
-      const next: BackfillRecord = {
-        ...this.record,
-        cursor: last ? table.info.keyIndexes.map((i) => last[i] ?? '') : this.record.cursor,
-        rows: this.record.rows + rows.length,
-        state: done ? 'done' : 'running',
-        updated_at: new Date().toISOString(),
-      };
-      const persist: RedisCommand = ['HSET', backfillKey(this.record.sink), this.record.table, JSON.stringify(next)];
-      this.pipeline.fillBackfillWindow(window.id, rows, [persist]);
-      await client.query(`select pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `hw:${window.id}`]);
-      const r = await window.applied;
-      next.superseded = this.record.superseded + r.skipped;
-      Object.assign(this.record, next);
-      return { copied: rows.length, emitted: r.emitted, skipped: r.skipped, done };
-    } catch (err) {
-      this.pipeline.cancelBackfillWindow(window.id, 'chunk failed');
-      window.applied.catch(() => undefined);
-      throw err;
-    }
+    const opened = this.pipeline.openBackfillWindow(this.record.sink, table.info);
+    const window = { ...opened, cancel: (reason: string) => this.pipeline.cancelBackfillWindow(opened.id, reason) };
+    const { value: chunk, applied: r } = await withWatermarkWindow(client, window, {
+      read: async () => {
+        const started = performance.now();
+        const rows = await this.copyChunk(client, table);
+        this.adapt(performance.now() - started, rows.length);
+        const done = rows.length < this.chunkSizeUsed;
+        const last = rows[rows.length - 1];
+        const next: BackfillRecord = {
+          ...this.record,
+          cursor: last ? table.info.keyIndexes.map((i) => last[i] ?? '') : this.record.cursor,
+          rows: this.record.rows + rows.length,
+          state: done ? 'done' : 'running',
+          updated_at: new Date().toISOString(),
+        };
+        return { rows, done, next };
+      },
+      // the new cursor is written in the same MULTI as the chunk's rows
+      fill: ({ rows, next }) => {
+        const persist: RedisCommand = ['HSET', backfillKey(this.record.sink), this.record.table, JSON.stringify(next)];
+        this.pipeline.fillBackfillWindow(window.id, rows, [persist]);
+      },
+      failure: 'chunk failed',
+    });
+    chunk.next.superseded = this.record.superseded + r.skipped;
+    Object.assign(this.record, chunk.next);
+    return { copied: chunk.rows.length, emitted: r.emitted, skipped: r.skipped, done: chunk.done };
   }
 
   async close(): Promise<void> {

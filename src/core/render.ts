@@ -2,7 +2,7 @@ import type { Action, Change, TableInfo } from './change.js';
 import type { Tuple } from './tuple.js';
 import { toJson } from './values.js';
 import { formatLsn, type Lsn } from './lsn.js';
-import { microsToIsoUtc } from '../core/time.js';
+import { microsToIsoUtc } from './time.js';
 import { MessageError } from './template.js';
 
 /**

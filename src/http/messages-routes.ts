@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { SluiceConfig } from '../config/schema.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Pipeline } from '../runtime/pipeline.js';
 import type { Logger } from '../util/log.js';
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, FailedMessages, discardFailed, getFailed, listFailed } from '../pipeline/failed-retry.js';
 import { apiError, sendError } from './api-error.js';

@@ -1,11 +1,13 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import type { SluiceConfig } from '../config/schema.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Pipeline } from '../runtime/pipeline.js';
 import type { Metrics } from '../metrics.js';
 import type { SourceMonitor } from '../pg/source-monitor.js';
 import type { Logger } from '../util/log.js';
-import { formatLsn } from '../core/lsn.js';
+import { formatLsn, parseLsn } from '../core/lsn.js';
+import { registerSinkRoutes } from './sinks-routes.js';
+import type { SinkControl } from '../control/sink-control.js';
 import type { BackfillManager } from '../backfill/backfill-manager.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
 import { Repairer } from '../verify/repair.js';
@@ -25,6 +27,7 @@ export interface HttpDeps {
   metrics: Metrics;
   monitor: SourceMonitor;
   backfills: BackfillManager;
+  control: SinkControl;
   log: Logger;
 }
 
@@ -44,11 +47,24 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
     const b = Buffer.from(token);
     if (a.length !== b.length || !timingSafeEqual(a, b)) return apiError(reply, 401, 'unauthorized', 'missing or wrong bearer token: send Authorization: Bearer <http.token>');
   });
-  app.get('/health', async () => ({ status: pipeline.state === 'running' ? 'ok' : pipeline.state, source: pipeline.sourceState }));
+  // 200 only while the source streams and every sink can write; otherwise 503 naming each problem
+  app.get('/health', async (_req, reply) => {
+    const problems = pipeline.problems();
+    const paused = pipeline.heldPositions().filter((h) => h.reason === 'paused').map((h) => h.sink);
+    const body = { status: problems.length === 0 ? 'ok' : 'unhealthy', state: pipeline.state, source: pipeline.sourceState, problems, paused_sinks: paused };
+    return reply.code(problems.length === 0 ? 200 : 503).send(body);
+  });
   app.get('/metrics', async (_req, reply) => {
     metrics.lagSeconds.set(pipeline.lagMs() / 1000);
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  const heldWal = (): { sink: string; position: string | null; held_wal_bytes: number | null }[] => {
+    const current = monitor.last?.currentLsn ?? null;
+    return pipeline.heldPositions().map((h) => {
+      const pos = h.position === null ? null : parseLsn(h.position.split(':')[0]!);
+      return { sink: h.sink, position: h.position, held_wal_bytes: pos === null || current === null ? null : Number(parseLsn(current) - pos) };
+    });
+  };
   app.get('/api/source', async () => {
     const snap = monitor.last;
     return {
@@ -62,38 +78,16 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
       retained_wal_bytes: snap?.retainedBytes ?? null,
       last_error: pipeline.lastError,
       redis: pipeline.laneStates(),
+      held_by_paused_sinks: heldWal(),
     };
   });
-  const sinkView = async (name: string): Promise<Record<string, unknown> | null> => {
-    const s = config.sinks.find((x) => x.name === name);
-    if (!s) return null;
-    const changes = await metrics.changes.get();
-    const failed = await metrics.failed.get();
-    const applied = changes.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0);
-    return {
-      name: s.name,
-      type: s.type,
-      redis: s.redis,
-      tables: s.tables,
-      state: pipeline.state,
-      changes_applied: applied,
-      failed_messages: failed.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0),
-      lag_ms: pipeline.lagMs(),
-      lag_bytes: monitor.last?.lagBytes ?? null,
-      backfills: (await deps.backfills.list(name)).filter((b) => b.state !== 'done'),
-    };
-  };
-  app.get('/api/sinks', async () => ({ sinks: await Promise.all(config.sinks.map((s) => sinkView(s.name))) }));
-  app.get<{ Params: { name: string } }>('/api/sinks/:name', async (req, reply) => {
-    const view = await sinkView(req.params.name);
-    return view ?? apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
-  });
+  registerSinkRoutes(app, deps);
   app.get<{ Params: { name: string } }>('/api/sinks/:name/backfills', async (req, reply) => {
-    if (!config.sinks.some((s) => s.name === req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+    if (!pipeline.sinkRuntime(req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
     return { backfills: await deps.backfills.list(req.params.name) };
   });
   app.post<{ Params: { name: string }; Body: { table?: unknown; from?: unknown } | undefined }>('/api/sinks/:name/backfills', async (req, reply) => {
-    if (!config.sinks.some((s) => s.name === req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+    if (!pipeline.sinkRuntime(req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
     const body = req.body ?? {};
     if (body.table !== undefined && typeof body.table !== 'string') return apiError(reply, 400, 'bad_request', 'table must be a string');
     if (body.from !== undefined && typeof body.from !== 'string') return apiError(reply, 400, 'bad_request', 'from must be a string like "updated_at>=2026-01-01"');
@@ -107,7 +101,7 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
   });
   const repairer = new Repairer(config, pipeline, deps.backfills, deps.log);
   app.post<{ Params: { name: string } }>('/api/sinks/:name/repair', async (req, reply) => {
-    if (!config.sinks.some((s) => s.name === req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+    if (!pipeline.sinkRuntime(req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
     try {
       return reply.code(202).send({ repair: await repairer.start(req.params.name) });
     } catch (err) {
@@ -116,7 +110,7 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
     }
   });
   app.get<{ Params: { name: string } }>('/api/sinks/:name/repair', async (req, reply) => {
-    if (!config.sinks.some((s) => s.name === req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+    if (!pipeline.sinkRuntime(req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
     const repair = repairer.get(req.params.name);
     return repair ? { repair } : apiError(reply, 404, 'no_repair', `no repair of sink "${req.params.name}" since this instance started`);
   });

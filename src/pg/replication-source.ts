@@ -12,6 +12,8 @@ import type { ReplicationMessage } from './pgoutput/types.js';
  *                        │                 │                                          │
  *                        └──fail──► reconnecting                    stop() from any ──► stopped
  *
+ * restart() closes the connection on purpose and connects again at once (resumed sinks).
+ *
  * Positions: `confirm(lsn)` records what Redis has acknowledged; only that is reported as
  * flushed, and every (re)connection starts from it. What was received but not confirmed is
  * sent again by Postgres after a reconnect; the pipeline drops what it already has.
@@ -34,6 +36,9 @@ export class ReplicationSource {
   state: SourceState = 'idle';
   lastError: string | null = null;
   reconnects = 0;
+  /** counts connections: what arrives on a newer one comes after a restart or a reconnect */
+  generation = 0;
+  private restarting = false;
   private confirmed: Lsn = ZERO_LSN;
   private received: Lsn = ZERO_LSN;
   private conn: ReplicationConnection | null = null;
@@ -69,6 +74,16 @@ export class ReplicationSource {
   resume(): void {
     this.paused = false;
     this.conn?.resume();
+  }
+
+  /**
+   * Streams again from the confirmed position at once (no backoff): Postgres resends what was
+   * not confirmed. Used when a sink that held the slot back is resumed.
+   */
+  restart(): void {
+    if (this.state === 'stopped' || this.conn === null) return;
+    this.restarting = true;
+    void this.conn.close();
   }
 
   async stop(): Promise<void> {
@@ -114,6 +129,7 @@ export class ReplicationSource {
         this.state = 'streaming';
         this.lastError = null;
         attempt = 0;
+        this.generation++;
         this.opts.onConnected();
         if (this.paused) conn.pause();
         err = await conn.ended;
@@ -123,6 +139,11 @@ export class ReplicationSource {
       }
       this.conn = null;
       if (this.abort.signal.aborted) break;
+      if (this.restarting) {
+        this.restarting = false;
+        log.info({ from: formatLsn(this.confirmed) }, 'replication stream restarted to replay for a resumed sink');
+        continue;
+      }
       attempt++;
       this.reconnects++;
       this.lastError = err ? errorMessage(err) : 'connection closed';

@@ -3,15 +3,14 @@ import { idempotencyKey, messageJson, type MessageMeta } from '../core/render.js
 import { formatLsn } from '../core/lsn.js';
 import { microsToIsoUtc } from '../core/time.js';
 import type { RedisCommand } from '../sinks/sink.js';
+import { failedKey } from '../core/keyspace.js';
 
-/**
+/*
  * Messages that cannot be delivered are kept in Redis, in a hash per sink
- * (`sluice:failed:<sink>`, field = message id), written in the same MULTI as the batch they
- * belong to: a failure is never lost and never recorded for a batch that did not happen.
+ * (`sluice:failed:<sink>`, keyspace.failedKey, field = message id), written in the same MULTI as
+ * the batch they belong to: a failure is never lost and never recorded for a batch that did not
+ * happen.
  */
-export function failedKey(sink: string): string {
-  return `sluice:failed:${sink}`;
-}
 
 export interface FailedMessage {
   id: string;

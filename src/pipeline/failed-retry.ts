@@ -4,14 +4,16 @@ import { recordJson, type MessageMeta } from '../core/render.js';
 import type { Tuple } from '../pg/pgoutput/types.js';
 import { readCatalogTable, type CatalogTable } from '../pg/catalog.js';
 import { createTextClient } from '../pg/text-client.js';
+import { withWatermarkWindow } from '../pg/watermarks.js';
 import { parseLsn, ZERO_LSN } from '../core/lsn.js';
 import { microsSince2000 } from '../core/time.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { PlanOutput, SinkType } from '../sinks/sink.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { failedKey, storedMessageJson, withMessage, type FailedMessage } from './failed-messages.js';
-import { WATERMARK_PREFIX, type Pipeline, type SinkRuntime } from './pipeline.js';
+import { failedKey } from '../core/keyspace.js';
+import { storedMessageJson, withMessage, type FailedMessage } from './failed-messages.js';
+import type { Pipeline, SinkRuntime } from '../runtime/pipeline.js';
 
 /** Sinks that hold the current state of rows: a retry writes the row as it is now. */
 const STATE_SINKS: ReadonlySet<SinkType> = new Set(['string', 'hash', 'set', 'zset']);
@@ -188,29 +190,27 @@ export class FailedMessages {
     const sql =
       `select ${cols.map((c) => `t.${ident(c.name)}`).join(', ')} from ${table.quoted} t ` +
       `where (${keys.map((k) => `t.${k}`).join(', ')}) = (select ${keys.map((k) => `r.${k}`).join(', ')} from json_populate_record(null::${table.quoted}, ($1::json)->'record') r)`;
-    const window = this.pipeline.openBackfillWindow(sinkName, table.info);
-    try {
-      await client.query(`select pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `lw:${window.id}`]);
-      const r = await client.query<unknown[]>({ text: sql, values: [envelope], rowMode: 'array' });
-      const rows = r.rows as Tuple[];
-      const reason = rows[0] ? this.dryRun(runtime, { action: 'read', table: table.info, row: rows[0], oldRow: null, oldKind: null, idx: 0 }) : null;
-      if (reason !== null) {
-        // it would fail again: nothing is written, the entry keeps its id with the new reason
-        this.pipeline.cancelBackfillWindow(window.id, 'retry failed again');
-        window.applied.catch(() => undefined);
-        const again = JSON.stringify({ ...omitMessage(record), reason, failed_at: new Date().toISOString() });
-        await redis.hset(failedKey(sinkName), record.id, withMessage(again, storedMessageJson(stored)));
-        throw new SluiceError('retry_failed', reason);
-      }
-      this.pipeline.fillBackfillWindow(window.id, rows, [['HDEL', failedKey(sinkName), record.id]]);
-      await client.query(`select pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `hw:${window.id}`]);
-      const applied = await window.applied;
-      return rows.length === 0 ? 'row_gone' : applied.skipped > 0 ? 'superseded' : 'applied';
-    } catch (err) {
-      this.pipeline.cancelBackfillWindow(window.id, 'retry failed');
-      window.applied.catch(() => undefined);
-      throw err;
-    }
+    const opened = this.pipeline.openBackfillWindow(sinkName, table.info);
+    const window = { ...opened, cancel: (reason: string) => this.pipeline.cancelBackfillWindow(opened.id, reason) };
+    const { value: rows, applied } = await withWatermarkWindow(client, window, {
+      read: async () => {
+        const r = await client.query<unknown[]>({ text: sql, values: [envelope], rowMode: 'array' });
+        const rows = r.rows as Tuple[];
+        const reason = rows[0] ? this.dryRun(runtime, { action: 'read', table: table.info, row: rows[0], oldRow: null, oldKind: null, idx: 0 }) : null;
+        if (reason !== null) {
+          // it would fail again: nothing is written, the entry keeps its id with the new reason
+          window.cancel('retry failed again');
+          const again = JSON.stringify({ ...omitMessage(record), reason, failed_at: new Date().toISOString() });
+          await redis.hset(failedKey(sinkName), record.id, withMessage(again, storedMessageJson(stored)));
+          throw new SluiceError('retry_failed', reason);
+        }
+        return rows;
+      },
+      // the entry is removed in the same MULTI as the row's write
+      fill: (rows) => this.pipeline.fillBackfillWindow(window.id, rows, [['HDEL', failedKey(sinkName), record.id]]),
+      failure: 'retry failed',
+    });
+    return rows.length === 0 ? 'row_gone' : applied.skipped > 0 ? 'superseded' : 'applied';
   }
 
   /** Plans the row as the window will (functions included), only to see whether it fails. */

@@ -1,15 +1,15 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
 import type { RedisClient } from './connect.js';
-import type { RedisCommand } from '../sinks/sink.js';
-import type { Change } from '../core/change.js';
-import type { MessageMeta } from '../core/render.js';
+import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
 import { parsePosition, type Position } from '../core/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
 import { batchMarkerKey, isOwnKey, positionKey } from '../core/keyspace.js';
 import { RespConnection } from './resp-connection.js';
-import { endpointOf, execGroupResp } from './resp-exec-group.js';
+import { endpointOf, execGroup, execGroupResp, type GroupResult, type GroupWrite } from './multi-exec.js';
+
+export type { CommandOrigin, RejectedCommand };
 
 /** What one Redis connection must apply for one batch. */
 export interface ApplyPart {
@@ -18,41 +18,40 @@ export interface ApplyPart {
   readonly commands: RedisCommand[];
   /** for each command, who to blame if Redis rejects it (null: bookkeeping commands) */
   readonly origins: (CommandOrigin | null)[];
-  /** each sink's position, written to its position key in the same MULTI (null: none yet) */
+  /** each sink's position, written to its position key in the same MULTI (null: not written) */
   readonly positions: readonly (readonly [string, string | null])[];
   /** key prefixes to remove (SCAN + UNLINK) before the MULTI: TRUNCATE */
   readonly unlinkPrefixes: readonly string[];
 }
 
-/** The message a data command was planned from, to blame if Redis rejects the command. */
-export interface CommandOrigin {
-  readonly sink: string;
-  readonly change: Change;
-  readonly meta: MessageMeta;
-}
-
-export interface RejectedCommand {
-  readonly origin: CommandOrigin;
-  readonly error: string;
-}
-
 export type LaneState = 'ready' | 'retrying' | 'stopped';
+
+/** What Redis holds for one sink when the lane starts (or the sink is added). */
+export interface LoadedSink {
+  /** the position the pipeline may skip up to (null: nothing, or the lane filters replays itself) */
+  readonly skip: Position | null;
+  /** Redis has a position for the sink */
+  readonly known: boolean;
+}
 
 /** Applies batches to one Redis connection (standalone/Sentinel, or Cluster), in order. */
 export interface Lane {
   readonly name: string;
   readonly redis: RedisClient;
-  readonly sinks: readonly string[];
   readonly state: LaneState;
   readonly lastError: string | null;
   readonly retries: number;
+  /** positions can be compared with the slot's (not on Cluster, where untouched slots keep old ones) */
+  readonly behindCheck: boolean;
+  /** Reads what Redis holds for the lane (its batch marker) and for these sinks. */
+  load(sinks: readonly string[]): Promise<Map<string, LoadedSink>>;
   /**
-   * Reads what Redis holds at start. `skip`: per sink, what the pipeline may skip (null: let
-   * the lane decide); `known`: Redis has a position for the sink; `behindCheck`: positions can
-   * be compared with the slot's (not on Cluster, where untouched slots keep old positions).
+   * Applies a part exactly once; resolves with the data commands Redis refused (their messages
+   * fail), or rejects if the lane was stopped.
    */
-  load(): Promise<{ skip: Map<string, Position | null>; known: Set<string>; behindCheck: boolean }>;
-  apply(part: ApplyPart): Promise<void>;
+  apply(part: ApplyPart): Promise<RejectedCommand[]>;
+  /** Removes what Redis holds of Sluice's own keys for a deleted sink (positions). */
+  forget(sink: string): Promise<void>;
   stop(): void;
 }
 
@@ -63,20 +62,6 @@ export interface DataLoss {
   readonly found: string | null;
 }
 
-/**
- * Applies parts to one Redis connection, strictly one after the other. Each part is one
- * MULTI … EXEC holding the data commands, `SET sluice:pos:<sink> <position>` for every sink of
- * the connection, and `SET sluice:batch:<lane> <batch id>`: Redis holds the data and the
- * position of the same instant.
- *
- * Only one part is in flight: with two, a part that Redis refuses (OOM, READONLY) could be
- * followed by one it accepts, and order would be lost. While a part is applied the pipeline
- * plans the next one, so Redis and Node still work in parallel.
- *
- * On any failure the lane reads the batch marker back: if it holds this part's id, the EXEC
- * went through and only its reply was lost; otherwise the part is sent again. Backoff with
- * jitter in between, until it succeeds or the lane is stopped.
- */
 /**
  * What both lanes share: state for status, and the exactly-once retry of one MULTI. After a
  * failure, the marker key is read back: if it holds the batch id, the EXEC went through and only
@@ -101,20 +86,22 @@ export abstract class RetryingLane {
     this.abort.abort();
   }
 
-  protected async applyExactlyOnce(redis: RedisClient, markerKey: string, batchId: string, where: Record<string, unknown>, write: () => Promise<void>): Promise<void> {
+  protected async applyExactlyOnce(redis: RedisClient, markerKey: string, batchId: string, where: Record<string, unknown>, write: () => Promise<RejectedCommand[]>): Promise<RejectedCommand[]> {
     let attempt = 0;
     for (;;) {
       if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
       try {
+        let rejected: RejectedCommand[] = [];
         if (attempt > 0 && (await redis.get(markerKey)) === batchId) {
+          // the replies are gone with the connection: refusals in it cannot be known any more
           this.log.info({ redis: this.name, ...where }, 'batch was applied before its reply was lost');
         } else {
-          await write();
+          rejected = await write();
         }
         if (attempt > 0) this.log.info({ redis: this.name, ...where, attempts: attempt + 1 }, 'Redis writes resumed');
         this.state = 'ready';
         this.lastError = null;
-        return;
+        return rejected;
       } catch (err) {
         attempt++;
         this.retries++;
@@ -128,44 +115,55 @@ export abstract class RetryingLane {
   }
 }
 
+/**
+ * Applies parts to one Redis connection (standalone or Sentinel), strictly one after the other.
+ * Each part is one MULTI … EXEC (multi-exec.ts) holding the data commands, every sink's
+ * position and the batch marker: Redis holds the data and the position of the same instant.
+ *
+ * Only one part is in flight: with two, a part that Redis refuses (OOM, READONLY) could be
+ * followed by one it accepts, and order would be lost. While a part is applied the pipeline
+ * plans the next one, so Redis and Node still work in parallel.
+ */
 export class ApplyLane extends RetryingLane implements Lane {
+  readonly behindCheck = true;
   /** the id of the last batch this lane applied (or found at start) */
   private lastBatchId: string | null = null;
+  private loaded = false;
   /** the MULTI … EXEC of each batch goes as one pre-encoded write on its own connection */
   private readonly resp: RespConnection | null;
 
   constructor(
     name: string,
     readonly redis: RedisClient,
-    readonly sinks: readonly string[],
     log: Logger,
-    private readonly onRejected: (rejected: RejectedCommand[]) => void,
     private readonly onDataLoss: (loss: DataLoss) => void = () => undefined,
   ) {
     super(name, log);
     this.resp = redis instanceof Redis ? new RespConnection(() => endpointOf(redis)) : null;
   }
 
-  async load(): Promise<{ skip: Map<string, Position | null>; known: Set<string>; behindCheck: boolean }> {
+  async load(sinks: readonly string[]): Promise<Map<string, LoadedSink>> {
     // the batch marker Redis holds now: what later batches are compared with
-    this.lastBatchId = await this.redis.get(batchMarkerKey(this.name));
-    const skip = await this.readPositions();
-    return { skip, known: new Set([...skip].filter(([, p]) => p !== null).map(([s]) => s)), behindCheck: true };
-  }
-
-  async readPositions(): Promise<Map<string, Position | null>> {
-    const out = new Map<string, Position | null>();
-    for (const sink of this.sinks) {
+    if (!this.loaded) this.lastBatchId = await this.redis.get(batchMarkerKey(this.name));
+    this.loaded = true;
+    const out = new Map<string, LoadedSink>();
+    for (const sink of sinks) {
       const v = await this.redis.get(positionKey(sink));
-      out.set(sink, v === null ? null : parsePosition(v));
+      const skip = v === null ? null : parsePosition(v);
+      out.set(sink, { skip, known: skip !== null });
     }
     return out;
   }
 
   /** Resolves once the part is in Redis (exactly once), or rejects if the lane was stopped. */
-  async apply(part: ApplyPart): Promise<void> {
-    await this.applyExactlyOnce(this.redis, batchMarkerKey(this.name), part.batchId, {}, () => this.exec(part));
+  async apply(part: ApplyPart): Promise<RejectedCommand[]> {
+    const rejected = await this.applyExactlyOnce(this.redis, batchMarkerKey(this.name), part.batchId, {}, () => this.exec(part));
     this.lastBatchId = part.batchId;
+    return rejected;
+  }
+
+  async forget(sink: string): Promise<void> {
+    await this.redis.del(positionKey(sink));
   }
 
   override stop(): void {
@@ -187,7 +185,7 @@ export class ApplyLane extends RetryingLane implements Lane {
     return removed;
   }
 
-  private async exec(part: ApplyPart): Promise<void> {
+  private async exec(part: ApplyPart): Promise<RejectedCommand[]> {
     for (const prefix of part.unlinkPrefixes) {
       const n = await this.unlinkPrefix(prefix);
       this.log.info({ redis: this.name, prefix, removed: n }, 'TRUNCATE applied: keys removed');
@@ -198,57 +196,12 @@ export class ApplyLane extends RetryingLane implements Lane {
       commands: part.commands,
       origins: part.origins,
       positions: part.positions.map(([sink, pos]) => [positionKey(sink), pos] as const),
-      onRejected: this.onRejected,
     };
-    const before = await (this.resp ? execGroupResp(this.resp, group) : execGroup(this.redis, group));
-    if (before !== this.lastBatchId) {
-      this.log.error({ redis: this.name, expected: this.lastBatchId, found: before }, 'Redis lost writes (restart without persistence, failover to a lagging replica, or FLUSHALL)');
-      this.onDataLoss({ lane: this.name, found: before });
+    const result: GroupResult = await (this.resp ? execGroupResp(this.resp, group) : execGroup(this.redis, group));
+    if (result.before !== this.lastBatchId) {
+      this.log.error({ redis: this.name, expected: this.lastBatchId, found: result.before }, 'Redis lost writes (restart without persistence, failover to a lagging replica, or FLUSHALL)');
+      this.onDataLoss({ lane: this.name, found: result.before });
     }
+    return result.rejected;
   }
-}
-
-export interface GroupWrite {
-  readonly markerKey: string;
-  readonly batchId: string;
-  readonly commands: readonly RedisCommand[];
-  readonly origins: readonly (CommandOrigin | null)[];
-  /** position keys and values (null: not written) */
-  readonly positions: readonly (readonly [string, string | null])[];
-  readonly onRejected: (rejected: RejectedCommand[]) => void;
-}
-
-/**
- * One MULTI … EXEC: `GET marker`, the commands, the positions, `SET marker batchId`. Returns
- * the marker as it was before (the caller compares it with the last batch it applied). Every
- * reply is checked: a queue-time error (EXECABORT: OOM, NOPERM, READONLY, MOVED…) throws and
- * nothing was applied; a runtime error of a data command (WRONGTYPE) is reported through
- * onRejected while the rest of the MULTI stands.
- */
-export async function execGroup(redis: RedisClient, w: GroupWrite): Promise<string | null> {
-  const multi = redis.multi();
-  multi.get(w.markerKey);
-  for (const [name, ...args] of w.commands) multi.call(name!, ...args);
-  for (const [key, position] of w.positions) if (position !== null) multi.set(key, position);
-  multi.set(w.markerKey, w.batchId);
-  let results: [Error | null, unknown][] | null;
-  try {
-    results = await multi.exec();
-  } catch (err) {
-    const prev = (err as { previousErrors?: Error[] }).previousErrors;
-    const detail = prev && prev.length > 0 ? `: ${prev[0]!.message}` : '';
-    throw new Error(`${errorMessage(err)}${detail}`, { cause: err });
-  }
-  if (results === null) throw new Error('MULTI was aborted by Redis');
-  const before = results[0]![1] as string | null;
-  const rejected: RejectedCommand[] = [];
-  for (let i = 1; i < results.length; i++) {
-    const err = results[i]![0];
-    if (!err) continue;
-    const origin = w.origins[i - 1];
-    if (!origin) throw new Error(`Redis rejected a bookkeeping command: ${err.message}`);
-    rejected.push({ origin, error: err.message });
-  }
-  if (rejected.length > 0) w.onRejected(rejected);
-  return before;
 }

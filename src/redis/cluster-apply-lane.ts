@@ -1,9 +1,11 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
 import type { RedisCommand } from '../sinks/sink.js';
-import { commandKeys } from '../pipeline/pipeline-keys.js';
+import { commandKeys } from '../core/command.js';
 import { isCovered, parsePosition, type Position } from '../core/position.js';
-import { execGroup, RetryingLane, type ApplyPart, type CommandOrigin, type DataLoss, type Lane, type RejectedCommand } from './apply-lane.js';
+import { RetryingLane, type ApplyPart, type DataLoss, type Lane, type LoadedSink } from './apply-lane.js';
+import type { CommandOrigin, RejectedCommand } from '../core/command.js';
+import { execGroup } from './multi-exec.js';
 import { slotOf, slotTag } from './slot-tags.js';
 import { isOwnKey, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
 
@@ -28,18 +30,19 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   private readonly markers = new Map<number, string | null>();
   private readonly slotPositions = new Map<string, Map<number, Position>>();
 
+  readonly behindCheck = false;
+  private loaded = false;
+
   constructor(
     name: string,
     readonly redis: Cluster,
-    readonly sinks: readonly string[],
     log: Logger,
-    private readonly onRejected: (rejected: RejectedCommand[]) => void,
     private readonly onDataLoss: (loss: DataLoss) => void = () => undefined,
   ) {
     super(name, log);
   }
 
-  async load(): Promise<{ skip: Map<string, Position | null>; known: Set<string>; behindCheck: boolean }> {
+  async load(sinks: readonly string[]): Promise<Map<string, LoadedSink>> {
     const known = new Set<string>();
     for (const node of this.redis.nodes('master')) {
       for (const key of await scanAll(node, SLOT_KEY_PATTERN)) {
@@ -48,8 +51,9 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         const slot = slotOf(key);
         const value = await node.get(key);
         if (value === null) continue;
-        if (k.kind === 'batch' && k.name === this.name) this.markers.set(slot, value);
-        else if (k.kind === 'pos' && this.sinks.includes(k.name)) {
+        if (k.kind === 'batch' && k.name === this.name) {
+          if (!this.loaded) this.markers.set(slot, value);
+        } else if (k.kind === 'pos' && sinks.includes(k.name)) {
           const map = this.slotPositions.get(k.name) ?? new Map<number, Position>();
           map.set(slot, parsePosition(value));
           this.slotPositions.set(k.name, map);
@@ -57,11 +61,12 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         }
       }
     }
+    this.loaded = true;
     // the pipeline skips nothing by itself: replays are filtered per slot here
-    return { skip: new Map(this.sinks.map((s) => [s, null])), known, behindCheck: false };
+    return new Map(sinks.map((s) => [s, { skip: null, known: known.has(s) }]));
   }
 
-  async apply(part: ApplyPart): Promise<void> {
+  async apply(part: ApplyPart): Promise<RejectedCommand[]> {
     for (const prefix of part.unlinkPrefixes) {
       let removed = 0;
       const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
@@ -70,12 +75,23 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       }
       this.log.info({ redis: this.name, prefix, removed }, 'TRUNCATE applied: keys removed');
     }
-    const groups = this.group(part);
-    await Promise.all([...groups].map(([slot, g]) => this.applySlot(slot, g, part)));
+    const { groups, rejected } = this.group(part);
+    const perSlot = await Promise.all([...groups].map(([slot, g]) => this.applySlot(slot, g, part)));
+    return rejected.concat(...perSlot);
+  }
+
+  async forget(sink: string): Promise<void> {
+    this.slotPositions.delete(sink);
+    for (const node of this.redis.nodes('master')) {
+      for (const key of await scanAll(node, SLOT_KEY_PATTERN)) {
+        const k = parseSlotKey(key);
+        if (k && k.kind === 'pos' && k.name === sink) await node.del(key);
+      }
+    }
   }
 
   /** Splits a part by hash slot, dropping what a slot already has (replay) and refusing cross-slot commands. */
-  private group(part: ApplyPart): Map<number, SlotGroup> {
+  private group(part: ApplyPart): { groups: Map<number, SlotGroup>; rejected: RejectedCommand[] } {
     const groups = new Map<number, SlotGroup>();
     const rejected: RejectedCommand[] = [];
     for (let i = 0; i < part.commands.length; i++) {
@@ -94,29 +110,29 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       g.commands.push(cmd);
       g.origins.push(origin);
     }
-    if (rejected.length > 0) this.onRejected(rejected);
-    return groups;
+    return { groups, rejected };
   }
 
-  private async applySlot(slot: number, g: SlotGroup, part: ApplyPart): Promise<void> {
+  private async applySlot(slot: number, g: SlotGroup, part: ApplyPart): Promise<RejectedCommand[]> {
     const tag = slotTag(slot);
     const markerKey = slotBatchMarkerKey(this.name, tag);
-    await this.applyExactlyOnce(this.redis, markerKey, part.batchId, { slot }, async () => {
-      const before = await execGroup(this.redis, {
+    const rejected = await this.applyExactlyOnce(this.redis, markerKey, part.batchId, { slot }, async () => {
+      const { before, rejected } = await execGroup(this.redis, {
         markerKey,
         batchId: part.batchId,
         commands: g.commands,
         origins: g.origins,
         positions: part.positions.map(([sink, pos]) => [slotPositionKey(sink, tag), pos] as const),
-        onRejected: this.onRejected,
       });
       const expected = this.markers.get(slot) ?? null;
       if (before !== expected) {
         this.log.error({ redis: this.name, slot, expected, found: before }, 'Redis lost writes in a hash slot (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
         this.onDataLoss({ lane: this.name, found: before });
       }
+      return rejected;
     });
     this.markers.set(slot, part.batchId);
+    return rejected;
   }
 }
 

@@ -4,18 +4,19 @@ import type { RedisConnectionConfig } from '../config/schema.js';
 import type { Finding } from '../util/findings.js';
 import { connectRedis, createRedisClient, describeRedis, explainRedisError, redisUsername, trackLastError, usesTls, type RedisClient } from './connect.js';
 import { errorMessage } from '../util/errors.js';
+import { ACL_CHECK_KEY, SLUICE_KEY_PATTERN } from '../core/keyspace.js';
 
 /**
  * Every command Sluice sends, with arguments that name `sluice:*` keys / channels, for the ACL
  * check. MULTI and EXEC are checked separately (they cannot be queued inside a MULTI).
  */
-const KEY = 'sluice:check';
+const KEY = ACL_CHECK_KEY;
 export const SLUICE_COMMANDS: readonly (readonly string[])[] = [
   ['GET', KEY],
   ['SET', KEY, 'v'],
   ['DEL', KEY],
   ['UNLINK', KEY],
-  ['SCAN', '0', 'MATCH', 'sluice:*'],
+  ['SCAN', '0', 'MATCH', SLUICE_KEY_PATTERN],
   ['HSET', KEY, 'f', 'v'],
   ['HDEL', KEY, 'f'],
   ['RPUSH', KEY, 'v'],

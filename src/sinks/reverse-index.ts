@@ -2,6 +2,7 @@ import type { Change, TableInfo } from '../core/change.js';
 import { rowIdentity } from '../core/table-info.js';
 import type { Tuple } from '../core/tuple.js';
 import type { RedisCommand } from './sink.js';
+import { reverseIndexKey } from '../core/keyspace.js';
 
 /**
  * The reverse index of a keyed sink: `sluice:idx:<sink>`, a Redis hash from a row's identity
@@ -38,10 +39,6 @@ return prev and 1 or 0`;
 
 /** How the script removes an old place: the whole key (hash row mode) or one member/field. */
 export type RemoveCommand = 'DEL' | 'HDEL' | 'SREM' | 'ZREM';
-
-export function reverseIndexKey(sinkName: string): string {
-  return `sluice:idx:${sinkName}`;
-}
 
 /**
  * One index entry: `<byte length of key>:<key><member>`. Length-prefixed (in bytes, as Lua

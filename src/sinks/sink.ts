@@ -2,8 +2,9 @@ import type { Action, Change, TableInfo } from '../core/change.js';
 import type { MessageMeta } from '../core/render.js';
 import { MessageError } from '../core/template.js';
 
-/** One Redis command as data: name then arguments. Planned by sinks, sent by the applier. */
-export type RedisCommand = string[];
+import type { RedisCommand } from '../core/command.js';
+
+export type { RedisCommand };
 
 export interface PlanOutput {
   command(cmd: RedisCommand): void;

@@ -7,10 +7,10 @@ import { connectRedis, createRedisClient, type RedisClient } from '../redis/conn
 import { createSink } from '../sinks/index.js';
 import type { RedisCommand, Sink } from '../sinks/sink.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
+import { isOwnKey } from '../core/keyspace.js';
 import {
   batch,
   copyChunks,
-  isOwnKey,
   keysOfType,
   keyValuesOf,
   orphanPrefixes,

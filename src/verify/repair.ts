@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { SluiceConfig } from '../config/schema.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
-import { WATERMARK_PREFIX } from '../pipeline/pipeline.js';
+import type { Pipeline } from '../runtime/pipeline.js';
 import type { BackfillManager } from '../backfill/backfill-manager.js';
 import { createTextClient } from '../pg/text-client.js';
+import { withWatermarkWindow } from '../pg/watermarks.js';
 import type { Logger } from '../util/log.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
-import { copyChunks, isOwnKey, keysOfType, orphanPrefixes, planRow, readSinkTables, redisTypeOf, scanPrefix, unverifiableReason } from './shared.js';
+import { isOwnKey } from '../core/keyspace.js';
+import { copyChunks, keysOfType, orphanPrefixes, planRow, readSinkTables, redisTypeOf, scanPrefix, unverifiableReason } from './shared.js';
 
 export interface RepairView {
   id: string;
@@ -105,35 +106,33 @@ export class Repairer {
         view.orphans.state = 'skipped';
         return;
       }
-      const window = this.pipeline.openOrphanWindow(view.sink);
-      try {
-        await client.query(`select pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `lw:${window.id}`]);
-        // every table of the sink: prefixes of different tables may overlap
-        const expected = new Set<string>();
-        for (const table of tables) {
-          for await (const rows of copyChunks(client, table)) {
-            for (const row of rows) for (const e of planRow(sink, cfg, table.info, row).expectations) expected.add(e.key);
+      const opened = this.pipeline.openOrphanWindow(view.sink);
+      const window = { ...opened, cancel: (reason: string) => this.pipeline.cancelBackfillWindow(opened.id, reason) };
+      const { applied: r } = await withWatermarkWindow(client, window, {
+        read: async () => {
+          // every table of the sink: prefixes of different tables may overlap
+          const expected = new Set<string>();
+          for (const table of tables) {
+            for await (const rows of copyChunks(client, table)) {
+              for (const row of rows) for (const e of planRow(sink, cfg, table.info, row).expectations) expected.add(e.key);
+            }
           }
-        }
-        const scanned: string[] = [];
-        for (const prefix of prefixList) {
-          for await (const keys of scanPrefix(redis, prefix)) for (const k of keys) if (!isOwnKey(k) && !expected.has(k)) scanned.push(k);
-        }
-        expected.clear();
-        // keys of another Redis type are not this sink's: never delete them
-        const candidates = await keysOfType(redis, [...new Set(scanned)], redisTypeOf(cfg));
-        view.orphans.candidates = candidates.length;
-        this.pipeline.fillOrphanWindow(window.id, candidates);
-        await client.query(`select pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `hw:${window.id}`]);
-        const r = await window.applied;
-        view.orphans.deleted = r.emitted;
-        view.orphans.kept = r.skipped;
-        view.orphans.state = 'done';
-      } catch (err) {
-        this.pipeline.cancelBackfillWindow(window.id, 'orphan sweep failed');
-        window.applied.catch(() => undefined);
-        throw err;
-      }
+          const scanned: string[] = [];
+          for (const prefix of prefixList) {
+            for await (const keys of scanPrefix(redis, prefix)) for (const k of keys) if (!isOwnKey(k) && !expected.has(k)) scanned.push(k);
+          }
+          expected.clear();
+          // keys of another Redis type are not this sink's: never delete them
+          const candidates = await keysOfType(redis, [...new Set(scanned)], redisTypeOf(cfg));
+          view.orphans.candidates = candidates.length;
+          return candidates;
+        },
+        fill: (candidates) => this.pipeline.fillOrphanWindow(window.id, candidates),
+        failure: 'orphan sweep failed',
+      });
+      view.orphans.deleted = r.emitted;
+      view.orphans.kept = r.skipped;
+      view.orphans.state = 'done';
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -13,16 +13,13 @@ import type { RedisClient } from '../redis/connect.js';
 import { createSink } from '../sinks/index.js';
 import type { RedisCommand, Sink } from '../sinks/sink.js';
 import { SluiceError } from '../util/errors.js';
+import { isOwnKey } from '../core/keyspace.js';
 
 /**
  * What verify and repair share: reading a sink's tables in key order, turning each row into what
  * the sink should hold in Redis (by planning it with the sink's own pure `plan()`), and scanning
  * key prefixes.
  */
-
-import { isOwnKey } from '../redis/own-keys.js';
-
-export { isOwnKey };
 
 /** Why a sink cannot be verified (exit 2), or null. */
 export function unverifiableReason(cfg: SinkConfig): string | null {

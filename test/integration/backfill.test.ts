@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
 import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
+import { backfillKey } from '../../src/core/keyspace.js';
 import { diffMaps, expectedStrings, scanStrings } from '../support/compare.js';
 import type { BackfillView } from '../../src/backfill/backfill-manager.js';
 
@@ -101,7 +102,7 @@ describe('backfill alongside live changes (DBLog watermarks)', () => {
     await sluice.kill('SIGKILL');
     const [before] = await backfills(env, 'items2').catch(() => [] as BackfillView[]);
     assert.equal(before, undefined, 'the API is gone with the process');
-    const stored = JSON.parse((await redis.hget('sluice:backfill:items2', 'public.items2'))!) as { rows: number; cursor: string[]; state: string };
+    const stored = JSON.parse((await redis.hget(backfillKey('items2'), 'public.items2'))!) as { rows: number; cursor: string[]; state: string };
     assert.equal(stored.state, 'running');
     assert.ok(stored.rows > 0 && stored.rows < ROWS, `persisted cursor after ${stored.rows} rows`);
     sluice = await env.start();

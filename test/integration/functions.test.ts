@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
+import { failedKey } from '../../src/core/keyspace.js';
 import { spawnSluice } from '../harness/process.js';
 
 describe('sink functions, end to end', () => {
@@ -77,7 +78,7 @@ describe('sink functions, end to end', () => {
     assert.equal(await redis.get('sluice:items:1'), 'one');
     assert.equal(await redis.get('sluice:items:3'), 'three');
     assert.equal(await redis.get('sluice:items:2'), null);
-    const failed = await redis.hgetall('sluice:failed:items');
+    const failed = await redis.hgetall(failedKey('items'));
     const entries = Object.values(failed).map((v) => JSON.parse(v) as { reason: string; action: string; table: string; message: { record: { id: number } } });
     assert.equal(entries.length, 1, JSON.stringify(failed));
     assert.equal(entries[0]!.reason, 'transform threw: Error: bad row 2');

@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
 import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
+import { positionKey } from '../../src/core/keyspace.js';
 import { diffMaps, expectedStrings, scanStrings } from '../support/compare.js';
 import type { ManagedProcess } from '../harness/process.js';
 
@@ -80,7 +81,7 @@ describe('riding out Redis failures', () => {
   test('Redis behind the slot (a failover to a replica that lost recent writes): noticed at start', async () => {
     await sluice.stop();
     // what a lagging replica looks like: an older position, and the rows written since missing
-    await redis.set('sluice:pos:acct', '0/1');
+    await redis.set(positionKey('acct'), '0/1');
     await writes(env, next, 50);
     next += 50;
     sluice = await env.start();

@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
 import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
+import { failedKey, reverseIndexKey } from '../../src/core/keyspace.js';
 import type { ManagedProcess } from '../harness/process.js';
 
 /** Every sink type but string (string-sink.test.ts), end to end: bin/sluice between a real Postgres and Redis. */
@@ -124,7 +125,7 @@ describe('hash, list, set, zset, stream and pubsub sinks, end to end', () => {
     assert.equal(await redis.exists('product:K1'), 0, 'moved: the old key is deleted');
     await env.pg.query(`delete from products where id = 10`);
     await eventually(() => redis.exists('product:K2'), (n) => n === 0, 15_000, 'product:K2 deleted');
-    assert.equal(await redis.hexists('sluice:idx:hsku', 'public.products:10'), 0, 'the index entry is gone');
+    assert.equal(await redis.hexists(reverseIndexKey('hsku'), 'public.products:10'), 0, 'the index entry is gone');
   });
 
   test('hash field mode: HSET key field value, pk move, HDEL on delete', async () => {
@@ -175,7 +176,7 @@ describe('hash, list, set, zset, stream and pubsub sinks, end to end', () => {
     assert.deepEqual(await smembers('tagf:red')(), ['100']);
     await env.pg.query(`delete from tags_full where id = 1`);
     await eventually(() => redis.exists('tagf:red'), (n) => n === 0);
-    assert.equal(await redis.exists('sluice:idx:tagsfull'), 0, 'no reverse index with REPLICA IDENTITY FULL');
+    assert.equal(await redis.exists(reverseIndexKey('tagsfull')), 0, 'no reverse index with REPLICA IDENTITY FULL');
     const ttl = await redis.pttl('tagf:green');
     assert.ok(ttl > 50_000 && ttl <= 60_000, `TTL ${ttl}`);
   });
@@ -199,7 +200,7 @@ describe('hash, list, set, zset, stream and pubsub sinks, end to end', () => {
     await env.pg.query(`insert into scores values (4, 'chess', 'zed', 7)`);
     await eventually(() => redis.zscore('board:chess', 'zed'), (s) => s === '7');
     assert.equal(await redis.zscore('board:chess', 'eve'), null, 'a NULL score is a failed message');
-    assert.ok((await redis.keys('sluice:failed:board*')).length > 0, 'the failed message is kept');
+    assert.ok((await redis.keys(`${failedKey('board')}*`)).length > 0, 'the failed message is kept');
   });
 
   test('stream: XADD of every change with action, record, changes and metadata; MAXLEN ~ trims', async () => {

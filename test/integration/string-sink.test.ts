@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
 import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
+import { positionKey } from '../../src/core/keyspace.js';
 import type { ManagedProcess } from '../harness/process.js';
 
 describe('string sink, end to end', () => {
@@ -109,7 +110,7 @@ describe('string sink, end to end', () => {
   });
 
   test('the applied position is stored in Redis and confirmed to Postgres', async () => {
-    const pos = await redis.get('sluice:pos:everything');
+    const pos = await redis.get(positionKey('everything'));
     assert.match(pos ?? '', /^[0-9A-F]+\/[0-9A-F]+$/);
     const slot = await env.pg.query(`select confirmed_flush_lsn::text lsn from pg_replication_slots where slot_name = 'sluice'`);
     assert.ok(slot.rows[0]);

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { encodeCommands, ReplyError, ReplyParser, RespConnection, type Reply } from '../../src/redis/resp-connection.js';
-import { execGroupResp } from '../../src/redis/resp-exec-group.js';
-import type { CommandOrigin, GroupWrite, RejectedCommand } from '../../src/redis/apply-lane.js';
+import { checkExec, execGroupResp, type GroupWrite } from '../../src/redis/multi-exec.js';
+import type { CommandOrigin } from '../../src/core/command.js';
 
 function parseAll(chunks: Buffer[]): Reply[] {
   const out: Reply[] = [];
@@ -81,22 +81,20 @@ function fakeConn(replies: Reply[], sent: Buffer[] = []): RespConnection {
 
 const origin = (n: number): CommandOrigin => ({ sink: `s${n}` }) as unknown as CommandOrigin;
 
-function write(rejected: RejectedCommand[][]): GroupWrite {
+function write(): GroupWrite {
   return {
     markerKey: 'sluice:batch:main',
     batchId: 'b2',
     commands: [['SET', 'a', '1'], ['HSET', 'b', 'f', 'v']],
     origins: [origin(0), origin(1)],
     positions: [['sluice:pos:s', '0/10'], ['sluice:pos:t', null]],
-    onRejected: (r) => rejected.push(r),
   };
 }
 
 describe('execGroupResp', () => {
   test('writes GET marker, the commands, positions, SET marker in one MULTI; returns the marker before', async () => {
     const sent: Buffer[] = [];
-    const rejected: RejectedCommand[][] = [];
-    const before = await execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1', 'OK', 1, 'OK', 'OK']], sent), write(rejected));
+    const { before, rejected } = await execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1', 'OK', 1, 'OK', 'OK']], sent), write());
     assert.equal(before, 'b1');
     assert.deepEqual(rejected, []);
     assert.equal(
@@ -106,29 +104,32 @@ describe('execGroupResp', () => {
   });
 
   test('a queue-time error: EXECABORT throws with the first error', async () => {
-    const rejected: RejectedCommand[][] = [];
     await assert.rejects(
-      execGroupResp(fakeConn(['OK', 'QUEUED', new ReplyError('OOM command not allowed'), 'QUEUED', 'QUEUED', 'QUEUED', new ReplyError('EXECABORT Transaction discarded because of previous errors.')]), write(rejected)),
+      execGroupResp(fakeConn(['OK', 'QUEUED', new ReplyError('OOM command not allowed'), 'QUEUED', 'QUEUED', 'QUEUED', new ReplyError('EXECABORT Transaction discarded because of previous errors.')]), write()),
       /^Error: EXECABORT Transaction discarded because of previous errors\.: OOM command not allowed$/,
     );
-    assert.deepEqual(rejected, []);
   });
 
-  test('runtime errors of data commands go to onRejected; the marker is returned', async () => {
-    const rejected: RejectedCommand[][] = [];
-    const before = await execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', [null, 'OK', new ReplyError('WRONGTYPE x'), 'OK', 'OK']]), write(rejected));
+  test('runtime errors of data commands are returned as rejected, with the marker', async () => {
+    const { before, rejected } = await execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', [null, 'OK', new ReplyError('WRONGTYPE x'), 'OK', 'OK']]), write());
     assert.equal(before, null);
-    assert.deepEqual(rejected, [[{ origin: origin(1), error: 'WRONGTYPE x' }]]);
+    assert.deepEqual(rejected, [{ origin: origin(1), error: 'WRONGTYPE x' }]);
+  });
+
+  test('checkExec: the one reply check of both writers', () => {
+    assert.deepEqual(checkExec(['b1', 'OK', new Error('WRONGTYPE y'), 'OK', 'OK'], write()), { before: 'b1', rejected: [{ origin: origin(1), error: 'WRONGTYPE y' }] });
+    assert.throws(() => checkExec([new Error('NOPERM'), 'OK', 1, 'OK', 'OK'], write()), /bookkeeping command: NOPERM/);
+    assert.throws(() => checkExec([7, 'OK', 1, 'OK', 'OK'], write()), /unexpected reply to GET/);
   });
 
   test('a runtime error of a bookkeeping command throws', async () => {
-    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1', 'OK', 1, new ReplyError('ERR x'), 'OK']]), write([])), /bookkeeping command: ERR x/);
+    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1', 'OK', 1, new ReplyError('ERR x'), 'OK']]), write()), /bookkeeping command: ERR x/);
   });
 
   test('MULTI refused, a null EXEC, a short EXEC reply: all throw', async () => {
-    await assert.rejects(execGroupResp(fakeConn(['X', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', []]), write([])), /MULTI failed/);
-    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', null]), write([])), /aborted/);
-    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1']]), write([])), /unexpected EXEC reply/);
+    await assert.rejects(execGroupResp(fakeConn(['X', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', []]), write()), /MULTI failed/);
+    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', null]), write()), /aborted/);
+    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1']]), write()), /unexpected EXEC reply/);
   });
 });
 

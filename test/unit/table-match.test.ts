@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TableMatcher } from '../../src/pipeline/table-match.js';
+import { TableMatcher } from '../../src/plan/table-match.js';
 import { T, table } from './support/tables.js';
 
 const t = (schema: string, name: string) => table(schema, name, [['id', T.int4, true]]);

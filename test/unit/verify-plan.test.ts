@@ -4,7 +4,8 @@ import { buildTableInfo } from '../../src/core/table-info.js';
 import type { SinkConfig } from '../../src/config/schema.js';
 import type { RedisCommand, Sink } from '../../src/sinks/sink.js';
 import { createStringSink } from '../../src/sinks/string-sink.js';
-import { isOwnKey, planRow, unverifiableReason } from '../../src/verify/shared.js';
+import { planRow, unverifiableReason } from '../../src/verify/shared.js';
+import { isOwnKey } from '../../src/core/keyspace.js';
 import { formatResult } from '../../src/cli/verify.js';
 
 const products = buildTableInfo(

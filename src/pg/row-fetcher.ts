@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import type { Change, TableInfo } from '../core/change.js';
-import type { Tuple } from '../pg/pgoutput/types.js';
-import { createTextClient, literal } from '../pg/text-client.js';
-import { readCatalogTable, type CatalogTable } from '../pg/catalog.js';
-import { splitTable } from '../pg/source-setup.js';
+import type { Tuple } from './pgoutput/types.js';
+import { createTextClient, literal } from './text-client.js';
+import { readCatalogTable, type CatalogTable } from './catalog.js';
+import { splitTable } from './source-setup.js';
 
 /**
  * Reads current rows by primary key, as text, for changes whose unchanged TOAST values Postgres

@@ -1,0 +1,126 @@
+import type { FastifyInstance } from 'fastify';
+import type { SluiceConfig } from '../config/schema.js';
+import type { Pipeline } from '../runtime/pipeline.js';
+import type { Metrics } from '../metrics.js';
+import type { SourceMonitor } from '../pg/source-monitor.js';
+import type { BackfillManager } from '../backfill/backfill-manager.js';
+import { ControlError, type SinkControl } from '../control/sink-control.js';
+import { parseLsn } from '../core/lsn.js';
+import { formatPosition } from '../core/position.js';
+import { errorMessage, SluiceError } from '../util/errors.js';
+import { apiError } from './api-error.js';
+
+export interface SinkRoutesDeps {
+  config: SluiceConfig;
+  pipeline: Pipeline;
+  metrics: Metrics;
+  monitor: SourceMonitor;
+  backfills: BackfillManager;
+  control: SinkControl;
+}
+
+type NameParams = { Params: { name: string } };
+
+/** Reads that touch Redis answer within this, so the API keeps answering while a Redis is down. */
+const REDIS_READ_TIMEOUT_MS = 1000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms).unref())]);
+}
+
+/**
+ * Sinks (SPEC §6): list and read them; create (the sink's YAML block as JSON), change (a JSON
+ * merge patch), delete, pause and resume them while Sluice runs.
+ */
+export function registerSinkRoutes(app: FastifyInstance, deps: SinkRoutesDeps): void {
+  const { config, pipeline, metrics, monitor, control } = deps;
+
+  const view = async (name: string): Promise<Record<string, unknown> | null> => {
+    const s = config.sinks.find((x) => x.name === name);
+    const runtime = pipeline.sinkRuntime(name);
+    if (!s || !runtime) return null;
+    const changes = await metrics.changes.get();
+    const failed = await metrics.failed.get();
+    const current = monitor.last?.currentLsn ?? null;
+    const held = runtime.hold !== null && runtime.position !== null && current !== null ? Number(parseLsn(current) - runtime.position.lsn) : null;
+    let backfills: unknown = null;
+    let backfillsError: string | null = null;
+    try {
+      backfills = (await withTimeout(deps.backfills.list(name), REDIS_READ_TIMEOUT_MS, `Redis "${s.redis}"`)).filter((b) => b.state !== 'done');
+    } catch (err) {
+      backfillsError = errorMessage(err);
+    }
+    const lane = pipeline.laneStates().find((l) => l.name === s.redis);
+    return {
+      name: s.name,
+      type: s.type,
+      origin: control.origin(name),
+      redis: s.redis,
+      tables: s.tables,
+      state: runtime.hold ?? (pipeline.state === 'streaming' ? (lane?.state === 'retrying' ? 'retrying' : 'active') : pipeline.state),
+      paused: runtime.hold === 'paused',
+      position: runtime.position === null ? null : formatPosition(runtime.position),
+      changes_applied: changes.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0),
+      failed_messages: failed.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0),
+      lag_ms: runtime.hold === null ? pipeline.lagMs() : null,
+      lag_bytes: runtime.hold === null ? (monitor.last?.lagBytes ?? null) : held,
+      held_wal_bytes: held,
+      redis_error: lane?.lastError ?? null,
+      backfills,
+      ...(backfillsError === null ? {} : { backfills_error: backfillsError }),
+      config: s,
+    };
+  };
+
+  const fail = (reply: Parameters<typeof apiError>[0], err: unknown): ReturnType<typeof apiError> => {
+    if (err instanceof ControlError) return reply.code(err.status).send({ error: { code: err.code, message: err.message, ...(err.problems.length > 0 ? { problems: err.problems } : {}) } });
+    if (err instanceof SluiceError) return apiError(reply, 400, err.code, err.message);
+    return apiError(reply, 500, 'internal_error', errorMessage(err));
+  };
+
+  app.get('/api/sinks', async () => ({ sinks: (await Promise.all(config.sinks.map((s) => view(s.name)))).filter((v) => v !== null) }));
+  app.get<NameParams>('/api/sinks/:name', async (req, reply) => {
+    const v = await view(req.params.name);
+    return v ?? apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
+  });
+  app.post('/api/sinks', async (req, reply) => {
+    try {
+      const sink = await control.create(req.body);
+      return reply.code(201).send({ sink: await view(sink.name) });
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+  app.patch<NameParams>('/api/sinks/:name', async (req, reply) => {
+    try {
+      await control.patch(req.params.name, req.body);
+      return { sink: await view(req.params.name) };
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+  app.delete<NameParams>('/api/sinks/:name', async (req, reply) => {
+    try {
+      await control.remove(req.params.name);
+      return { deleted: req.params.name };
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+  app.post<NameParams>('/api/sinks/:name/pause', async (req, reply) => {
+    try {
+      await control.pause(req.params.name);
+      return { sink: await view(req.params.name) };
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+  app.post<NameParams>('/api/sinks/:name/resume', async (req, reply) => {
+    try {
+      await control.resume(req.params.name);
+      return { sink: await view(req.params.name) };
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+}

@@ -1,0 +1,158 @@
+import type { Lsn } from '../core/lsn.js';
+import { ZERO_LSN } from '../core/lsn.js';
+import type { Position } from '../core/position.js';
+import type { CommandOrigin, RedisCommand } from '../core/command.js';
+
+export type { CommandOrigin };
+
+/** What one Redis connection gets of a batch. */
+export interface LanePart {
+  readonly commands: RedisCommand[];
+  /** for each command, who to blame if Redis rejects it (null: bookkeeping) */
+  readonly origins: (CommandOrigin | null)[];
+  /** key prefixes to remove before the MULTI (TRUNCATE) */
+  readonly unlinkPrefixes: string[];
+}
+
+/**
+ * Whole transactions (or chunks of one) that are applied together: one MULTI … EXEC per Redis
+ * connection. A batch is open (takes more) until it is sealed: full, about to be applied, or
+ * followed by a TRUNCATE (whose unlink must run before the next MULTI).
+ */
+export interface Batch {
+  readonly id: string;
+  readonly parts: Map<string, LanePart>;
+  commandCount: number;
+  /** approximate size of the batch's commands, in characters */
+  bytes: number;
+  /** complete transactions in the batch */
+  transactions: number;
+  /** end LSN of the last complete transaction: what may be confirmed once applied (0: none) */
+  endLsn: Lsn;
+  /** where every active sink is once this batch is applied */
+  position: Position | null;
+  lastCommitTime: bigint | null;
+  /** "sink\0action" → changes, for metrics */
+  readonly counts: Map<string, number>;
+  readonly onApplied: (() => void)[];
+  sealed: boolean;
+}
+
+export interface BatchLimits {
+  /** a batch is sealed once it holds this many commands (whole transactions only) */
+  readonly maxCommands: number;
+  /** … or this many bytes */
+  readonly maxBytes: number;
+}
+
+/**
+ * The queue of batches between planning and applying. Pure bookkeeping: no I/O, no clock;
+ * batch ids come from the given factory so tests are deterministic.
+ *
+ *   plan ─► open batch ─(full / TRUNCATE / taken)─► sealed ─► next() ─► applying
+ */
+export class Batcher {
+  private readonly queue: Batch[] = [];
+  private commands = 0;
+  private chars = 0;
+
+  constructor(
+    private readonly limits: BatchLimits,
+    private readonly newId: () => string,
+  ) {}
+
+  /** commands and bytes queued (not yet taken for applying) */
+  get queued(): { commands: number; bytes: number; batches: number } {
+    return { commands: this.commands, bytes: this.chars, batches: this.queue.length };
+  }
+
+  get isEmpty(): boolean {
+    return this.queue.length === 0;
+  }
+
+  /** The batch planning goes into: the last one unless it is sealed. */
+  open(position: Position | null): Batch {
+    const last = this.queue[this.queue.length - 1];
+    if (last && !last.sealed) return last;
+    const b: Batch = {
+      id: this.newId(),
+      parts: new Map(),
+      commandCount: 0,
+      bytes: 0,
+      transactions: 0,
+      endLsn: ZERO_LSN,
+      position,
+      lastCommitTime: null,
+      counts: new Map(),
+      onApplied: [],
+      sealed: false,
+    };
+    this.queue.push(b);
+    return b;
+  }
+
+  /** The open batch takes nothing more (a TRUNCATE follows: its unlink runs before the next MULTI). */
+  sealOpen(): void {
+    const last = this.queue[this.queue.length - 1];
+    if (last) last.sealed = true;
+  }
+
+  part(batch: Batch, lane: string): LanePart {
+    let part = batch.parts.get(lane);
+    if (!part) {
+      part = { commands: [], origins: [], unlinkPrefixes: [] };
+      batch.parts.set(lane, part);
+    }
+    return part;
+  }
+
+  add(batch: Batch, part: LanePart, cmd: RedisCommand, origin: CommandOrigin | null): void {
+    part.commands.push(cmd);
+    part.origins.push(origin);
+    batch.commandCount++;
+    this.commands++;
+    let n = 0;
+    for (let i = 1; i < cmd.length; i++) n += cmd[i]!.length;
+    batch.bytes += n;
+    this.chars += n;
+  }
+
+  count(batch: Batch, sink: string, action: string, n = 1): void {
+    const k = `${sink}\u0000${action}`;
+    batch.counts.set(k, (batch.counts.get(k) ?? 0) + n);
+  }
+
+  /** After planning into `batch`: seal it when it is full. */
+  settle(batch: Batch): void {
+    if (batch.commandCount >= this.limits.maxCommands || batch.bytes >= this.limits.maxBytes) batch.sealed = true;
+  }
+
+  /** The next batch to apply (sealed as it is taken), or null. */
+  next(): Batch | null {
+    const b = this.queue.shift();
+    if (!b) return null;
+    b.sealed = true;
+    this.commands -= b.commandCount;
+    this.chars -= b.bytes;
+    return b;
+  }
+
+  /** Would more intake overflow the queue? (`extraRows`/`extraBytes`: a transaction being received) */
+  full(extraRows = 0, extraBytes = 0): boolean {
+    return this.commands + extraRows >= this.limits.maxCommands || this.chars + extraBytes >= this.limits.maxBytes;
+  }
+
+  /** Drops every queued batch (stopping). Returns them so their waiters can be told. */
+  clear(): Batch[] {
+    const out = this.queue.splice(0);
+    this.commands = 0;
+    this.chars = 0;
+    return out;
+  }
+}
+
+/** Splits a "sink\0action" count key. */
+export function countKey(k: string): { sink: string; action: string } {
+  const at = k.indexOf('\u0000');
+  return { sink: k.slice(0, at), action: k.slice(at + 1) };
+}

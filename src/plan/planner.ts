@@ -1,0 +1,207 @@
+import type { Change, LogicalMessage, TableInfo, Transaction } from '../core/change.js';
+import { fillUnchangedToast } from '../core/toast.js';
+import type { MessageMeta } from '../core/render.js';
+import { comparePositions, type Position } from '../core/position.js';
+import type { Lsn } from '../core/lsn.js';
+import { microsToUnixMs } from '../core/time.js';
+import { WATERMARK_PREFIX } from '../core/keyspace.js';
+import { errorMessage } from '../util/errors.js';
+import type { PlanOutput, RedisCommand } from '../sinks/sink.js';
+import { commandKeys } from '../core/command.js';
+import { failedMessageCommand } from '../pipeline/failed-messages.js';
+import type { Batch, Batcher, CommandOrigin, LanePart } from './batcher.js';
+import { changesFor, positionAfter, takesFrom, truncatedTables, type SinkRuntime } from './route.js';
+import { Windows, type Window } from './windows.js';
+
+/** What planning tells the runtime about (logs and metrics): no I/O here. */
+export interface PlanEvents {
+  failed(sink: string, change: Change, meta: MessageMeta, reason: string): void;
+  /** a TRUNCATE of `table` removes the sink's keys under `prefix` (null: no fixed prefix, cannot) */
+  truncate(sink: string, table: TableInfo, prefix: string | null): void;
+  /** a chunk of a large transaction is planned on its own (atomic per chunk only) */
+  chunk(commitLsn: Lsn, through: number): void;
+}
+
+type Output = PlanOutput & { current: Change | null; bookkeeping(cmd: RedisCommand): void };
+
+/**
+ * Turns transactions, watermark windows and retries into batches, in stream order. Pure apart
+ * from the sinks' sandboxed functions: the same input always gives the same batches.
+ */
+export class Planner {
+  /** where the stream is, as planned (the position of batches opened from now on) */
+  planned: Position | null = null;
+
+  constructor(
+    private readonly batcher: Batcher,
+    readonly windows: Windows,
+    private readonly events: PlanEvents,
+    private readonly sinks: () => readonly SinkRuntime[],
+    /** Postgres time now (microseconds since 2000): stamps backfilled rows and failed messages */
+    private readonly clock: () => bigint,
+  ) {}
+
+  /** A whole transaction (or a chunk of a large one) received on connection `generation`. */
+  transaction(txn: Transaction, generation: number): Batch {
+    const sinks = this.sinks();
+    const truncated = truncatedTables(txn, sinks);
+    if (truncated.size > 0) this.batcher.sealOpen(); // the unlink runs before the batch's MULTI
+    const batch = this.batcher.open(this.planned);
+    const last = txn.changes[txn.changes.length - 1];
+    const after = positionAfter(txn, last !== undefined ? last.idx : -1);
+    for (const sink of sinks) {
+      if (!takesFrom(sink, generation)) continue;
+      const meta: MessageMeta = { commitLsn: txn.commitLsn, commitTimeMicros: txn.commitTimeMicros, sinkName: sink.name };
+      const part = this.batcher.part(batch, sink.redis);
+      const changes = changesFor(sink, txn, truncated).map(fillUnchangedToast);
+      if (changes.length > 0) this.planChanges(batch, part, sink, changes, meta);
+      for (const tr of txn.truncates) {
+        // sinks without truncatePattern keep a history (list, stream, pub/sub): nothing to remove
+        if (!sink.sink.truncatePattern || (sink.position !== null && comparePositions({ lsn: txn.commitLsn, idx: tr.idx }, sink.position) <= 0)) continue;
+        for (const table of tr.tables) {
+          if (!sink.matcher.matches(table)) continue;
+          const prefix = sink.sink.truncatePattern(table);
+          this.events.truncate(sink.name, table, prefix);
+          if (prefix !== null) part.unlinkPrefixes.push(prefix);
+        }
+      }
+      if (sink.position === null || comparePositions(after, sink.position) > 0) sink.position = after;
+    }
+    this.windows.track(txn.changes);
+    this.planned = after;
+    batch.position = after;
+    batch.lastCommitTime = txn.commitTimeMicros;
+    if (txn.complete) {
+      batch.transactions++;
+      batch.endLsn = txn.endLsn;
+    } else {
+      this.events.chunk(txn.commitLsn, after.idx ?? -1);
+    }
+    for (const msg of txn.messages) this.message(msg, generation);
+    this.batcher.settle(batch);
+    return batch;
+  }
+
+  /** A logical message (inside a transaction or not): watermarks open and close windows. */
+  message(msg: LogicalMessage, _generation: number): void {
+    if (msg.prefix !== WATERMARK_PREFIX) return;
+    const ev = this.windows.onWatermark(msg.content.toString('utf8'));
+    if (ev.kind !== 'closed') return;
+    const w = ev.window;
+    try {
+      if (w.mode === 'orphans') this.closeOrphans(w);
+      else this.closeRows(w, msg.lsn);
+    } catch (err) {
+      w.reject(err instanceof Error ? err : new Error(errorMessage(err)));
+    }
+  }
+
+  /** An idle keepalive: every sink is at `walEnd` once this (empty) batch is applied. */
+  keepalive(walEnd: Lsn): Batch {
+    const batch = this.batcher.open(this.planned);
+    this.planned = { lsn: walEnd, idx: null };
+    batch.position = this.planned;
+    batch.endLsn = walEnd;
+    for (const s of this.sinks()) if (s.hold === null && (s.position === null || comparePositions(this.planned, s.position) > 0)) s.position = this.planned;
+    return batch;
+  }
+
+  /**
+   * A failed message retried as it was (history sinks): `before` (bookkeeping), then the change,
+   * planned after everything taken in so far. `onApplied` runs once it is in Redis.
+   */
+  replay(sink: SinkRuntime, change: Change, meta: MessageMeta, before: readonly RedisCommand[], onApplied: () => void): void {
+    const batch = this.batcher.open(this.planned);
+    const part = this.batcher.part(batch, sink.redis);
+    const out = this.output(batch, part, sink.name, meta);
+    for (const cmd of before) out.bookkeeping(cmd);
+    this.planChanges(batch, part, sink, [change], meta, out);
+    batch.onApplied.push(onApplied);
+    this.batcher.settle(batch);
+  }
+
+  private closeRows(w: Window, lsn: Lsn): void {
+    const sink = this.sinks().find((s) => s.name === w.sink);
+    if (!sink) throw new Error(`sink "${w.sink}" was deleted`);
+    const { rows, skipped } = Windows.freshRows(w);
+    const table = w.table!;
+    const batch = this.batcher.open(this.planned);
+    const part = this.batcher.part(batch, sink.redis);
+    // a backfilled row is stamped with the high watermark's position and the time it is planned
+    const meta: MessageMeta = { commitLsn: lsn, commitTimeMicros: this.clock(), sinkName: sink.name };
+    const changes: Change[] = rows.map((row, idx) => ({ action: 'read', table, row, oldRow: null, oldKind: null, idx }));
+    const out = this.output(batch, part, sink.name, meta);
+    if (changes.length > 0) this.planChanges(batch, part, sink, changes, meta, out);
+    for (const cmd of w.extraCommands) out.bookkeeping(cmd);
+    const result = { emitted: changes.length, skipped };
+    batch.onApplied.push(() => w.resolve(result));
+    this.batcher.settle(batch);
+  }
+
+  private closeOrphans(w: Window): void {
+    const sink = this.sinks().find((s) => s.name === w.sink);
+    if (!sink) throw new Error(`sink "${w.sink}" was deleted`);
+    const { keys, skipped } = Windows.orphanKeys(w);
+    const batch = this.batcher.open(this.planned);
+    const part = this.batcher.part(batch, sink.redis);
+    for (const key of keys) this.batcher.add(batch, part, ['DEL', key], null);
+    const result = { emitted: keys.length, skipped };
+    batch.onApplied.push(() => w.resolve(result));
+    this.batcher.settle(batch);
+  }
+
+  /**
+   * Plans changes for one sink. With functions: one call into the sandbox for all of them, then
+   * each is skipped (filter), planned with the results (transform, route) or failed with the reason.
+   * A planning bug (anything but a message error) fails that message, never the stream.
+   */
+  private planChanges(batch: Batch, part: LanePart, sink: SinkRuntime, changes: readonly Change[], meta: MessageMeta, given?: Output): void {
+    const out = given ?? this.output(batch, part, sink.name, meta);
+    const results = sink.functions ? sink.functions.applySync(changes, meta) : null;
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i]!;
+      const r = results ? results[i]! : null;
+      if (r !== null && 'skip' in r) continue;
+      out.current = change;
+      if (r !== null && 'error' in r) out.fail(change, r.error);
+      else {
+        try {
+          sink.sink.plan(change, meta, out, r?.extras);
+        } catch (err) {
+          out.fail(change, `internal error while planning this message (please report it): ${errorMessage(err)}`);
+        }
+      }
+      this.batcher.count(batch, sink.name, change.action);
+    }
+  }
+
+  private output(batch: Batch, part: LanePart, sinkName: string, meta: MessageMeta): Output {
+    const { batcher, events, clock } = this;
+    const trackers = this.windows.keyTrackers(sinkName);
+    let origin: CommandOrigin | null = null;
+    let originOf: Change | null = null;
+    const out: Output = {
+      current: null,
+      command(cmd: RedisCommand): void {
+        if (trackers) for (const k of commandKeys(cmd)) for (const t of trackers) t.add(k);
+        if (originOf !== out.current) {
+          originOf = out.current;
+          origin = { sink: sinkName, change: out.current!, meta };
+        }
+        batcher.add(batch, part, cmd, origin);
+      },
+      bookkeeping(cmd: RedisCommand): void {
+        batcher.add(batch, part, cmd, null);
+      },
+      fail(change: Change, reason: string): void {
+        batcher.add(batch, part, failedMessageCommand(change, meta, reason, microsToDate(clock())), null);
+        events.failed(sinkName, change, meta, reason);
+      },
+    };
+    return out;
+  }
+}
+
+function microsToDate(micros: bigint): Date {
+  return new Date(microsToUnixMs(micros));
+}

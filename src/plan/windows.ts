@@ -1,0 +1,146 @@
+import type { Change, TableInfo } from '../core/change.js';
+import type { Tuple } from '../core/tuple.js';
+import { rowIdentity } from '../core/table-info.js';
+import type { RedisCommand } from '../sinks/sink.js';
+
+/**
+ * DBLog watermark windows, as the stream sees them. A window is registered before its low
+ * watermark is written to the WAL; once the low watermark arrives in the stream, every row the
+ * stream changes in the window's table is recorded as touched; the reader fills the window
+ * (rows read after the low watermark, or candidate orphan keys) before writing the high
+ * watermark; when the high watermark arrives the window closes and what was read is planned
+ * at that point of the stream, minus what the stream touched in between: no row moves back.
+ *
+ *   registered ──lw seen──► open (tracking) ──hw seen──► closed (planned, then applied)
+ *        │                      │
+ *        └──────cancel──────────┴──► cancelled
+ *
+ * Pure: no I/O. Used by backfills (rows), failed-message retry (rows) and orphan sweeps (keys).
+ */
+export type WindowMode = 'rows' | 'orphans';
+
+export interface WindowResult {
+  emitted: number;
+  skipped: number;
+}
+
+export interface Window {
+  readonly id: string;
+  readonly mode: WindowMode;
+  readonly sink: string;
+  readonly table: TableInfo | null;
+  /** the low watermark was seen: changes are tracked */
+  open: boolean;
+  /** row identities (rows) or keys (orphans) the stream touched between the watermarks */
+  readonly touched: Set<string>;
+  rows: Tuple[] | null;
+  orphans: string[] | null;
+  extraCommands: RedisCommand[];
+  readonly resolve: (r: WindowResult) => void;
+  readonly reject: (err: Error) => void;
+}
+
+export type WatermarkEvent =
+  | { kind: 'opened'; window: Window }
+  | { kind: 'closed'; window: Window }
+  | { kind: 'ignored' };
+
+export class Windows {
+  private readonly windows = new Map<string, Window>();
+
+  get size(): number {
+    return this.windows.size;
+  }
+
+  register(id: string, mode: WindowMode, sink: string, table: TableInfo | null): Promise<WindowResult> {
+    return new Promise<WindowResult>((resolve, reject) => {
+      this.windows.set(id, { id, mode, sink, table, open: false, touched: new Set(), rows: null, orphans: null, extraCommands: [], resolve, reject });
+    });
+  }
+
+  get(id: string): Window | undefined {
+    return this.windows.get(id);
+  }
+
+  fillRows(id: string, rows: Tuple[], extraCommands: RedisCommand[]): void {
+    const w = this.windows.get(id);
+    if (!w || w.mode !== 'rows') throw new Error(`backfill window ${id} is not open`);
+    w.rows = rows;
+    w.extraCommands = extraCommands;
+  }
+
+  fillOrphans(id: string, keys: string[]): void {
+    const w = this.windows.get(id);
+    if (!w || w.mode !== 'orphans') throw new Error(`orphan window ${id} is not open`);
+    w.orphans = keys;
+  }
+
+  cancel(id: string, reason: string): void {
+    const w = this.windows.get(id);
+    if (!w) return;
+    this.windows.delete(id);
+    w.reject(new Error(reason));
+  }
+
+  /** Cancels every window of a sink (deleted), or all of them (stopping). */
+  cancelAll(reason: string, sink?: string): void {
+    for (const w of [...this.windows.values()]) if (sink === undefined || w.sink === sink) this.cancel(w.id, reason);
+  }
+
+  /** A watermark message from the stream: `lw:<id>` opens, `hw:<id>` closes (and removes) the window. */
+  onWatermark(text: string): WatermarkEvent {
+    const kind = text.slice(0, 3);
+    const w = this.windows.get(text.slice(3));
+    if (!w) return { kind: 'ignored' }; // another process's watermark, or one from before a restart
+    if (kind === 'lw:') {
+      w.open = true;
+      return { kind: 'opened', window: w };
+    }
+    if (kind === 'hw:') {
+      this.windows.delete(w.id);
+      return { kind: 'closed', window: w };
+    }
+    return { kind: 'ignored' };
+  }
+
+  /** Changes the stream carries: rows they touch are newer than any chunk read in an open window. */
+  track(changes: readonly Change[]): void {
+    if (this.windows.size === 0) return;
+    for (const w of this.windows.values()) {
+      if (!w.open || w.mode !== 'rows' || !w.table) continue;
+      const name = w.table.qualifiedName;
+      for (const c of changes) {
+        if (c.table.qualifiedName !== name) continue;
+        w.touched.add(rowIdentity(c.table, c.row));
+        if (c.oldRow) w.touched.add(rowIdentity(c.table, c.oldRow));
+      }
+    }
+  }
+
+  /** Open orphan windows of a sink: the keys it writes while they are open are not orphans. */
+  keyTrackers(sink: string): Set<string>[] | null {
+    if (this.windows.size === 0) return null;
+    let out: Set<string>[] | null = null;
+    for (const w of this.windows.values()) if (w.mode === 'orphans' && w.open && w.sink === sink) (out ??= []).push(w.touched);
+    return out;
+  }
+
+  /** The chunk's rows the stream did not touch between the watermarks. */
+  static freshRows(w: Window): { rows: Tuple[]; skipped: number } {
+    if (!w.rows || !w.table) throw new Error('high watermark seen before the chunk was read');
+    const rows: Tuple[] = [];
+    let skipped = 0;
+    for (const row of w.rows) {
+      if (w.touched.has(rowIdentity(w.table, row))) skipped++;
+      else rows.push(row);
+    }
+    return { rows, skipped };
+  }
+
+  /** The candidate orphans the sink did not write between the watermarks. */
+  static orphanKeys(w: Window): { keys: string[]; skipped: number } {
+    if (!w.orphans) throw new Error('high watermark seen before the orphan keys were collected');
+    const keys = w.orphans.filter((k) => !w.touched.has(k));
+    return { keys, skipped: w.orphans.length - keys.length };
+  }
+}

@@ -1,0 +1,127 @@
+import type { Redis } from 'ioredis';
+import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
+import { errorMessage } from '../util/errors.js';
+import type { RedisClient } from './connect.js';
+import { encodeCommands, ReplyError, type RespConnection, type RespEndpoint, type Reply } from './resp-connection.js';
+
+/**
+ * One batch's MULTI … EXEC on one connection (or one hash slot):
+ *
+ *   MULTI · GET marker · data commands · SET position keys · SET marker <batch id> · EXEC
+ *
+ * Redis then holds the data and the positions of the same instant, and the marker tells after
+ * a lost reply whether the EXEC ran. Two writers send it (ioredis for Cluster and fallbacks, a
+ * pre-encoded RESP write for standalone/Sentinel); both check the replies with `checkExec`.
+ */
+export interface GroupWrite {
+  readonly markerKey: string;
+  readonly batchId: string;
+  readonly commands: readonly RedisCommand[];
+  readonly origins: readonly (CommandOrigin | null)[];
+  /** position keys and values (null: not written) */
+  readonly positions: readonly (readonly [string, string | null])[];
+}
+
+export interface GroupResult {
+  /** the marker as it was before (the caller compares it with the last batch it applied) */
+  readonly before: string | null;
+  /** data commands Redis refused at run time while the rest of the MULTI stood */
+  readonly rejected: RejectedCommand[];
+}
+
+/**
+ * The one reply check. `results` are EXEC's replies in order (an Error for a refused command),
+ * starting with the marker's GET. A refused data command is rejected (its message fails); a
+ * refused bookkeeping command (position, marker, failed-message record) throws: the batch is
+ * retried, since Redis holds an incomplete record of it.
+ */
+export function checkExec(results: readonly unknown[], w: GroupWrite): GroupResult {
+  const rejected: RejectedCommand[] = [];
+  for (let i = 1; i < results.length; i++) {
+    const r = results[i];
+    if (!(r instanceof Error)) continue;
+    const origin = w.origins[i - 1];
+    if (!origin) throw new Error(`Redis rejected a bookkeeping command: ${r.message}`);
+    rejected.push({ origin, error: r.message });
+  }
+  const before = results[0];
+  if (before instanceof Error) throw new Error(`Redis rejected a bookkeeping command: ${before.message}`);
+  if (before !== null && typeof before !== 'string') throw new Error(`unexpected reply to GET ${w.markerKey}: ${String(before)}`);
+  return { before, rejected };
+}
+
+function groupCommands(w: GroupWrite): (readonly string[])[] {
+  const cmds: (readonly string[])[] = [['GET', w.markerKey]];
+  for (const c of w.commands) cmds.push(c);
+  for (const [key, position] of w.positions) if (position !== null) cmds.push(['SET', key, position]);
+  cmds.push(['SET', w.markerKey, w.batchId]);
+  return cmds;
+}
+
+/**
+ * Through ioredis. A queue-time error (EXECABORT: OOM, NOPERM, READONLY, MOVED…) throws and
+ * nothing was applied.
+ */
+export async function execGroup(redis: RedisClient, w: GroupWrite): Promise<GroupResult> {
+  const multi = redis.multi();
+  for (const [name, ...args] of groupCommands(w)) multi.call(name!, ...args);
+  let results: [Error | null, unknown][] | null;
+  try {
+    results = await multi.exec();
+  } catch (err) {
+    const prev = (err as { previousErrors?: Error[] }).previousErrors;
+    const detail = prev && prev.length > 0 ? `: ${prev[0]!.message}` : '';
+    throw new Error(`${errorMessage(err)}${detail}`, { cause: err });
+  }
+  if (results === null) throw new Error('MULTI was aborted by Redis');
+  return checkExec(results.map(([err, value]) => err ?? value), w);
+}
+
+/**
+ * As one pre-encoded buffer on a RespConnection. MULTI must answer OK and each command QUEUED
+ * (or a queue-time error, then EXEC answers EXECABORT: throw, nothing was applied).
+ */
+export async function execGroupResp(conn: RespConnection, w: GroupWrite): Promise<GroupResult> {
+  const cmds = [['MULTI'], ...groupCommands(w), ['EXEC']];
+  const replies = await conn.request(encodeCommands(cmds), cmds.length);
+  const queued = cmds.length - 2;
+  if (replies[0] !== 'OK') throw new Error(`MULTI failed: ${describe(replies[0]!)}`);
+  let queueError: ReplyError | undefined;
+  for (let i = 1; i <= queued; i++) {
+    const r = replies[i]!;
+    if (r === 'QUEUED') continue;
+    if (!(r instanceof ReplyError)) throw new Error(`unexpected reply to a queued command: ${describe(r)}`);
+    queueError ??= r;
+  }
+  const exec = replies[queued + 1]!;
+  if (exec instanceof ReplyError) throw new Error(queueError ? `${exec.message}: ${queueError.message}` : exec.message);
+  if (exec === null) throw new Error('MULTI was aborted by Redis');
+  if (!Array.isArray(exec) || exec.length !== queued || queueError) throw new Error(`unexpected EXEC reply: ${describe(exec)}`);
+  return checkExec(exec.map((r) => (r instanceof ReplyError ? new Error(r.message) : r)), w);
+}
+
+/**
+ * Where the raw apply connection goes: the server, credentials, db, TLS options and name of the
+ * ioredis client (standalone or Sentinel). With Sentinel, the master the ioredis client is
+ * connected to now (it follows failovers; the raw connection follows it at its next batch).
+ */
+export function endpointOf(redis: Redis): RespEndpoint {
+  const o = redis.options;
+  let host = o.host ?? '127.0.0.1';
+  let port = o.port ?? 6379;
+  if (o.sentinels && o.sentinels.length > 0) {
+    const s = redis.stream as { remoteAddress?: string; remotePort?: number } | undefined;
+    if (redis.status !== 'ready' || !s?.remoteAddress || !s.remotePort) throw new Error('Redis (Sentinel) master connection is not ready');
+    host = s.remoteAddress;
+    port = s.remotePort;
+  }
+  const tls = o.tls === undefined ? undefined : typeof o.tls === 'object' ? o.tls : {};
+  // ioredis's defaults are null for "none"
+  return { host, port, tls, username: o.username ?? undefined, password: o.password ?? undefined, db: o.db ?? undefined, name: o.connectionName ?? undefined };
+}
+
+function describe(r: Reply): string {
+  if (r instanceof ReplyError) return r.message;
+  if (Array.isArray(r)) return `array of ${r.length}`;
+  return String(r);
+}

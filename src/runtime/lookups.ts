@@ -1,0 +1,114 @@
+import type { Change, TableInfo, Transaction } from '../core/change.js';
+import { hasUnchangedToast } from '../core/toast.js';
+import { RowFetcher } from '../pg/row-fetcher.js';
+import { keyedByPrimaryKey, type SinkRuntime } from '../plan/route.js';
+import { backoffDelayMs, sleep } from '../util/backoff.js';
+import { errorMessage } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+
+/**
+ * What a transaction may need from Postgres before it can be planned: the primary key of a
+ * REPLICA IDENTITY FULL table (pgoutput marks every column as key), and unchanged TOASTed
+ * values Postgres did not send. A lookup that fails is retried with backoff until it succeeds
+ * or Sluice stops; meanwhile `lastError` says why, and /health reports it.
+ */
+export class RowLookups {
+  lastError: string | null = null;
+  private readonly fetcher: RowFetcher;
+  private readonly primaryKeys = new Map<string, readonly string[] | null>();
+  private readonly keyedTables = new WeakMap<TableInfo, TableInfo>();
+  private readonly abort = new AbortController();
+
+  constructor(
+    url: string,
+    private readonly log: Logger,
+  ) {
+    this.fetcher = new RowFetcher(url);
+  }
+
+  /** Does `txn` need a lookup before planning? */
+  needs(txn: Transaction, sinks: readonly SinkRuntime[]): boolean {
+    for (const c of txn.changes) {
+      if (c.table.replicaIdentity === 'f' && !this.primaryKeys.has(c.table.qualifiedName)) return true;
+      if (needsToast(c) && sinks.some((s) => s.matcher.matches(c.table))) return true;
+    }
+    return false;
+  }
+
+  /** Looks up what `txn` needs, retrying until it succeeds (or rejects once stopped). */
+  async prepare(txn: Transaction, sinks: readonly SinkRuntime[]): Promise<Transaction> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.abort.signal.aborted) throw new Error('Sluice is stopping');
+      try {
+        const out = await this.lookup(txn, sinks);
+        if (this.lastError !== null) this.log.info('Postgres row lookups work again');
+        this.lastError = null;
+        return out;
+      } catch (err) {
+        this.lastError = `row lookups in Postgres fail (unchanged TOAST values, primary keys): ${errorMessage(err)}`;
+        const delay = backoffDelayMs(attempt, 200, 5000);
+        this.log.warn({ err: errorMessage(err), retryInMs: delay, attempt }, 'Postgres row lookup failed; will retry');
+        await this.fetcher.close();
+        await sleep(delay, this.abort.signal);
+      }
+    }
+  }
+
+  /** With REPLICA IDENTITY FULL, the changes re-keyed by the table's primary key. */
+  keyed(txn: Transaction): Transaction {
+    if (!txn.changes.some((c) => c.table.replicaIdentity === 'f')) return txn;
+    return { ...txn, changes: txn.changes.map((c) => (c.table.replicaIdentity === 'f' ? { ...c, table: this.keyedTable(c.table) } : c)) };
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    await this.fetcher.close();
+  }
+
+  private keyedTable(table: TableInfo): TableInfo {
+    let t = this.keyedTables.get(table);
+    if (!t) {
+      t = keyedByPrimaryKey(table, this.primaryKeys.get(table.qualifiedName));
+      this.keyedTables.set(table, t);
+    }
+    return t;
+  }
+
+  private async lookup(txn: Transaction, sinks: readonly SinkRuntime[]): Promise<Transaction> {
+    for (const c of txn.changes) {
+      const name = c.table.qualifiedName;
+      if (c.table.replicaIdentity === 'f' && !this.primaryKeys.has(name)) this.primaryKeys.set(name, await this.fetcher.primaryKey(name));
+    }
+    const wanted = txn.changes.filter((c) => needsToast(c) && sinks.some((s) => s.matcher.matches(c.table)));
+    return wanted.length === 0 ? txn : this.fillToast(txn, wanted);
+  }
+
+  /**
+   * Unchanged TOASTed values that Postgres did not send (no REPLICA IDENTITY FULL): read from
+   * the row as it is now. It is never older than this change, since the column was not changed
+   * by it, and any later change of it follows in the stream. A row deleted since is dropped
+   * here: its delete follows in the stream too.
+   */
+  private async fillToast(txn: Transaction, wanted: readonly Change[]): Promise<Transaction> {
+    const current = await this.fetcher.fetch(wanted);
+    const changes: Change[] = [];
+    for (const c of txn.changes) {
+      if (!wanted.includes(c)) {
+        changes.push(c);
+        continue;
+      }
+      const now = current.get(c);
+      if (!now) {
+        this.log.debug({ table: c.table.qualifiedName, idx: c.idx }, 'row deleted since; its unchanged TOAST values are not needed');
+        continue;
+      }
+      changes.push({ ...c, row: c.row.map((v, i) => (v === undefined ? now[i] : v)) });
+    }
+    return { ...txn, changes };
+  }
+}
+
+/** An update whose unchanged TOAST values were not sent with an old row to fill them from. */
+function needsToast(c: Change): boolean {
+  return c.action === 'update' && !(c.oldKind === 'O' && c.oldRow) && hasUnchangedToast(c);
+}

@@ -1,0 +1,563 @@
+/**
+ * The runtime: where the pure planning (src/plan) meets Postgres (src/pg) and Redis (src/redis).
+ *
+ *   change stream ─► intake (row lookups) ─► planner ─► batcher ─► lanes (MULTI/EXEC per Redis)
+ *        ▲                                                              │
+ *        └──────────────── confirm(min of batch end, held sinks) ◄──────┘
+ *
+ * States:
+ *
+ *   starting ──start()──► streaming ──stop()──► draining ──► stopped
+ *       │                    │                                  ▲
+ *       └──── fatal ───► failed ─────────────stop()─────────────┘
+ *
+ * `failed` is entered when the stream cannot go on (bytes that do not decode, a bug outside a
+ * sink's planning); a sink's planning bug fails that message only. Pausing reading for
+ * backpressure, row lookups or draining is not a state: `pauseReasons` says why.
+ *
+ * Sinks come and go while streaming (add, patch, pause, resume, remove). A held sink (paused,
+ * or starting) takes nothing and holds the slot's confirmed position at its own; resuming it
+ * restarts the stream from the slot, and every other sink skips what it already planned.
+ */
+import { randomUUID } from 'node:crypto';
+import { Cluster } from 'ioredis';
+import type { Change, LogicalMessage, TableInfo, Transaction } from '../core/change.js';
+import type { Tuple } from '../core/tuple.js';
+import type { MessageMeta } from '../core/render.js';
+import type { RedisCommand, RejectedCommand } from '../core/command.js';
+import { formatLsn, type Lsn, ZERO_LSN } from '../core/lsn.js';
+import { comparePositions, formatPosition, type Position } from '../core/position.js';
+import { microsSince2000, microsToUnixMs } from '../core/time.js';
+import { ChangeStream } from '../pg/change-stream.js';
+import { ApplyLane, type Lane } from '../redis/apply-lane.js';
+import { ClusterApplyLane } from '../redis/cluster-apply-lane.js';
+import { connectRedis, type RedisClient } from '../redis/connect.js';
+import { Batcher, countKey, type Batch } from '../plan/batcher.js';
+import { Planner } from '../plan/planner.js';
+import { confirmable, positionToWrite, ResendFilter, sinkRuntime, type SinkRuntime, type SinkSpec } from '../plan/route.js';
+import { Windows, type WindowResult } from '../plan/windows.js';
+import { failedMessageCommand } from '../pipeline/failed-messages.js';
+import type { Metrics } from '../metrics.js';
+import type { Logger } from '../util/log.js';
+import { errorMessage } from '../util/errors.js';
+import { RowLookups } from './lookups.js';
+
+export type { SinkRuntime, SinkSpec };
+export { WATERMARK_PREFIX } from '../core/keyspace.js';
+
+export type PipelineState = 'starting' | 'streaming' | 'draining' | 'stopped' | 'failed';
+
+export interface PipelineOptions {
+  source: { url: string; slot: string; publication: string };
+  sinks: readonly (SinkSpec & { paused?: boolean })[];
+  redis: ReadonlyMap<string, RedisClient>;
+  log: Logger;
+  metrics: Metrics;
+  /** a batch is closed once it holds this many commands (whole transactions only) */
+  batchMaxCommands: number;
+  /** a transaction with more changes is applied in chunks of this size */
+  maxTransactionRows: number;
+  /** bound of one batch (and of a chunk of a large transaction) in bytes: wide rows */
+  batchMaxBytes?: number;
+  /** Redis lost writes while running: these sinks must be backfilled again */
+  onDataLoss?: (sinks: string[], redis: string) => void;
+}
+
+/** Something that keeps Sluice from streaming or a sink from writing, for /health. */
+export interface Problem {
+  readonly component: 'pipeline' | 'source' | 'postgres' | 'redis';
+  readonly redis?: string;
+  readonly sinks?: readonly string[];
+  readonly reason: string;
+}
+
+const DEFAULT_BATCH_MAX_BYTES = 32 * 1024 * 1024;
+
+type IntakeItem = { kind: 'txn'; txn: Transaction; gen: number } | { kind: 'message'; msg: LogicalMessage; gen: number };
+
+export class Pipeline {
+  state: PipelineState = 'starting';
+  private readonly stream: ChangeStream;
+  private readonly batcher: Batcher;
+  private readonly windows = new Windows();
+  private readonly planner: Planner;
+  private readonly lookups: RowLookups;
+  private sinkList: SinkRuntime[];
+  private readonly lanes = new Map<string, Lane>();
+  private readonly redisErrors = new Map<string, string>();
+  private readonly pauseReasons = new Set<string>();
+  private readonly intakeQueue: IntakeItem[] = [];
+  private intakeBusy = false;
+  private applying = false;
+  private fatal: Error | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private lastAppliedCommitTime: bigint | null = null;
+  private readonly resend = new ResendState();
+
+  constructor(private readonly opts: PipelineOptions) {
+    const maxBytes = opts.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES;
+    this.sinkList = opts.sinks.map((s) => sinkRuntime(s, null, s.paused ? 'paused' : null));
+    this.batcher = new Batcher({ maxCommands: opts.batchMaxCommands, maxBytes }, randomUUID);
+    this.planner = new Planner(this.batcher, this.windows, this.planEvents(), () => this.sinkList, () => microsSince2000(Date.now()));
+    this.lookups = new RowLookups(opts.source.url, opts.log);
+    this.stream = new ChangeStream({
+      ...opts.source,
+      log: opts.log,
+      maxTransactionRows: opts.maxTransactionRows,
+      maxTransactionBytes: maxBytes,
+      onTransaction: (txn, gen) => this.intake({ kind: 'txn', txn, gen }),
+      onMessage: (msg, gen) => this.intake({ kind: 'message', msg, gen }),
+      onKeepalive: (walEnd) => this.onKeepalive(walEnd),
+      onConnected: (gen) => {
+        if (gen > 1) opts.metrics.reconnects.inc();
+      },
+      onFatal: (err) => this.fail(err),
+    });
+    for (const [name, client] of opts.redis) {
+      client.on('error', (err: Error) => this.redisErrors.set(name, err.message));
+      client.on('ready', () => this.redisErrors.delete(name));
+    }
+  }
+
+  get sinks(): readonly SinkRuntime[] {
+    return this.sinkList;
+  }
+
+  get confirmedLsn(): Lsn {
+    return this.stream.confirmedLsn;
+  }
+
+  get sourceState(): string {
+    return this.stream.state;
+  }
+
+  get lastError(): string | null {
+    return this.fatal?.message ?? this.stream.lastError ?? this.lookups.lastError ?? [...this.lanes.values()].find((l) => l.lastError)?.lastError ?? null;
+  }
+
+  /** Age of the last applied commit while something is pending; 0 when caught up. */
+  lagMs(nowMs = Date.now()): number {
+    if (this.isIdle() || this.lastAppliedCommitTime === null) return 0;
+    return Math.max(0, nowMs - microsToUnixMs(this.lastAppliedCommitTime));
+  }
+
+  laneStates(): { name: string; state: string; lastError: string | null }[] {
+    return [...this.lanes.values()].map((l) => ({ name: l.name, state: l.state, lastError: l.lastError }));
+  }
+
+  sinkRuntime(name: string): SinkRuntime | undefined {
+    return this.sinkList.find((s) => s.name === name);
+  }
+
+  redisFor(sinkName: string): RedisClient {
+    const s = this.sinkRuntime(sinkName);
+    const client = s ? this.opts.redis.get(s.redis) : undefined;
+    if (!client) throw new Error(`no Redis connection for sink "${sinkName}"`);
+    return client;
+  }
+
+  /** Where each held sink holds the slot (its position), for status and metrics. */
+  heldPositions(): { sink: string; reason: string; position: string | null }[] {
+    return this.sinkList.filter((s) => s.hold !== null).map((s) => ({ sink: s.name, reason: s.hold!, position: s.position === null ? null : formatPosition(s.position) }));
+  }
+
+  /** What keeps Sluice from streaming or a sink from writing now (empty: healthy). */
+  problems(): Problem[] {
+    const out: Problem[] = [];
+    if (this.state !== 'streaming') out.push({ component: 'pipeline', reason: this.fatal ? `stopped by an error: ${this.fatal.message}` : `Sluice is ${this.state}` });
+    if (this.stream.state !== 'streaming' && this.state === 'streaming') out.push({ component: 'source', reason: `replication stream ${this.stream.state}${this.stream.lastError ? `: ${this.stream.lastError}` : ''}` });
+    if (this.lookups.lastError) out.push({ component: 'postgres', reason: this.lookups.lastError });
+    for (const [name, client] of this.opts.redis) {
+      const sinks = this.sinkList.filter((s) => s.redis === name).map((s) => s.name);
+      if (sinks.length === 0) continue;
+      const lane = this.lanes.get(name);
+      if (lane?.state === 'retrying') out.push({ component: 'redis', redis: name, sinks, reason: `writes fail: ${lane.lastError ?? 'unknown error'}` });
+      else if (client.status !== 'ready' && client.status !== 'connecting' && this.state === 'streaming') out.push({ component: 'redis', redis: name, sinks, reason: `connection ${client.status}${this.redisErrors.has(name) ? `: ${this.redisErrors.get(name)}` : ''}` });
+    }
+    return out;
+  }
+
+  /**
+   * Connects Redis, reads each sink's position and starts streaming.
+   * @param slotConfirmed the slot's confirmed position (null: the slot is new)
+   * @returns sinks whose Redis is behind the slot (it lost writes: backfill them again) and
+   *   sinks Redis knows nothing of while the slot has history (new sinks, or lost data)
+   */
+  async start(slotConfirmed: Lsn | null = null): Promise<{ behind: string[]; unknown: string[] }> {
+    const behind: string[] = [];
+    const unknown: string[] = [];
+    for (const name of new Set(this.sinkList.map((s) => s.redis))) {
+      const lane = await this.ensureLane(name);
+      const sinks = this.sinkList.filter((s) => s.redis === name);
+      const loaded = await lane.load(sinks.map((s) => s.name));
+      for (const s of sinks) {
+        const l = loaded.get(s.name);
+        const pos = l?.skip ?? null;
+        s.startPosition = s.position = s.written = pos;
+        if (lane.behindCheck && pos !== null && slotConfirmed !== null && pos.lsn < slotConfirmed) {
+          behind.push(s.name);
+          this.opts.log.error({ sink: s.name, position: formatPosition(pos), slot: formatLsn(slotConfirmed) }, 'Redis is behind the replication slot: it lost writes');
+        } else if (!l?.known && slotConfirmed !== null && slotConfirmed > ZERO_LSN) {
+          unknown.push(s.name);
+        }
+        this.opts.log.info({ sink: s.name, position: pos === null ? null : formatPosition(pos), paused: s.hold === 'paused' }, 'sink ready');
+      }
+    }
+    if (behind.length > 0) this.opts.metrics.dataLoss.inc({ redis: 'at-start' });
+    this.state = 'streaming';
+    this.stream.start(ZERO_LSN);
+    return { behind, unknown };
+  }
+
+  /** Stops reading, applies what was received within `timeoutMs`, confirms, closes. */
+  async stop(timeoutMs = 15_000): Promise<void> {
+    if (this.state === 'stopped') return;
+    if (this.state !== 'failed') this.state = 'draining';
+    this.pause('draining');
+    const drained = await Promise.race([this.whenIdle().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+    if (!drained) this.opts.log.warn({ timeoutMs }, 'drain timed out (Redis is not taking writes); what was not applied is streamed again at the next start');
+    this.windows.cancelAll('Sluice is stopping');
+    for (const lane of this.lanes.values()) lane.stop();
+    this.batcher.clear();
+    await this.stream.stop();
+    await this.lookups.close();
+    this.state = 'stopped';
+    this.notifyIdle();
+    this.opts.log.info({ confirmed: formatLsn(this.stream.confirmedLsn) }, 'pipeline stopped');
+  }
+
+  /** Resolves once nothing is queued or being applied (or the pipeline failed). */
+  whenIdle(): Promise<void> {
+    if (this.isIdle() || this.fatal) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Resolves once everything planned so far is in Redis. */
+  afterQueued(): Promise<void> {
+    if (this.state !== 'streaming') return Promise.resolve();
+    return new Promise((resolve) => {
+      this.batcher.open(this.planner.planned).onApplied.push(resolve);
+      this.kick();
+    });
+  }
+
+  // ---- sinks at runtime ----------------------------------------------------------------------
+
+  /** Adds a sink that takes changes from now on (held while its Redis connection is made ready). */
+  async addSink(spec: SinkSpec, paused = false): Promise<SinkRuntime> {
+    if (this.sinkRuntime(spec.sink.name)) throw new Error(`a sink named "${spec.sink.name}" exists`);
+    const s = sinkRuntime(spec, this.planner.planned, 'starting');
+    s.written = null;
+    this.sinkList = [...this.sinkList, s];
+    try {
+      const lane = await this.ensureLane(s.redis);
+      const loaded = (await lane.load([s.name])).get(s.name);
+      s.startPosition = loaded?.skip ?? null;
+    } catch (err) {
+      this.sinkList = this.sinkList.filter((x) => x !== s);
+      throw err;
+    }
+    if (paused) s.hold = 'paused';
+    else this.release(s);
+    this.opts.log.info({ sink: s.name, from: s.position === null ? null : formatPosition(s.position), paused }, 'sink added');
+    return s;
+  }
+
+  /** Replaces a sink's spec (same name and Redis): later changes are planned with it. */
+  replaceSink(spec: SinkSpec): void {
+    const i = this.sinkList.findIndex((s) => s.name === spec.sink.name);
+    if (i < 0) throw new Error(`no sink named "${spec.sink.name}"`);
+    const old = this.sinkList[i]!;
+    const next: SinkRuntime = { ...sinkRuntime(spec, old.position, old.hold), startPosition: old.startPosition, written: old.written, fromGeneration: old.fromGeneration };
+    this.sinkList = this.sinkList.map((s, j) => (j === i ? next : s));
+  }
+
+  pauseSink(name: string): void {
+    const s = this.sinkRuntime(name);
+    if (!s) throw new Error(`no sink named "${name}"`);
+    if (s.hold === null) s.hold = 'paused';
+  }
+
+  resumeSink(name: string): void {
+    const s = this.sinkRuntime(name);
+    if (!s) throw new Error(`no sink named "${name}"`);
+    if (s.hold === 'paused') this.release(s);
+  }
+
+  /** Removes a sink at once; resolves once Redis holds no position of it any more. */
+  async removeSink(name: string): Promise<void> {
+    const s = this.sinkRuntime(name);
+    if (!s) throw new Error(`no sink named "${name}"`);
+    this.sinkList = this.sinkList.filter((x) => x !== s);
+    this.windows.cancelAll(`sink "${name}" was deleted`, name);
+    await this.afterQueued(); // batches planned before still write its position
+    await this.lanes.get(s.redis)?.forget(name);
+  }
+
+  /** Held sink → active: if the stream went past its position, restart it from the slot. */
+  private release(s: SinkRuntime): void {
+    s.hold = null;
+    const planned = this.planner.planned;
+    if (planned !== null && (s.position === null || comparePositions(s.position, planned) < 0)) {
+      s.fromGeneration = this.stream.generation + 1;
+      this.resend.resetAt(s.fromGeneration);
+      this.opts.log.info({ sink: s.name, from: s.position === null ? null : formatPosition(s.position) }, 'sink resumed: streaming again from the slot to apply what it missed');
+      this.stream.restart();
+    }
+  }
+
+  // ---- backfill windows (DBLog) ------------------------------------------------------------
+
+  /** Registers a backfill chunk before its low watermark is emitted; `applied` resolves once its rows are in Redis. */
+  openBackfillWindow(sinkName: string, table: TableInfo): { id: string; applied: Promise<WindowResult> } {
+    if (!this.sinkRuntime(sinkName)) throw new Error(`no sink named "${sinkName}"`);
+    const id = randomUUID();
+    return { id, applied: this.windows.register(id, 'rows', sinkName, table) };
+  }
+
+  /** An orphan sweep: keys collected after the low watermark are deleted at the high one, except those written in between. */
+  openOrphanWindow(sinkName: string): { id: string; applied: Promise<WindowResult> } {
+    if (!this.sinkRuntime(sinkName)) throw new Error(`no sink named "${sinkName}"`);
+    const id = randomUUID();
+    return { id, applied: this.windows.register(id, 'orphans', sinkName, null) };
+  }
+
+  fillOrphanWindow(id: string, keys: string[]): void {
+    this.windows.fillOrphans(id, keys);
+  }
+
+  /** The chunk's rows, read after the low watermark; call before emitting the high watermark. */
+  fillBackfillWindow(id: string, rows: Tuple[], extraCommands: RedisCommand[]): void {
+    this.windows.fillRows(id, rows, extraCommands);
+  }
+
+  cancelBackfillWindow(id: string, reason: string): void {
+    this.windows.cancel(id, reason);
+  }
+
+  /** A failed message retried as it was (history sinks), after everything taken in so far. */
+  replayMessage(sinkName: string, change: Change, meta: MessageMeta, before: RedisCommand[]): Promise<void> {
+    const sink = this.sinkRuntime(sinkName);
+    if (!sink) return Promise.reject(new Error(`no sink named "${sinkName}"`));
+    if (this.state !== 'streaming') return Promise.reject(new Error(`Sluice is ${this.state}`));
+    return new Promise((resolve) => {
+      this.planner.replay(sink, change, meta, before, resolve);
+      this.kick();
+    });
+  }
+
+  // ---- intake --------------------------------------------------------------------------------
+
+  private onKeepalive(walEnd: Lsn): void {
+    // Everything received is applied: the server's position may be confirmed, so an idle slot
+    // on a busy database does not hold WAL forever. It is written to Redis first (an empty
+    // batch), so a sink's position is never behind the slot unless Redis lost writes.
+    if (this.state !== 'streaming' || this.stream.inTransaction || !this.isIdle() || walEnd <= this.stream.confirmedLsn) return;
+    this.planner.keepalive(walEnd);
+    this.kick();
+  }
+
+  private intake(item: IntakeItem): void {
+    this.intakeQueue.push(item);
+    if (!this.intakeBusy) this.drainIntake();
+    // a large transaction being received counts toward the queue: memory stays bounded
+    this.updateBackpressure();
+  }
+
+  private drainIntake(): void {
+    try {
+      while (this.intakeQueue.length > 0 && !this.fatal) {
+        const item = this.intakeQueue[0]!;
+        if (item.kind === 'txn' && this.lookups.needs(item.txn, this.sinkList)) {
+          this.intakeBusy = true;
+          this.pause('intake');
+          this.lookups.prepare(item.txn, this.sinkList).then(
+            (txn) => {
+              item.txn = txn;
+              // the table is looked up now: needs() is false for it
+              this.intakeBusy = false;
+              this.resume('intake');
+              this.process(this.intakeQueue.shift()!);
+              this.drainIntake();
+            },
+            (err: unknown) => {
+              this.intakeBusy = false;
+              if (this.state === 'streaming') this.fail(err);
+              this.notifyIdle();
+            },
+          );
+          return;
+        }
+        this.intakeQueue.shift();
+        this.process(item);
+      }
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.kick();
+  }
+
+  private process(item: IntakeItem): void {
+    if (this.resend.shouldReset(item.gen)) this.resend.filter.reset();
+    if (item.kind === 'message') {
+      this.planner.message(item.msg, item.gen);
+      return;
+    }
+    const txn = this.resend.filter.take(item.txn);
+    if (txn === null) return;
+    this.planner.transaction(this.lookups.keyed(txn), item.gen);
+  }
+
+  // ---- applying ------------------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.applying || this.fatal || this.intakeBusy || this.state === 'stopped') return;
+    const batch = this.batcher.next();
+    if (!batch) {
+      this.notifyIdle();
+      return;
+    }
+    this.applying = true;
+    this.updateBackpressure();
+    this.applyBatch(batch).then(
+      () => {
+        this.applying = false;
+        this.updateBackpressure();
+        this.kick();
+      },
+      (err: unknown) => {
+        this.applying = false;
+        if (this.state === 'streaming') this.fail(err);
+        this.notifyIdle();
+      },
+    );
+  }
+
+  private async applyBatch(batch: Batch): Promise<void> {
+    const started = performance.now();
+    const { metrics } = this.opts;
+    const sinks = this.sinkList;
+    await Promise.all(
+      [...this.lanes.values()].map(async (lane) => {
+        const part = batch.parts.get(lane.name) ?? { commands: [], origins: [], unlinkPrefixes: [] };
+        const positions = sinks.filter((s) => s.redis === lane.name).map((s) => {
+          const p = positionToWrite(s, batch.position);
+          return [s.name, p === null ? null : formatPosition(p)] as const;
+        });
+        if (part.commands.length === 0 && part.unlinkPrefixes.length === 0 && positions.every(([, p]) => p === null)) return;
+        const retriesBefore = lane.retries;
+        const rejected = await lane.apply({ batchId: batch.id, commands: part.commands, origins: part.origins, positions, unlinkPrefixes: part.unlinkPrefixes });
+        // refused commands are recorded through the same lane, before the batch counts as applied
+        if (rejected.length > 0) await lane.apply({ batchId: randomUUID(), commands: this.failedRecords(rejected), origins: [], positions, unlinkPrefixes: [] });
+        if (lane.retries > retriesBefore) metrics.redisRetries.inc({ redis: lane.name }, lane.retries - retriesBefore);
+        metrics.batches.inc({ redis: lane.name });
+      }),
+    );
+    if (batch.endLsn > ZERO_LSN) {
+      const lsn = confirmable(batch.endLsn, this.sinkList);
+      this.stream.confirm(lsn);
+      metrics.confirmedLsn.set(Number(this.stream.confirmedLsn));
+    }
+    if (batch.lastCommitTime !== null) this.lastAppliedCommitTime = batch.lastCommitTime;
+    metrics.transactions.inc(batch.transactions);
+    for (const [k, n] of batch.counts) metrics.changes.inc(countKey(k), n);
+    metrics.batchSeconds.observe((performance.now() - started) / 1000);
+    for (const cb of batch.onApplied) cb();
+  }
+
+  private failedRecords(rejected: readonly RejectedCommand[]): RedisCommand[] {
+    return rejected.map((r) => {
+      this.planEvents().failed(r.origin.sink, r.origin.change, r.origin.meta, `Redis rejected the command: ${r.error}`);
+      return failedMessageCommand(r.origin.change, r.origin.meta, `Redis rejected the command: ${r.error}`);
+    });
+  }
+
+  private async ensureLane(name: string): Promise<Lane> {
+    const existing = this.lanes.get(name);
+    if (existing) return existing;
+    const client = this.opts.redis.get(name);
+    if (!client) throw new Error(`no Redis connection named "${name}"`);
+    await connectRedis(client);
+    const again = this.lanes.get(name); // made while connecting
+    if (again) return again;
+    const onDataLoss = (): void => {
+      this.opts.metrics.dataLoss.inc({ redis: name });
+      this.opts.onDataLoss?.(this.sinkList.filter((s) => s.redis === name).map((s) => s.name), name);
+    };
+    const lane: Lane = client instanceof Cluster ? new ClusterApplyLane(name, client, this.opts.log, onDataLoss) : new ApplyLane(name, client, this.opts.log, onDataLoss);
+    this.lanes.set(name, lane);
+    return lane;
+  }
+
+  private planEvents(): ConstructorParameters<typeof Planner>[2] {
+    const { metrics, log } = this.opts;
+    return {
+      failed: (sink, change, meta, reason) => {
+        metrics.failed.inc({ sink });
+        log.warn({ sink, table: change.table.qualifiedName, lsn: formatLsn(meta.commitLsn), idx: change.idx, reason }, 'message failed');
+      },
+      truncate: (sink, table, prefix) => {
+        if (prefix === null) log.warn({ sink, table: table.qualifiedName }, 'TRUNCATE cannot be applied: the key template has no fixed prefix; run sluice verify --repair');
+        else log.info({ sink, table: table.qualifiedName, prefix }, 'TRUNCATE: keys with this prefix will be removed');
+      },
+      chunk: (lsn, through) => log.info({ lsn: formatLsn(lsn), through }, 'large transaction: applying a chunk of it (atomic per chunk only)'),
+    };
+  }
+
+  /** While a batch is applied, stop reading once the queue (and the transaction being received) is full. */
+  private updateBackpressure(): void {
+    if (this.applying && this.batcher.full(this.stream.openRows, this.stream.openBytes)) this.pause('backpressure');
+    else this.resume('backpressure');
+  }
+
+  private pause(reason: string): void {
+    if (this.pauseReasons.size === 0) this.stream.pause();
+    this.pauseReasons.add(reason);
+  }
+
+  private resume(reason: string): void {
+    if (!this.pauseReasons.delete(reason)) return;
+    if (this.pauseReasons.size === 0) this.stream.resume();
+  }
+
+  private fail(err: unknown): void {
+    if (this.fatal) return;
+    this.fatal = err instanceof Error ? err : new Error(String(err));
+    if (this.state === 'streaming' || this.state === 'starting') this.state = 'failed';
+    this.pause('failed');
+    this.opts.log.error({ err: errorMessage(err) }, 'pipeline stopped by an error');
+    this.notifyIdle();
+  }
+
+  private isIdle(): boolean {
+    return !this.applying && this.batcher.isEmpty && this.intakeQueue.length === 0 && !this.intakeBusy;
+  }
+
+  private notifyIdle(): void {
+    if (!this.isIdle() && !this.fatal && this.state !== 'stopped') return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    waiters.forEach((w) => w());
+  }
+}
+
+/**
+ * The resend filter, and when to reset it: after a restart for a resumed sink, the first item
+ * of the new connection starts a replay that the filter must let through (every active sink
+ * skips what it already planned by its own position).
+ */
+class ResendState {
+  readonly filter = new ResendFilter();
+  private resetGeneration: number | null = null;
+
+  resetAt(generation: number): void {
+    this.resetGeneration = generation;
+  }
+
+  shouldReset(generation: number): boolean {
+    if (this.resetGeneration === null || generation < this.resetGeneration) return false;
+    this.resetGeneration = null;
+    return true;
+  }
+}
