@@ -249,7 +249,7 @@ export function spawnManaged(command: string, args: readonly string[], opts: Spa
         let timer: NodeJS.Timeout | undefined;
         const check = (): void => {
           for (; next < lines.length; next++) {
-            const l = lines[next];
+            const l = lines[next]!; // next < lines.length
             if (stream !== 'both' && l.stream !== stream) continue;
             if (re.test(l.line)) {
               cleanup();

@@ -115,14 +115,17 @@ describe('array literal properties', () => {
     const matrix = fc
       .tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }))
       .chain(([rows, cols]) =>
-        fc.array(fc.array(fc.option(element, { nil: null }), { minLength: cols, maxLength: cols }), {
-          minLength: rows,
-          maxLength: rows,
-        }),
+        fc.tuple(
+          fc.array(fc.array(fc.option(element, { nil: null }), { minLength: cols, maxLength: cols }), {
+            minLength: rows,
+            maxLength: rows,
+          }),
+          fc.constant(cols),
+        ),
       );
     fc.assert(
-      fc.property(matrix, fc.boolean(), (m, decorate) => {
-        const prefix = decorate ? `[0:${m.length - 1}][5:${m[0].length + 4}]=` : '';
+      fc.property(matrix, fc.boolean(), ([m, cols], decorate) => {
+        const prefix = decorate ? `[0:${m.length - 1}][5:${cols + 4}]=` : '';
         assert.equal(arrayLiteralToJson(prefix + formatArray(m), quote), JSON.stringify(m));
       }),
       { numRuns: 500 },

@@ -80,7 +80,7 @@ function schemaOptions(root: AnySchema): { options: SchemaOption[]; variants: Se
     const objects = u.options.map((o) => unwrap(o as AnySchema));
     assert.ok(objects.every((o) => o instanceof z.ZodObject), `${display}: a union of objects`);
     const shapes = (objects as z.ZodObject[]).map((o) => o.shape);
-    const common = Object.keys(shapes[0]).filter((k) => shapes.every((sh) => k in sh));
+    const common = Object.keys(shapes[0] ?? {}).filter((k) => shapes.every((sh) => k in sh));
     for (const shape of shapes) {
       const tag = unwrap(shape[discriminator] as AnySchema);
       assert.ok(tag instanceof z.ZodLiteral, `${display}.${discriminator} is a literal`);
@@ -131,9 +131,10 @@ function docOptions(text: string): { options: DocOption[]; violations: string[] 
     if (inFence) return;
     const heading = /^(#{1,6})\s+(.*)$/.exec(line);
     if (heading !== null) {
-      const level = heading[1].length;
-      while (stack.length > 0 && stack[stack.length - 1].level >= level) stack.pop();
-      const name = /^`([^`]+)`/.exec(heading[2])?.[1];
+      // both groups always take part in a match
+      const level = heading[1]!.length;
+      while (stack.length > 0 && stack[stack.length - 1]!.level >= level) stack.pop();
+      const name = /^`([^`]+)`/.exec(heading[2]!)?.[1];
       if (name !== undefined) options.push({ section: section(), key: name, line: lineNo, kind: 'heading' });
       stack.push({ level, name });
       return;
@@ -143,14 +144,15 @@ function docOptions(text: string): { options: DocOption[]; violations: string[] 
       return;
     }
     const cells = line.slice(1, line.endsWith('|') ? -1 : undefined).split('|').map((c) => c.trim());
+    const first = cells[0] ?? '';
     if (table === undefined) {
-      table = cells[0] === 'Key' ? 'options' : 'other';
+      table = first === 'Key' ? 'options' : 'other';
       if (table === 'options' && section().length === 0) violations.push(`line ${lineNo}: an option table outside any \`option\` section`);
       return;
     }
-    if (table === 'other' || /^:?-+:?$/.test(cells[0])) return;
-    const key = /^`([A-Za-z_][A-Za-z0-9_]*)`$/.exec(cells[0])?.[1];
-    if (key === undefined) violations.push(`line ${lineNo}: the first cell of an option table must be an option name in backticks (got ${cells[0]})`);
+    if (table === 'other' || /^:?-+:?$/.test(first)) return;
+    const key = /^`([A-Za-z_][A-Za-z0-9_]*)`$/.exec(first)?.[1];
+    if (key === undefined) violations.push(`line ${lineNo}: the first cell of an option table must be an option name in backticks (got ${first})`);
     else options.push({ section: section(), key, line: lineNo, kind: 'row' });
   });
   return { options, violations };
@@ -216,7 +218,7 @@ test('docs/configuration.md documents no option that does not exist', () => {
 // ---------------------------------------------------------------------------------------------
 // Examples
 
-const yamlBlocks = [...DOC.matchAll(/^```yaml\n([\s\S]*?)^```/gm)].map((m) => ({ text: m[1], line: DOC.slice(0, m.index).split('\n').length }));
+const yamlBlocks = [...DOC.matchAll(/^```yaml\n([\s\S]*?)^```/gm)].map((m) => ({ text: m[1]!, line: DOC.slice(0, m.index).split('\n').length }));
 
 /** ${NAME:-default} → default, ${NAME} → "secret" (unquoted values are read as YAML, as in the loader). */
 const substitute = (text: string): string => text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, _name: string, dflt?: string) => dflt ?? 'secret');
@@ -257,7 +259,7 @@ test('the JSON examples (sink blocks for the API) are valid', () => {
   const blocks = [...DOC.matchAll(/^```json\n([\s\S]*?)^```/gm)];
   assert.ok(blocks.length >= 1);
   for (const m of blocks) {
-    const r = parseSinkBlock(JSON.parse(m[1]), { redisNames: ['cache'] });
+    const r = parseSinkBlock(JSON.parse(m[1]!), { redisNames: ['cache'] }); // the group always takes part
     assert.ok(r.ok, r.ok ? '' : r.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
   }
 });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config/load.js';
 import type { ConfigProblem } from '../../src/config/errors.js';
 import { parseSinkBlock, type SinkConfig } from '../../src/config/sink-block.js';
+import { at } from '../support/at.js';
 
 const ONE = { redisNames: ['cache'] };
 const TWO = { redisNames: ['cache', 'queue'] };
@@ -27,13 +28,13 @@ const pairs = (ps: ConfigProblem[]): Array<[string, string]> => ps.map((p) => [p
 function fromFile(block: Record<string, unknown>, redisNames: readonly string[]): SinkConfig {
   const redis = redisNames.map((n) => `  ${n}:\n    url: redis://localhost:6379\n`).join('');
   const yaml = `source:\n  url: postgres://app@localhost/app\nredis:\n${redis}sinks:\n  - ${JSON.stringify(block)}\n`;
-  return parseConfig(yaml, { file: 'sluice.yaml', env: {} }).sinks[0];
+  return at(parseConfig(yaml, { file: 'sluice.yaml', env: {} }).sinks, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
 // valid blocks
 
-const VALID: Record<string, Record<string, unknown>> = {
+const VALID = {
   string: { name: 'products-cache', type: 'string', tables: ['products'], key: 'product:{pk}', expire_ms: 3600000, backfill: true },
   hash: { name: 'users-index', type: 'hash', tables: ['public.users'], mode: 'field', key: 'users', field: '{pk}' },
   list: { name: 'new-orders', type: 'list', tables: ['orders'], key: 'orders:new', max_length: 1000 },
@@ -48,7 +49,7 @@ const VALID: Record<string, Record<string, unknown>> = {
     filter: "record.symbol !== 'TEST'",
     transform: 'function transform(action, record) { return { ...record, seen: true }; }',
   },
-};
+} satisfies Record<string, Record<string, unknown>>;
 
 test('a valid block of each sink type gives the same sink as in sluice.yaml, defaults filled in', () => {
   for (const [type, block] of Object.entries(VALID)) {
@@ -88,7 +89,7 @@ test('redis: the only connection is the default; with several it is required; it
   assert.deepEqual(pairs(problems({ ...VALID.stream, redis: 'nope' }, TWO)), [['redis', 'unknown redis connection "nope" (known: cache, queue)']]);
   assert.deepEqual(pairs(problems({ ...VALID.stream, redis: '' })), [['redis', 'must not be empty']]);
   assert.deepEqual(pairs(problems({ ...VALID.stream, redis: 7 })), [['redis', 'must be a string (got 7)']]);
-  assert.equal(problems(VALID.stream, { redisNames: [] })[0].path, 'redis');
+  assert.equal(at(problems(VALID.stream, { redisNames: [] }), 0).path, 'redis');
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ test('an unknown key is named, with a "did you mean" hint, or the sink types it 
   assert.deepEqual(pairs(problems({ ...VALID.string, member: '{sku}' })), [
     ['member', 'unknown key "member" (not an option of string sinks; it belongs to set, zset sinks)'],
   ]);
-  const [p] = problems({ ...VALID.string, colour: 'blue' });
+  const p = at(problems({ ...VALID.string, colour: 'blue' }), 0);
   assert.equal(p.path, 'colour');
   assert.match(p.message, /^unknown key "colour" \(known keys: name, redis, tables, /);
 });
@@ -126,8 +127,9 @@ test('the name is required and must be a valid sink name', () => {
 test('a function given as a file path is refused: the API takes inline code only', () => {
   for (const option of ['filter', 'transform', 'route'] as const) {
     for (const path of ['./functions/route.ts', 'route.js', '/etc/sluice/f.mjs']) {
-      const [p, ...rest] = problems({ ...VALID.stream, [option]: path });
-      assert.equal(rest.length, 0);
+      const ps = problems({ ...VALID.stream, [option]: path });
+      assert.equal(ps.length, 1);
+      const p = at(ps, 0);
       assert.equal(p.path, option);
       assert.match(p.message, /^use an inline function in the API: ".*" is a file path, and the server cannot read the caller's files/);
     }
@@ -142,7 +144,7 @@ test('a function given as a file path is refused: the API takes inline code only
 test('type-specific rules and templates are checked as in the file', () => {
   assert.deepEqual(pairs(problems({ name: 'l', type: 'list', tables: ['t'] })), [['key', 'is required']]);
   assert.deepEqual(pairs(problems({ ...VALID.hash, field: undefined })), [['field', 'is required with mode: field (the hash field template, e.g. "{pk}")']]);
-  const [p] = problems({ ...VALID.string, key: 'product:{pk' });
+  const p = at(problems({ ...VALID.string, key: 'product:{pk' }), 0);
   assert.equal(p.path, 'key');
   assert.deepEqual(pairs(problems({ ...VALID.string, tables: ['products', 'products'] })), [['tables[1]', '"public.products" is listed twice']]);
 });
@@ -176,8 +178,8 @@ test('a body that is not an object', () => {
   for (const body of [null, [], 'string', 3, undefined]) {
     const ps = problems(body);
     assert.equal(ps.length, 1);
-    assert.equal(ps[0].path, '');
-    assert.match(ps[0].message, /^must be a JSON object: the sink's block as written under sinks: in sluice.yaml \(got /);
+    assert.equal(at(ps, 0).path, '');
+    assert.match(at(ps, 0).message, /^must be a JSON object: the sink's block as written under sinks: in sluice.yaml \(got /);
   }
 });
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, configPathFrom, loadConfig, parseConfig } from '../../src/config/load.js';
 import type { ConfigProblem } from '../../src/config/load.js';
+import { at, entry } from '../support/at.js';
 import { closestKey } from '../../src/config/schema.js';
 import type {
   HashSinkConfig,
@@ -73,13 +74,13 @@ function problemsOf(text: string, env: NodeJS.ProcessEnv = {}): ConfigProblem[] 
 function onlyProblem(text: string, env: NodeJS.ProcessEnv = {}): ConfigProblem {
   const problems = problemsOf(text, env);
   assert.equal(problems.length, 1, `expected one problem, got:\n${problems.map((p) => `${p.line} ${p.path}: ${p.message}`).join('\n')}`);
-  return problems[0];
+  return at(problems, 0);
 }
 
 /** 1-based line of the first line of `text` containing `needle` (after `after`, if given). */
 function lineOf(text: string, needle: string, after = 0): number {
   const lines = text.split('\n');
-  for (let i = after; i < lines.length; i++) if (lines[i].includes(needle)) return i + 1;
+  for (let i = after; i < lines.length; i++) if (lines[i]!.includes(needle)) return i + 1; // i < lines.length
   throw new Error(`${needle} not in text`);
 }
 
@@ -99,8 +100,9 @@ test('the full example from the spec parses', () => {
   const cfg = parse(FULL_EXAMPLE, { SLUICE_TOKEN: 's3cret' });
   assert.deepEqual(cfg.source, { url: 'postgres://postgres@127.0.0.1:5432/app', slot: 'sluice', publication: 'sluice', retained_wal_warn_bytes: 1024 ** 3 });
   assert.deepEqual(cfg.redis.cache, { kind: 'url', url: 'redis://user:pass@127.0.0.1:6379/0', tls: undefined });
-  assert.equal(cfg.redis.secure.kind, 'url');
-  assert.deepEqual(cfg.redis.secure.tls, { ca: resolve('ca.pem'), insecure: false });
+  const secure = entry(cfg.redis, 'secure');
+  assert.equal(secure.kind, 'url');
+  assert.deepEqual(secure.tls, { ca: resolve('ca.pem'), insecure: false });
   assert.deepEqual(cfg.redis.cluster1, {
     kind: 'cluster',
     cluster: ['redis://127.0.0.1:7000', 'redis://127.0.0.1:7001'],
@@ -108,7 +110,7 @@ test('the full example from the spec parses', () => {
     password: undefined,
     tls: undefined,
   });
-  const ha = cfg.redis.ha;
+  const ha = entry(cfg.redis, 'ha');
   assert.equal(ha.kind, 'sentinel');
   if (ha.kind === 'sentinel') assert.deepEqual(ha.sentinel, { name: 'mymaster', nodes: ['redis://127.0.0.1:26379'] });
   assert.equal(cfg.sinks.length, 1);
@@ -185,7 +187,7 @@ test('the output types carry the defaults (compile-time check)', () => {
   const cfg = parse(minimal('  - { name: s, type: string, tables: [t] }\n'));
   const slot: string = cfg.source.slot;
   const publication: string = cfg.source.publication;
-  const sink: SinkConfig = cfg.sinks[0];
+  const sink: SinkConfig = at(cfg.sinks, 0);
   const actions: SinkAction[] = sink.actions;
   const redis: string = sink.redis;
   const port: number = cfg.http.port;
@@ -198,7 +200,7 @@ test('the output types carry the defaults (compile-time check)', () => {
 
 test('actions are deduplicated and kept in insert, update, delete order', () => {
   const cfg = parse(minimal('  - { name: s, type: string, tables: [t], actions: [delete, insert, delete] }\n'));
-  assert.deepEqual(cfg.sinks[0].actions, ['insert', 'delete']);
+  assert.deepEqual(at(cfg.sinks, 0).actions, ['insert', 'delete']);
 });
 
 test('redis connections: cluster and sentinel options, TLS paths relative to the config file', () => {
@@ -677,9 +679,10 @@ test('environment defaults are used, and unquoted values are read as YAML values
   const cfg = parse(text, { TTL: '60000', BACKFILL: 'true' });
   assert.equal(cfg.http.port, 8080);
   assert.equal(cfg.http.token, '007', 'quoted: stays a string');
-  assert.equal(cfg.sinks[0].backfill, true);
-  assert.equal(cfg.sinks[0].expire_ms, 60000);
-  assert.deepEqual(cfg.sinks[0].tables, ['public.products']);
+  const sink = at(cfg.sinks, 0);
+  assert.equal(sink.backfill, true);
+  assert.equal(sink.expire_ms, 60000);
+  assert.deepEqual(sink.tables, ['public.products']);
 });
 
 test('an environment value cannot change the structure of the file', () => {
@@ -718,9 +721,9 @@ test('a YAML syntax error becomes a ConfigError with its line', () => {
 
   const bad = 'sinks:\n  - name: a\n   type: b\n';
   const problems = problemsOf(bad);
-  assert.ok(problems.length >= 1);
-  assert.equal(problems[0].line, 3);
-  assert.match(problems[0].message, /^YAML syntax error: /);
+  const first = at(problems, 0);
+  assert.equal(first.line, 3);
+  assert.match(first.message, /^YAML syntax error: /);
 });
 
 test('duplicate keys are a YAML error', () => {
@@ -770,7 +773,7 @@ test('loadConfig reads a file; a missing file is a ConfigError', () => {
     writeFileSync(path, FULL_EXAMPLE);
     const cfg = loadConfig(path, { SLUICE_TOKEN: 't' });
     assert.equal(cfg.http.token, 't');
-    assert.equal(cfg.redis.secure.tls?.ca, join(dir, 'ca.pem'));
+    assert.equal(entry(cfg.redis, 'secure').tls?.ca, join(dir, 'ca.pem'));
 
     writeFileSync(path, FULL_EXAMPLE.replace('type: string ', 'type: strng  '));
     assert.throws(

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { at } from '../support/at.js';
 import { LineCounter, parseDocument } from 'yaml';
 import {
   protectReferences,
@@ -17,8 +18,8 @@ test('${VAR} is replaced by its value', () => {
 test('an unset variable without a default is an error naming it; set but empty is ""', () => {
   const r = substituteEnv('x${MISSING}y', {});
   assert.equal(r.errors.length, 1);
-  assert.equal(r.errors[0].variable, 'MISSING');
-  assert.equal(r.errors[0].message, 'environment variable MISSING is not set (write ${MISSING:-default} to give a default)');
+  assert.equal(at(r.errors, 0).variable, 'MISSING');
+  assert.equal(at(r.errors, 0).message, 'environment variable MISSING is not set (write ${MISSING:-default} to give a default)');
   assert.deepEqual(substituteEnv('x${EMPTY}y', { EMPTY: '' }), { value: 'xy', variables: ['EMPTY'], errors: [] });
 });
 
@@ -46,10 +47,10 @@ test('$${ is a literal ${ and a lone $ is kept', () => {
 });
 
 test('malformed references are errors', () => {
-  assert.match(substituteEnv('${1ABC}', {}).errors[0].message, /^invalid variable reference "\$\{1ABC\}"/);
-  assert.match(substituteEnv('${}', {}).errors[0].message, /^invalid variable reference/);
-  assert.match(substituteEnv('${A B}', {}).errors[0].message, /^invalid variable reference/);
-  assert.match(substituteEnv('abc ${HOME', {}).errors[0].message, /^unterminated "\$\{"/);
+  assert.match(at(substituteEnv('${1ABC}', {}).errors, 0).message, /^invalid variable reference "\$\{1ABC\}"/);
+  assert.match(at(substituteEnv('${}', {}).errors, 0).message, /^invalid variable reference/);
+  assert.match(at(substituteEnv('${A B}', {}).errors, 0).message, /^invalid variable reference/);
+  assert.match(at(substituteEnv('abc ${HOME', {}).errors, 0).message, /^unterminated "\$\{"/);
 });
 
 test('plain values are read as YAML 1.2 core scalars', () => {
