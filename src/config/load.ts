@@ -57,7 +57,7 @@ export function parseConfig(text: string, opts: ParseConfigOptions): SluiceConfi
       file,
       doc.errors.map((e) => {
         const { line, col } = lineCounter.linePos(e.pos[0]);
-        return { path: '', line, column: col, message: `YAML syntax error: ${unprotect(e.message.split('\n')[0])}` };
+        return { path: '', line, column: col, message: `YAML syntax error: ${unprotect(e.message.split('\n')[0] ?? '')}` };
       }),
     );
   }

@@ -70,7 +70,8 @@ export const redisConnectionSchema = rawRedisConnectionSchema
       // runs even when a field failed, so that all problems are reported at once: be defensive
       if (!isRecord(c)) return;
       const kinds = CONNECTION_KINDS.filter((k) => c[k] !== undefined);
-      if (kinds.length === 0) {
+      const [kind] = kinds;
+      if (kind === undefined) {
         ctx.addIssue({ code: 'custom', message: 'needs exactly one of url, cluster or sentinel' });
         return;
       }
@@ -78,7 +79,6 @@ export const redisConnectionSchema = rawRedisConnectionSchema
         ctx.addIssue({ code: 'custom', message: `has ${kinds.join(' and ')}: use exactly one of url, cluster or sentinel` });
         return;
       }
-      const kind = kinds[0];
       if (c.db !== undefined && kind !== 'sentinel') {
         ctx.addIssue({
           code: 'custom',

@@ -200,5 +200,8 @@ export function sinkRedisProblem(redis: unknown, connectionNames: readonly strin
 
 /** The connection a sink writes to: its `redis`, else the only connection (once sinkRedisProblem passed). */
 export function defaultSinkRedis(redis: string | undefined, connectionNames: readonly string[]): string {
-  return redis ?? connectionNames[0];
+  const name = redis ?? connectionNames[0];
+  // sinkRedisProblem reports a sink without redis unless there is exactly one connection
+  if (name === undefined) throw new Error('defaultSinkRedis: no redis connection to default to');
+  return name;
 }
