@@ -96,7 +96,7 @@ export class SinkControl {
 
   async create(body: unknown): Promise<SinkConfig> {
     const sink = this.validate(body);
-    if (this.pipeline.sinkRuntime(sink.name) || this.origins.has(sink.name)) throw new ControlError(409, 'sink_exists', `a sink named "${sink.name}" exists already`);
+    if (this.pipeline.sinkRuntime(sink.name) || this.origins.has(sink.name)) throw new ControlError(400, 'sink_exists', `a sink named "${sink.name}" exists already`, [{ path: 'name', message: `"${sink.name}" is taken` }]);
     const spec = specFromConfig(sink, this.configDir);
     await this.publish(sink);
     await this.state.createSink(sink.name, body as Record<string, unknown>);

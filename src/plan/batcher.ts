@@ -29,8 +29,10 @@ export interface Batch {
   transactions: number;
   /** end LSN of the last complete transaction: what may be confirmed once applied (0: none) */
   endLsn: Lsn;
-  /** where every active sink is once this batch is applied */
+  /** where the stream is once this batch is applied */
   position: Position | null;
+  /** where each sink that took part is once this batch is applied: written with it */
+  readonly sinkPositions: Map<string, Position>;
   lastCommitTime: bigint | null;
   /** "sink\0action" → changes, for metrics */
   readonly counts: Map<string, number>;
@@ -82,6 +84,7 @@ export class Batcher {
       transactions: 0,
       endLsn: ZERO_LSN,
       position,
+      sinkPositions: new Map(),
       lastCommitTime: null,
       counts: new Map(),
       onApplied: [],

@@ -65,7 +65,11 @@ export class Planner {
           if (prefix !== null) part.unlinkPrefixes.push(prefix);
         }
       }
-      if (sink.position === null || comparePositions(after, sink.position) > 0) sink.position = after;
+      if (sink.position === null || comparePositions(after, sink.position) > 0) {
+        sink.position = after;
+        batch.sinkPositions.set(sink.name, after);
+      }
+      if (sink.catchUpTo !== null && comparePositions(sink.position, sink.catchUpTo) >= 0) sink.catchUpTo = null;
     }
     this.windows.track(txn.changes);
     this.planned = after;
@@ -102,7 +106,12 @@ export class Planner {
     this.planned = { lsn: walEnd, idx: null };
     batch.position = this.planned;
     batch.endLsn = walEnd;
-    for (const s of this.sinks()) if (s.hold === null && (s.position === null || comparePositions(this.planned, s.position) > 0)) s.position = this.planned;
+    for (const s of this.sinks()) {
+      if (s.hold === null && (s.position === null || comparePositions(this.planned, s.position) > 0)) {
+        s.position = this.planned;
+        batch.sinkPositions.set(s.name, this.planned);
+      }
+    }
     return batch;
   }
 

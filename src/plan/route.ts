@@ -43,6 +43,8 @@ export interface SinkRuntime extends SinkSpec {
   /** the furthest position written (or about to be) to Redis with a batch: never moves back */
   written: Position | null;
   hold: HoldReason | null;
+  /** resumed: until it has planned up to here, it still holds the slot (it replays what it missed) */
+  catchUpTo: Position | null;
   /**
    * Stream items received on an older connection than this are not for the sink: after a
    * resume the stream is restarted from the slot, and what was already queued is newer than
@@ -61,6 +63,7 @@ export function sinkRuntime(spec: SinkSpec & { name?: string }, position: Positi
     position,
     written: position,
     hold,
+    catchUpTo: null,
     fromGeneration: 0,
   };
 }
@@ -70,6 +73,7 @@ export function respec(runtime: SinkRuntime, spec: SinkSpec): SinkRuntime {
   const next = sinkRuntime(spec, runtime.position, runtime.hold);
   next.startPosition = runtime.startPosition;
   next.written = runtime.written;
+  next.catchUpTo = runtime.catchUpTo;
   next.fromGeneration = runtime.fromGeneration;
   return next;
 }
@@ -108,17 +112,15 @@ export function positionAfter(txn: Transaction, lastIdx: number): Position {
 }
 
 /**
- * The position to write for a sink with a batch (null: none). Never backwards: while the stream
- * replays for a resumed sink, the others keep the position they had. A held sink is written up to where it was held.
+ * The position to write for a sink with a batch: what was planned for it in that batch (null:
+ * nothing, Redis keeps what it has). Never backwards. Not the stream's position: while a sink
+ * is held, or replays after a resume, the stream is elsewhere.
  */
-export function positionToWrite(sink: SinkRuntime, batchPosition: Position | null): Position | null {
-  let target = batchPosition;
-  // held: batches planned before the hold still carry its changes, later ones do not
-  if (sink.hold !== null && target !== null && (sink.position === null || comparePositions(target, sink.position) > 0)) target = sink.position;
-  const w = sink.written;
-  if (w !== null && (target === null || comparePositions(target, w) < 0)) return w;
-  sink.written = target;
-  return target;
+export function positionToWrite(sink: SinkRuntime, planned: Position | null): Position | null {
+  if (planned === null) return null;
+  if (sink.written !== null && comparePositions(planned, sink.written) <= 0) return null;
+  sink.written = planned;
+  return planned;
 }
 
 /**
@@ -129,8 +131,11 @@ export function positionToWrite(sink: SinkRuntime, batchPosition: Position | nul
 export function confirmable(batchEnd: Lsn, sinks: readonly SinkRuntime[]): Lsn {
   let lsn = batchEnd;
   for (const s of sinks) {
-    if (s.hold === null || s.position === null) continue;
-    const held = s.position.idx === null ? s.position.lsn : s.position.lsn - 1n;
+    if (s.hold === null && s.catchUpTo === null) continue;
+    // what Redis has for it for sure: the position written with an applied batch
+    const pos = s.written !== null && (s.position === null || comparePositions(s.written, s.position) < 0) ? s.written : s.position;
+    if (pos === null) continue;
+    const held = pos.idx === null ? pos.lsn : pos.lsn - 1n;
     if (held < lsn) lsn = held;
   }
   return lsn;

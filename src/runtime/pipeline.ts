@@ -26,7 +26,7 @@ import type { Tuple } from '../core/tuple.js';
 import type { MessageMeta } from '../core/render.js';
 import type { RedisCommand, RejectedCommand } from '../core/command.js';
 import { formatLsn, type Lsn, ZERO_LSN } from '../core/lsn.js';
-import { comparePositions, formatPosition, type Position } from '../core/position.js';
+import { comparePositions, formatPosition } from '../core/position.js';
 import { microsSince2000, microsToUnixMs } from '../core/time.js';
 import { ChangeStream } from '../pg/change-stream.js';
 import { ApplyLane, type Lane } from '../redis/apply-lane.js';
@@ -268,7 +268,7 @@ export class Pipeline {
     const i = this.sinkList.findIndex((s) => s.name === spec.sink.name);
     if (i < 0) throw new Error(`no sink named "${spec.sink.name}"`);
     const old = this.sinkList[i]!;
-    const next: SinkRuntime = { ...sinkRuntime(spec, old.position, old.hold), startPosition: old.startPosition, written: old.written, fromGeneration: old.fromGeneration };
+    const next: SinkRuntime = { ...sinkRuntime(spec, old.position, old.hold), startPosition: old.startPosition, written: old.written, fromGeneration: old.fromGeneration, catchUpTo: old.catchUpTo };
     this.sinkList = this.sinkList.map((s, j) => (j === i ? next : s));
   }
 
@@ -300,6 +300,7 @@ export class Pipeline {
     const planned = this.planner.planned;
     if (planned !== null && (s.position === null || comparePositions(s.position, planned) < 0)) {
       s.fromGeneration = this.stream.generation + 1;
+      s.catchUpTo = planned;
       this.resend.resetAt(s.fromGeneration);
       this.opts.log.info({ sink: s.name, from: s.position === null ? null : formatPosition(s.position) }, 'sink resumed: streaming again from the slot to apply what it missed');
       this.stream.restart();
@@ -442,7 +443,7 @@ export class Pipeline {
       [...this.lanes.values()].map(async (lane) => {
         const part = batch.parts.get(lane.name) ?? { commands: [], origins: [], unlinkPrefixes: [] };
         const positions = sinks.filter((s) => s.redis === lane.name).map((s) => {
-          const p = positionToWrite(s, batch.position);
+          const p = positionToWrite(s, batch.sinkPositions.get(s.name) ?? null);
           return [s.name, p === null ? null : formatPosition(p)] as const;
         });
         if (part.commands.length === 0 && part.unlinkPrefixes.length === 0 && positions.every(([, p]) => p === null)) return;
