@@ -34,8 +34,8 @@ const root = import.meta.dirname;
  *   plan (pure)                   + sinks, functions
  *   state                         core, util, config, pg
  *   metrics.ts                    core, util, config
- *   pipeline/ helpers, runtime/   everything above; pipeline/ helpers never import runtime/
- *   failed-retry, backfill        + runtime/ (they act on the running Pipeline)
+ *   runtime/                      everything above: the one place where I/O meets the pure parts
+ *   backfill                      + runtime/ (it acts on the running Pipeline)
  *   verify, control               + backfill (repair re-copies through the BackfillManager;
  *                                 control adds and removes sinks of a running Sluice)
  *   http, demo, app.ts, cli       top: nothing below imports them; cli is the entry point
@@ -52,18 +52,15 @@ const LAYERS = [
   { target: 'plan', allow: ['core', 'util', 'config', 'sinks', 'functions'] },
   { target: 'state', allow: ['core', 'util', 'config', 'pg'] },
   { target: 'metrics.ts', allow: ['core', 'util', 'config'] },
-  // The pipeline/ helpers (failed messages, row fetcher, …) sit under runtime/, which uses them.
-  { target: 'pipeline/!(failed-retry).ts', allow: [...BELOW_ENGINE, 'pipeline'] },
-  { target: 'runtime', allow: [...BELOW_ENGINE, 'pipeline/!(failed-retry).ts'] },
-  // Retrying failed messages, backfill and verify/repair drive a running Pipeline (runtime/).
-  { target: 'pipeline/failed-retry.ts', allow: [...BELOW_ENGINE, 'pipeline', 'runtime'] },
-  { target: 'backfill', allow: [...BELOW_ENGINE, 'pipeline', 'runtime'] },
-  { target: 'verify', allow: [...BELOW_ENGINE, 'pipeline', 'runtime', 'backfill'] },
-  { target: 'control', allow: [...BELOW_ENGINE, 'pipeline', 'runtime', 'backfill'] },
+  { target: 'runtime', allow: [...BELOW_ENGINE] },
+  // Backfill and verify/repair drive a running Pipeline (runtime/).
+  { target: 'backfill', allow: [...BELOW_ENGINE, 'runtime'] },
+  { target: 'verify', allow: [...BELOW_ENGINE, 'runtime', 'backfill'] },
+  { target: 'control', allow: [...BELOW_ENGINE, 'runtime', 'backfill'] },
   // Top: they may import anything below, but not the entry point or each other upwards.
-  { target: 'http', allow: [...BELOW_ENGINE, 'pipeline', 'runtime', 'backfill', 'verify', 'control'] },
+  { target: 'http', allow: [...BELOW_ENGINE, 'runtime', 'backfill', 'verify', 'control'] },
   { target: 'demo', allow: [...BELOW_ENGINE] },
-  { target: 'app.ts', allow: [...BELOW_ENGINE, 'pipeline', 'runtime', 'backfill', 'verify', 'control', 'http'] },
+  { target: 'app.ts', allow: [...BELOW_ENGINE, 'runtime', 'backfill', 'verify', 'control', 'http'] },
   // cli/ may import everything.
 ];
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { SluiceConfig } from '../config/schema.js';
 import type { Pipeline } from '../runtime/pipeline.js';
 import type { Logger } from '../util/log.js';
-import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, FailedMessages, discardFailed, getFailed, listFailed } from '../pipeline/failed-retry.js';
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, FailedMessages, discardFailed, getFailed, listFailed } from '../runtime/failed-retry.js';
 import { apiError, sendError } from './api-error.js';
 
 export interface MessageRoutesDeps {

@@ -7,8 +7,8 @@ import { microsToUnixMs } from '../core/time.js';
 import { WATERMARK_PREFIX } from '../core/keyspace.js';
 import { errorMessage } from '../util/errors.js';
 import type { PlanOutput, RedisCommand } from '../sinks/sink.js';
-import { commandKeys } from '../core/command.js';
-import { failedMessageCommand } from '../pipeline/failed-messages.js';
+import { commandKeys, type RejectedCommand } from '../core/command.js';
+import { failedMessageCommand } from './failed-messages.js';
 import type { Batch, Batcher, CommandOrigin, LanePart } from './batcher.js';
 import { changesFor, positionAfter, takesFrom, truncatedTables, type SinkRuntime } from './route.js';
 import { Windows, type Window } from './windows.js';
@@ -127,6 +127,15 @@ export class Planner {
     this.planChanges(batch, part, sink, [change], meta, out);
     batch.onApplied.push(onApplied);
     this.batcher.settle(batch);
+  }
+
+  /** Failed-message records for data commands Redis refused (written through the same lane, before the batch counts as applied). */
+  rejected(rejected: readonly RejectedCommand[]): RedisCommand[] {
+    return rejected.map((r) => {
+      const reason = `Redis rejected the command: ${r.error}`;
+      this.events.failed(r.origin.sink, r.origin.change, r.origin.meta, reason);
+      return failedMessageCommand(r.origin.change, r.origin.meta, reason, microsToDate(this.clock()));
+    });
   }
 
   private closeRows(w: Window, lsn: Lsn): void {

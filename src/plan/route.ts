@@ -180,3 +180,23 @@ export function keyedByPrimaryKey(table: TableInfo, primaryKey: readonly string[
   const columns = table.columns.map((c) => ({ ...c, isKey: primaryKey.includes(c.name) }));
   return { ...table, columns, keyIndexes: columns.flatMap((c, i) => (c.isKey ? [i] : [])) };
 }
+
+/**
+ * The resend filter, and when to reset it: after a restart for a resumed sink, the first item
+ * of the new connection starts a replay that the filter must let through (every active sink
+ * skips what it already planned by its own position).
+ */
+export class ResendState {
+  readonly filter = new ResendFilter();
+  private resetGeneration: number | null = null;
+
+  resetAt(generation: number): void {
+    this.resetGeneration = generation;
+  }
+
+  shouldReset(generation: number): boolean {
+    if (this.resetGeneration === null || generation < this.resetGeneration) return false;
+    this.resetGeneration = null;
+    return true;
+  }
+}

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
-import type { RedisCommand } from '../sinks/sink.js';
+import type { RedisCommand } from '../core/command.js';
 import { commandKeys } from '../core/command.js';
 import { isCovered, parsePosition, type Position } from '../core/position.js';
 import { RetryingLane, type ApplyPart, type DataLoss, type Lane, type LoadedSink } from './apply-lane.js';

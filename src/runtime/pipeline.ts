@@ -20,56 +20,35 @@
  * restarts the stream from the slot, and every other sink skips what it already planned.
  */
 import { randomUUID } from 'node:crypto';
-import { Cluster } from 'ioredis';
 import type { Change, LogicalMessage, TableInfo, Transaction } from '../core/change.js';
 import type { Tuple } from '../core/tuple.js';
 import type { MessageMeta } from '../core/render.js';
-import type { RedisCommand, RejectedCommand } from '../core/command.js';
+import type { RedisCommand } from '../core/command.js';
 import { formatLsn, type Lsn, ZERO_LSN } from '../core/lsn.js';
 import { comparePositions, formatPosition } from '../core/position.js';
 import { microsSince2000, microsToUnixMs } from '../core/time.js';
 import { ChangeStream } from '../pg/change-stream.js';
-import { ApplyLane, type Lane } from '../redis/apply-lane.js';
-import { ClusterApplyLane } from '../redis/cluster-apply-lane.js';
-import { connectRedis, type RedisClient } from '../redis/connect.js';
+import type { Lane } from '../redis/apply-lane.js';
+import type { RedisClient } from '../redis/connect.js';
+import { ensureLane } from './lanes.js';
 import { Batcher, countKey, type Batch } from '../plan/batcher.js';
-import { Planner } from '../plan/planner.js';
-import { confirmable, positionToWrite, ResendFilter, sinkRuntime, type SinkRuntime, type SinkSpec } from '../plan/route.js';
-import { Windows, type WindowResult } from '../plan/windows.js';
-import { failedMessageCommand } from '../pipeline/failed-messages.js';
-import type { Metrics } from '../metrics.js';
-import type { Logger } from '../util/log.js';
+import { Planner, type PlanEvents } from '../plan/planner.js';
+import { planEvents } from './plan-events.js';
+import { confirmable, positionToWrite, ResendState, respec, sinkRuntime, type SinkRuntime, type SinkSpec } from '../plan/route.js';
+import { Windows, type WindowMode, type WindowResult } from '../plan/windows.js';
 import { errorMessage } from '../util/errors.js';
 import { RowLookups } from './lookups.js';
+import { findProblems, type Problem } from './health.js';
+import type { PipelineOptions } from './options.js';
+
+export type { PipelineOptions };
+
+export type { Problem };
 
 export type { SinkRuntime, SinkSpec };
-export { WATERMARK_PREFIX } from '../core/keyspace.js';
 
 export type PipelineState = 'starting' | 'streaming' | 'draining' | 'stopped' | 'failed';
 
-export interface PipelineOptions {
-  source: { url: string; slot: string; publication: string };
-  sinks: readonly (SinkSpec & { paused?: boolean })[];
-  redis: ReadonlyMap<string, RedisClient>;
-  log: Logger;
-  metrics: Metrics;
-  /** a batch is closed once it holds this many commands (whole transactions only) */
-  batchMaxCommands: number;
-  /** a transaction with more changes is applied in chunks of this size */
-  maxTransactionRows: number;
-  /** bound of one batch (and of a chunk of a large transaction) in bytes: wide rows */
-  batchMaxBytes?: number;
-  /** Redis lost writes while running: these sinks must be backfilled again */
-  onDataLoss?: (sinks: string[], redis: string) => void;
-}
-
-/** Something that keeps Sluice from streaming or a sink from writing, for /health. */
-export interface Problem {
-  readonly component: 'pipeline' | 'source' | 'postgres' | 'redis';
-  readonly redis?: string;
-  readonly sinks?: readonly string[];
-  readonly reason: string;
-}
 
 const DEFAULT_BATCH_MAX_BYTES = 32 * 1024 * 1024;
 
@@ -93,12 +72,14 @@ export class Pipeline {
   private idleWaiters: (() => void)[] = [];
   private lastAppliedCommitTime: bigint | null = null;
   private readonly resend = new ResendState();
+  private readonly events: PlanEvents;
 
   constructor(private readonly opts: PipelineOptions) {
     const maxBytes = opts.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES;
     this.sinkList = opts.sinks.map((s) => sinkRuntime(s, null, s.paused ? 'paused' : null));
     this.batcher = new Batcher({ maxCommands: opts.batchMaxCommands, maxBytes }, randomUUID);
-    this.planner = new Planner(this.batcher, this.windows, this.planEvents(), () => this.sinkList, () => microsSince2000(Date.now()));
+    this.events = planEvents(opts.metrics, opts.log);
+    this.planner = new Planner(this.batcher, this.windows, this.events, () => this.sinkList, () => microsSince2000(Date.now()));
     this.lookups = new RowLookups(opts.source.url, opts.log);
     this.stream = new ChangeStream({
       ...opts.source,
@@ -163,18 +144,16 @@ export class Pipeline {
 
   /** What keeps Sluice from streaming or a sink from writing now (empty: healthy). */
   problems(): Problem[] {
-    const out: Problem[] = [];
-    if (this.state !== 'streaming') out.push({ component: 'pipeline', reason: this.fatal ? `stopped by an error: ${this.fatal.message}` : `Sluice is ${this.state}` });
-    if (this.stream.state !== 'streaming' && this.state === 'streaming') out.push({ component: 'source', reason: `replication stream ${this.stream.state}${this.stream.lastError ? `: ${this.stream.lastError}` : ''}` });
-    if (this.lookups.lastError) out.push({ component: 'postgres', reason: this.lookups.lastError });
-    for (const [name, client] of this.opts.redis) {
-      const sinks = this.sinkList.filter((s) => s.redis === name).map((s) => s.name);
-      if (sinks.length === 0) continue;
-      const lane = this.lanes.get(name);
-      if (lane?.state === 'retrying') out.push({ component: 'redis', redis: name, sinks, reason: `writes fail: ${lane.lastError ?? 'unknown error'}` });
-      else if (client.status !== 'ready' && client.status !== 'connecting' && this.state === 'streaming') out.push({ component: 'redis', redis: name, sinks, reason: `connection ${client.status}${this.redisErrors.has(name) ? `: ${this.redisErrors.get(name)}` : ''}` });
-    }
-    return out;
+    return findProblems({
+      state: this.state,
+      fatal: this.fatal,
+      stream: { state: this.stream.state, lastError: this.stream.lastError },
+      lookupsError: this.lookups.lastError,
+      redis: this.opts.redis,
+      redisErrors: this.redisErrors,
+      lanes: this.lanes,
+      sinks: this.sinkList,
+    });
   }
 
   /**
@@ -267,8 +246,7 @@ export class Pipeline {
   replaceSink(spec: SinkSpec): void {
     const i = this.sinkList.findIndex((s) => s.name === spec.sink.name);
     if (i < 0) throw new Error(`no sink named "${spec.sink.name}"`);
-    const old = this.sinkList[i]!;
-    const next: SinkRuntime = { ...sinkRuntime(spec, old.position, old.hold), startPosition: old.startPosition, written: old.written, fromGeneration: old.fromGeneration, catchUpTo: old.catchUpTo };
+    const next = respec(this.sinkList[i]!, spec);
     this.sinkList = this.sinkList.map((s, j) => (j === i ? next : s));
   }
 
@@ -311,16 +289,18 @@ export class Pipeline {
 
   /** Registers a backfill chunk before its low watermark is emitted; `applied` resolves once its rows are in Redis. */
   openBackfillWindow(sinkName: string, table: TableInfo): { id: string; applied: Promise<WindowResult> } {
-    if (!this.sinkRuntime(sinkName)) throw new Error(`no sink named "${sinkName}"`);
-    const id = randomUUID();
-    return { id, applied: this.windows.register(id, 'rows', sinkName, table) };
+    return this.openWindow('rows', sinkName, table);
   }
 
   /** An orphan sweep: keys collected after the low watermark are deleted at the high one, except those written in between. */
   openOrphanWindow(sinkName: string): { id: string; applied: Promise<WindowResult> } {
+    return this.openWindow('orphans', sinkName, null);
+  }
+
+  private openWindow(mode: WindowMode, sinkName: string, table: TableInfo | null): { id: string; applied: Promise<WindowResult> } {
     if (!this.sinkRuntime(sinkName)) throw new Error(`no sink named "${sinkName}"`);
     const id = randomUUID();
-    return { id, applied: this.windows.register(id, 'orphans', sinkName, null) };
+    return { id, applied: this.windows.register(id, mode, sinkName, table) };
   }
 
   fillOrphanWindow(id: string, keys: string[]): void {
@@ -450,7 +430,7 @@ export class Pipeline {
         const retriesBefore = lane.retries;
         const rejected = await lane.apply({ batchId: batch.id, commands: part.commands, origins: part.origins, positions, unlinkPrefixes: part.unlinkPrefixes });
         // refused commands are recorded through the same lane, before the batch counts as applied
-        if (rejected.length > 0) await lane.apply({ batchId: randomUUID(), commands: this.failedRecords(rejected), origins: [], positions, unlinkPrefixes: [] });
+        if (rejected.length > 0) await lane.apply({ batchId: randomUUID(), commands: this.planner.rejected(rejected), origins: [], positions, unlinkPrefixes: [] });
         if (lane.retries > retriesBefore) metrics.redisRetries.inc({ redis: lane.name }, lane.retries - retriesBefore);
         metrics.batches.inc({ redis: lane.name });
       }),
@@ -467,43 +447,11 @@ export class Pipeline {
     for (const cb of batch.onApplied) cb();
   }
 
-  private failedRecords(rejected: readonly RejectedCommand[]): RedisCommand[] {
-    return rejected.map((r) => {
-      this.planEvents().failed(r.origin.sink, r.origin.change, r.origin.meta, `Redis rejected the command: ${r.error}`);
-      return failedMessageCommand(r.origin.change, r.origin.meta, `Redis rejected the command: ${r.error}`);
-    });
-  }
-
-  private async ensureLane(name: string): Promise<Lane> {
-    const existing = this.lanes.get(name);
-    if (existing) return existing;
-    const client = this.opts.redis.get(name);
-    if (!client) throw new Error(`no Redis connection named "${name}"`);
-    await connectRedis(client);
-    const again = this.lanes.get(name); // made while connecting
-    if (again) return again;
-    const onDataLoss = (): void => {
+  private ensureLane(name: string): Promise<Lane> {
+    return ensureLane(this.lanes, this.opts.redis, name, this.opts.log, () => {
       this.opts.metrics.dataLoss.inc({ redis: name });
       this.opts.onDataLoss?.(this.sinkList.filter((s) => s.redis === name).map((s) => s.name), name);
-    };
-    const lane: Lane = client instanceof Cluster ? new ClusterApplyLane(name, client, this.opts.log, onDataLoss) : new ApplyLane(name, client, this.opts.log, onDataLoss);
-    this.lanes.set(name, lane);
-    return lane;
-  }
-
-  private planEvents(): ConstructorParameters<typeof Planner>[2] {
-    const { metrics, log } = this.opts;
-    return {
-      failed: (sink, change, meta, reason) => {
-        metrics.failed.inc({ sink });
-        log.warn({ sink, table: change.table.qualifiedName, lsn: formatLsn(meta.commitLsn), idx: change.idx, reason }, 'message failed');
-      },
-      truncate: (sink, table, prefix) => {
-        if (prefix === null) log.warn({ sink, table: table.qualifiedName }, 'TRUNCATE cannot be applied: the key template has no fixed prefix; run sluice verify --repair');
-        else log.info({ sink, table: table.qualifiedName, prefix }, 'TRUNCATE: keys with this prefix will be removed');
-      },
-      chunk: (lsn, through) => log.info({ lsn: formatLsn(lsn), through }, 'large transaction: applying a chunk of it (atomic per chunk only)'),
-    };
+    });
   }
 
   /** While a batch is applied, stop reading once the queue (and the transaction being received) is full. */
@@ -543,22 +491,3 @@ export class Pipeline {
   }
 }
 
-/**
- * The resend filter, and when to reset it: after a restart for a resumed sink, the first item
- * of the new connection starts a replay that the filter must let through (every active sink
- * skips what it already planned by its own position).
- */
-class ResendState {
-  readonly filter = new ResendFilter();
-  private resetGeneration: number | null = null;
-
-  resetAt(generation: number): void {
-    this.resetGeneration = generation;
-  }
-
-  shouldReset(generation: number): boolean {
-    if (this.resetGeneration === null || generation < this.resetGeneration) return false;
-    this.resetGeneration = null;
-    return true;
-  }
-}

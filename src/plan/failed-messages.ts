@@ -2,7 +2,7 @@ import type { Change } from '../core/change.js';
 import { idempotencyKey, messageJson, type MessageMeta } from '../core/render.js';
 import { formatLsn } from '../core/lsn.js';
 import { microsToIsoUtc } from '../core/time.js';
-import type { RedisCommand } from '../sinks/sink.js';
+import type { RedisCommand } from '../core/command.js';
 import { failedKey } from '../core/keyspace.js';
 
 /*

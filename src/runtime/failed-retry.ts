@@ -12,7 +12,7 @@ import type { PlanOutput, SinkType } from '../sinks/sink.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { failedKey } from '../core/keyspace.js';
-import { storedMessageJson, withMessage, type FailedMessage } from './failed-messages.js';
+import { storedMessageJson, withMessage, type FailedMessage } from '../plan/failed-messages.js';
 import type { Pipeline, SinkRuntime } from '../runtime/pipeline.js';
 
 /** Sinks that hold the current state of rows: a retry writes the row as it is now. */

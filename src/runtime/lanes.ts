@@ -1,0 +1,19 @@
+import { Cluster } from 'ioredis';
+import { ApplyLane, type Lane } from '../redis/apply-lane.js';
+import { ClusterApplyLane } from '../redis/cluster-apply-lane.js';
+import { connectRedis, type RedisClient } from '../redis/connect.js';
+import type { Logger } from '../util/log.js';
+
+/** The lane of a Redis connection, made (and the connection made ready) the first time a sink needs it. */
+export async function ensureLane(lanes: Map<string, Lane>, redis: ReadonlyMap<string, RedisClient>, name: string, log: Logger, onDataLoss: () => void): Promise<Lane> {
+  const existing = lanes.get(name);
+  if (existing) return existing;
+  const client = redis.get(name);
+  if (!client) throw new Error(`no Redis connection named "${name}"`);
+  await connectRedis(client);
+  const again = lanes.get(name); // made while connecting
+  if (again) return again;
+  const lane: Lane = client instanceof Cluster ? new ClusterApplyLane(name, client, log, onDataLoss) : new ApplyLane(name, client, log, onDataLoss);
+  lanes.set(name, lane);
+  return lane;
+}

@@ -1,0 +1,20 @@
+import type { Metrics } from '../metrics.js';
+import type { SinkSpec } from '../plan/route.js';
+import type { RedisClient } from '../redis/connect.js';
+import type { Logger } from '../util/log.js';
+
+export interface PipelineOptions {
+  source: { url: string; slot: string; publication: string };
+  sinks: readonly (SinkSpec & { paused?: boolean })[];
+  redis: ReadonlyMap<string, RedisClient>;
+  log: Logger;
+  metrics: Metrics;
+  /** a batch is closed once it holds this many commands (whole transactions only) */
+  batchMaxCommands: number;
+  /** a transaction with more changes is applied in chunks of this size */
+  maxTransactionRows: number;
+  /** bound of one batch (and of a chunk of a large transaction) in bytes: wide rows */
+  batchMaxBytes?: number;
+  /** Redis lost writes while running: these sinks must be backfilled again */
+  onDataLoss?: (sinks: string[], redis: string) => void;
+}
