@@ -7,6 +7,7 @@ import type { BackfillManager } from '../backfill/backfill-manager.js';
 import { ControlError, type SinkControl } from '../control/sink-control.js';
 import { parseLsn } from '../core/lsn.js';
 import { formatPosition } from '../core/position.js';
+import { sinkState } from '../plan/states.js';
 import { errorMessage, SluiceError } from '../util/errors.js';
 import { apiError } from './api-error.js';
 
@@ -57,7 +58,7 @@ export function registerSinkRoutes(app: FastifyInstance, deps: SinkRoutesDeps): 
       origin: control.origin(name),
       redis: s.redis,
       tables: s.tables,
-      state: runtime.hold ?? (pipeline.state === 'streaming' ? (lane?.state === 'retrying' ? 'retrying' : 'active') : pipeline.state),
+      state: pipeline.state !== 'streaming' ? pipeline.state : lane?.state === 'retrying' && runtime.hold === null ? 'retrying' : sinkState(runtime),
       paused: runtime.hold === 'paused',
       position: runtime.position === null ? null : formatPosition(runtime.position),
       changes_applied: changes.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0),

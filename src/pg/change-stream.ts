@@ -31,12 +31,29 @@ export interface ChangeStreamOptions {
   onFatal(err: Error): void;
 }
 
+/** What the pipeline needs of a change stream (ChangeStream; an in-memory one in model tests). */
+export interface ChangeSource {
+  readonly state: SourceState;
+  readonly lastError: string | null;
+  readonly confirmedLsn: Lsn;
+  readonly generation: number;
+  readonly inTransaction: boolean;
+  readonly openRows: number;
+  readonly openBytes: number;
+  start(from: Lsn): void;
+  confirm(lsn: Lsn): void;
+  pause(): void;
+  resume(): void;
+  restart(): void;
+  stop(): Promise<void>;
+}
+
 /**
  * Postgres's side of the pipeline: the replication connection (with reconnects), the pgoutput
  * decoder and the transaction assembler. What leaves it are decoded transactions and messages;
  * the pipeline never sees bytes.
  */
-export class ChangeStream {
+export class ChangeStream implements ChangeSource {
   private readonly source: ReplicationSource;
   private decoder = new PgoutputDecoder();
   private readonly assembler: TransactionAssembler;

@@ -2,6 +2,8 @@ import type { Metrics } from '../metrics.js';
 import type { SinkSpec } from '../plan/route.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { Logger } from '../util/log.js';
+import type { ChangeSource, ChangeStreamOptions } from '../pg/change-stream.js';
+import type { Lane } from '../redis/apply-lane.js';
 
 export interface PipelineOptions {
   source: { url: string; slot: string; publication: string };
@@ -17,4 +19,8 @@ export interface PipelineOptions {
   batchMaxBytes?: number;
   /** Redis lost writes while running: these sinks must be backfilled again */
   onDataLoss?: (sinks: string[], redis: string) => void;
+  /** the change stream (default: Postgres logical replication); tests pass an in-memory one */
+  makeStream?: (opts: ChangeStreamOptions) => ChangeSource;
+  /** the apply lane of a Redis connection (default: connect it, then standalone or Cluster lane) */
+  makeLane?: (name: string, onDataLoss: () => void) => Promise<Lane>;
 }

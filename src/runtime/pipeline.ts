@@ -27,13 +27,14 @@ import type { RedisCommand } from '../core/command.js';
 import { formatLsn, type Lsn, ZERO_LSN } from '../core/lsn.js';
 import { comparePositions, formatPosition } from '../core/position.js';
 import { microsSince2000, microsToUnixMs } from '../core/time.js';
-import { ChangeStream } from '../pg/change-stream.js';
+import { ChangeStream, type ChangeSource } from '../pg/change-stream.js';
 import type { Lane } from '../redis/apply-lane.js';
 import type { RedisClient } from '../redis/connect.js';
 import { ensureLane } from './lanes.js';
 import { Batcher, countKey, type Batch } from '../plan/batcher.js';
 import { Planner, type PlanEvents } from '../plan/planner.js';
 import { planEvents } from './plan-events.js';
+import { nextPipelineState, type PipelineState } from '../plan/states.js';
 import { confirmable, positionToWrite, ResendState, respec, sinkRuntime, type SinkRuntime, type SinkSpec } from '../plan/route.js';
 import { Windows, type WindowMode, type WindowResult } from '../plan/windows.js';
 import { errorMessage } from '../util/errors.js';
@@ -47,7 +48,7 @@ export type { Problem };
 
 export type { SinkRuntime, SinkSpec };
 
-export type PipelineState = 'starting' | 'streaming' | 'draining' | 'stopped' | 'failed';
+export type { PipelineState };
 
 
 const DEFAULT_BATCH_MAX_BYTES = 32 * 1024 * 1024;
@@ -56,7 +57,7 @@ type IntakeItem = { kind: 'txn'; txn: Transaction; gen: number } | { kind: 'mess
 
 export class Pipeline {
   state: PipelineState = 'starting';
-  private readonly stream: ChangeStream;
+  private readonly stream: ChangeSource;
   private readonly batcher: Batcher;
   private readonly windows = new Windows();
   private readonly planner: Planner;
@@ -81,7 +82,7 @@ export class Pipeline {
     this.events = planEvents(opts.metrics, opts.log);
     this.planner = new Planner(this.batcher, this.windows, this.events, () => this.sinkList, () => microsSince2000(Date.now()));
     this.lookups = new RowLookups(opts.source.url, opts.log);
-    this.stream = new ChangeStream({
+    this.stream = (opts.makeStream ?? ((o) => new ChangeStream(o)))({
       ...opts.source,
       log: opts.log,
       maxTransactionRows: opts.maxTransactionRows,
@@ -183,7 +184,7 @@ export class Pipeline {
       }
     }
     if (behind.length > 0) this.opts.metrics.dataLoss.inc({ redis: 'at-start' });
-    this.state = 'streaming';
+    this.state = nextPipelineState(this.state, 'started');
     this.stream.start(ZERO_LSN);
     return { behind, unknown };
   }
@@ -191,7 +192,7 @@ export class Pipeline {
   /** Stops reading, applies what was received within `timeoutMs`, confirms, closes. */
   async stop(timeoutMs = 15_000): Promise<void> {
     if (this.state === 'stopped') return;
-    if (this.state !== 'failed') this.state = 'draining';
+    this.state = nextPipelineState(this.state, 'stop');
     this.pause('draining');
     const drained = await Promise.race([this.whenIdle().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
     if (!drained) this.opts.log.warn({ timeoutMs }, 'drain timed out (Redis is not taking writes); what was not applied is streamed again at the next start');
@@ -200,7 +201,7 @@ export class Pipeline {
     this.batcher.clear();
     await this.stream.stop();
     await this.lookups.close();
-    this.state = 'stopped';
+    this.state = nextPipelineState(this.state, 'drained');
     this.notifyIdle();
     this.opts.log.info({ confirmed: formatLsn(this.stream.confirmedLsn) }, 'pipeline stopped');
   }
@@ -447,11 +448,15 @@ export class Pipeline {
     for (const cb of batch.onApplied) cb();
   }
 
-  private ensureLane(name: string): Promise<Lane> {
-    return ensureLane(this.lanes, this.opts.redis, name, this.opts.log, () => {
+  private async ensureLane(name: string): Promise<Lane> {
+    const onDataLoss = (): void => {
       this.opts.metrics.dataLoss.inc({ redis: name });
       this.opts.onDataLoss?.(this.sinkList.filter((s) => s.redis === name).map((s) => s.name), name);
-    });
+    };
+    if (!this.opts.makeLane) return ensureLane(this.lanes, this.opts.redis, name, this.opts.log, onDataLoss);
+    const lane = this.lanes.get(name) ?? (await this.opts.makeLane(name, onDataLoss));
+    this.lanes.set(name, lane);
+    return lane;
   }
 
   /** While a batch is applied, stop reading once the queue (and the transaction being received) is full. */
@@ -473,7 +478,7 @@ export class Pipeline {
   private fail(err: unknown): void {
     if (this.fatal) return;
     this.fatal = err instanceof Error ? err : new Error(String(err));
-    if (this.state === 'streaming' || this.state === 'starting') this.state = 'failed';
+    this.state = nextPipelineState(this.state, 'fatal');
     this.pause('failed');
     this.opts.log.error({ err: errorMessage(err) }, 'pipeline stopped by an error');
     this.notifyIdle();
