@@ -31,6 +31,8 @@ export class SourceMonitor {
     private readonly onSnapshot: (s: SourceSnapshot) => void,
     private readonly intervalMs = 5000,
     private readonly warnRetainedBytes = Number.POSITIVE_INFINITY,
+    /** sinks that hold the slot back now (paused): named in the warning */
+    private readonly holders: () => readonly string[] = () => [],
   ) {}
 
   start(): void {
@@ -74,9 +76,11 @@ export class SourceMonitor {
       // WAL the slot holds stays on the server's disk: say so, with the size, every 5 minutes
       if (snap.retainedBytes > this.warnRetainedBytes && Date.now() - this.lastWarnAt > 300_000) {
         this.lastWarnAt = Date.now();
+        const held = this.holders();
+        const why = held.length > 0 ? `; paused sinks hold it back: ${held.join(', ')} (resume or delete them, or the disk fills up)` : '';
         this.log.warn(
-          { slot: this.slot, retainedMb: Math.round(snap.retainedBytes / 1048576), lagMb: Math.round(snap.lagBytes / 1048576), active: snap.active },
-          `replication slot "${this.slot}" retains ${Math.round(snap.retainedBytes / 1048576)} MB of WAL on the Postgres server`,
+          { slot: this.slot, retainedMb: Math.round(snap.retainedBytes / 1048576), lagMb: Math.round(snap.lagBytes / 1048576), active: snap.active, pausedSinks: held },
+          `replication slot "${this.slot}" retains ${Math.round(snap.retainedBytes / 1048576)} MB of WAL on the Postgres server${why}`,
         );
       }
       return snap;
