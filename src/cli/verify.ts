@@ -1,5 +1,8 @@
 import { configPathFrom, loadConfig } from '../config/load.js';
 import type { SluiceConfig } from '../config/schema.js';
+import { StateStore } from '../state/state-store.js';
+import { SinkControl } from '../control/sink-control.js';
+import { createLogger } from '../util/log.js';
 import { ApiClient } from './api-client.js';
 import type { BackfillView } from '../backfill/backfill-manager.js';
 import { compareSink, type Difference, type VerifyResult } from '../verify/compare.js';
@@ -66,6 +69,17 @@ async function repair(config: SluiceConfig, sink: string): Promise<boolean> {
  * directly (no running instance needed). Exit 0 in sync, 1 out of sync, 2 cannot verify.
  * `--repair` asks the running instance to repair (backfill + orphan sweep) and compares again.
  */
+/** Sinks created through the API live in the state store, not in the file. */
+async function addStoredSinks(config: SluiceConfig): Promise<void> {
+  const log = createLogger('error');
+  const state = await StateStore.open({ url: config.state.url, schema: config.state.schema, log });
+  try {
+    config.sinks.push(...(await SinkControl.load(config, state, log)).apiSinks);
+  } finally {
+    await state.close();
+  }
+}
+
 export async function runVerify(configArg: string | undefined, sink: string | undefined, doRepair: boolean, examplesArg: string | undefined): Promise<number> {
   if (!sink) {
     process.stderr.write('sluice verify needs the sink name: sluice verify SINK [--repair] [--examples N]\n');
@@ -79,6 +93,7 @@ export async function runVerify(configArg: string | undefined, sink: string | un
   const config = loadConfig(configPathFrom(configArg));
   let result: VerifyResult;
   try {
+    if (!config.sinks.some((s) => s.name === sink)) await addStoredSinks(config);
     result = await compareSink(config, sink, { examples });
   } catch (err) {
     process.stderr.write(`sluice: cannot verify: ${errorMessage(err)}\n`);

@@ -178,6 +178,10 @@ describe('sinks at runtime, under a steady writer', () => {
     await eventually(itemsInSync, (ok) => ok, 60_000, 'items-h equal to Postgres');
     const exact = await eventually(feedExact, (r) => r.ok, 60_000, 'feed exact');
     assert.ok(exact.ok, exact.why);
+    // sluice verify finds a sink made through the API in the state store
+    const verify = spawnSluice(['verify', 'items-h', '-c', `${env.dir}/sluice.yaml`]);
+    const v = await verify.exited;
+    assert.equal(v.code, 0, verify.tail(20));
   });
 
   test('a deleted sink stops at once; what it wrote stays, its positions and failed messages go', async () => {
