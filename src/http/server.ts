@@ -1,14 +1,9 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
-import type { SluiceConfig } from '../config/schema.js';
-import type { Pipeline } from '../runtime/pipeline.js';
-import type { Metrics } from '../metrics.js';
-import type { SourceMonitor } from '../pg/source-monitor.js';
-import type { Logger } from '../util/log.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { registerSinkRoutes } from './sinks-routes.js';
-import type { SinkControl } from '../control/sink-control.js';
-import type { BackfillManager } from '../backfill/backfill-manager.js';
+import { apiError } from './api-error.js';
+import type { HttpDeps } from './deps.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
 import { Repairer } from '../verify/repair.js';
 import { registerMessageRoutes } from './messages-routes.js';
@@ -21,19 +16,8 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-export interface HttpDeps {
-  config: SluiceConfig;
-  pipeline: Pipeline;
-  metrics: Metrics;
-  monitor: SourceMonitor;
-  backfills: BackfillManager;
-  control: SinkControl;
-  log: Logger;
-}
+export type { HttpDeps };
 
-function apiError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
-  return reply.code(status).send({ error: { code, message } });
-}
 
 /** API, console, /metrics and /health. Everything but /health and the console's page needs the bearer token when one is set. */
 export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {

@@ -1,24 +1,12 @@
-import type { FastifyInstance } from 'fastify';
-import type { SluiceConfig } from '../config/schema.js';
-import type { Pipeline } from '../runtime/pipeline.js';
-import type { Metrics } from '../metrics.js';
-import type { SourceMonitor } from '../pg/source-monitor.js';
-import type { BackfillManager } from '../backfill/backfill-manager.js';
-import { ControlError, type SinkControl } from '../control/sink-control.js';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { ControlError } from '../control/sink-control.js';
+import type { HttpDeps } from './deps.js';
 import { parseLsn } from '../core/lsn.js';
 import { formatPosition } from '../core/position.js';
 import { sinkState } from '../plan/states.js';
 import { errorMessage, SluiceError } from '../util/errors.js';
 import { apiError } from './api-error.js';
 
-export interface SinkRoutesDeps {
-  config: SluiceConfig;
-  pipeline: Pipeline;
-  metrics: Metrics;
-  monitor: SourceMonitor;
-  backfills: BackfillManager;
-  control: SinkControl;
-}
 
 type NameParams = { Params: { name: string } };
 
@@ -33,7 +21,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  * Sinks (SPEC §6): list and read them; create (the sink's YAML block as JSON), change (a JSON
  * merge patch), delete, pause and resume them while Sluice runs.
  */
-export function registerSinkRoutes(app: FastifyInstance, deps: SinkRoutesDeps): void {
+export function registerSinkRoutes(app: FastifyInstance, deps: HttpDeps): void {
   const { config, pipeline, metrics, monitor, control } = deps;
 
   const view = async (name: string): Promise<Record<string, unknown> | null> => {
@@ -73,7 +61,7 @@ export function registerSinkRoutes(app: FastifyInstance, deps: SinkRoutesDeps): 
     };
   };
 
-  const fail = (reply: Parameters<typeof apiError>[0], err: unknown): ReturnType<typeof apiError> => {
+  const fail = (reply: FastifyReply, err: unknown): FastifyReply => {
     if (err instanceof ControlError) return reply.code(err.status).send({ error: { code: err.code, message: err.message, ...(err.problems.length > 0 ? { problems: err.problems } : {}) } });
     if (err instanceof SluiceError) return apiError(reply, 400, err.code, err.message);
     return apiError(reply, 500, 'internal_error', errorMessage(err));
@@ -84,44 +72,29 @@ export function registerSinkRoutes(app: FastifyInstance, deps: SinkRoutesDeps): 
     const v = await view(req.params.name);
     return v ?? apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
   });
-  app.post('/api/sinks', async (req, reply) => {
+  /** Runs a control action; a ControlError becomes its status with the problems' paths. */
+  const act = async (reply: FastifyReply, status: number, action: () => Promise<unknown>): Promise<FastifyReply> => {
     try {
-      const sink = await control.create(req.body);
-      return reply.code(201).send({ sink: await view(sink.name) });
+      return reply.code(status).send(await action());
     } catch (err) {
       return fail(reply, err);
     }
-  });
-  app.patch<NameParams>('/api/sinks/:name', async (req, reply) => {
-    try {
-      await control.patch(req.params.name, req.body);
-      return { sink: await view(req.params.name) };
-    } catch (err) {
-      return fail(reply, err);
-    }
-  });
-  app.delete<NameParams>('/api/sinks/:name', async (req, reply) => {
-    try {
-      await control.remove(req.params.name);
-      return { deleted: req.params.name };
-    } catch (err) {
-      return fail(reply, err);
-    }
-  });
-  app.post<NameParams>('/api/sinks/:name/pause', async (req, reply) => {
-    try {
-      await control.pause(req.params.name);
-      return { sink: await view(req.params.name) };
-    } catch (err) {
-      return fail(reply, err);
-    }
-  });
-  app.post<NameParams>('/api/sinks/:name/resume', async (req, reply) => {
-    try {
-      await control.resume(req.params.name);
-      return { sink: await view(req.params.name) };
-    } catch (err) {
-      return fail(reply, err);
-    }
-  });
+  };
+  app.post('/api/sinks', (req, reply) => act(reply, 201, async () => ({ sink: await view((await control.create(req.body)).name) })));
+  app.patch<NameParams>('/api/sinks/:name', (req, reply) => act(reply, 200, async () => {
+    await control.patch(req.params.name, req.body);
+    return { sink: await view(req.params.name) };
+  }));
+  app.delete<NameParams>('/api/sinks/:name', (req, reply) => act(reply, 200, async () => {
+    await control.remove(req.params.name);
+    return { deleted: req.params.name };
+  }));
+  app.post<NameParams>('/api/sinks/:name/pause', (req, reply) => act(reply, 200, async () => {
+    await control.pause(req.params.name);
+    return { sink: await view(req.params.name) };
+  }));
+  app.post<NameParams>('/api/sinks/:name/resume', (req, reply) => act(reply, 200, async () => {
+    await control.resume(req.params.name);
+    return { sink: await view(req.params.name) };
+  }));
 }

@@ -98,8 +98,9 @@ describe('exactly once: list and stream sinks under kill -9', () => {
       assert.ok(after < committed, `${what}: rows were still to apply at the kill (LLEN ${after}, ${committed} committed)`);
     }
     assert.ok(written < N, 'the kills happened while the writer was still writing');
-    await writer;
+    // the writer waits for Sluice to apply what it wrote: start it before waiting for the writer
     sluice = await env.start();
+    await writer;
     await eventually(() => redis.llen('burst:list'), (n) => n >= N, 60_000, `LLEN ≥ ${N} (seed ${seed})`).catch(() => undefined);
     // give a duplicate, if there were one, the time to show up
     await new Promise((r) => setTimeout(r, 500));
