@@ -59,13 +59,14 @@ describe('exactly once: list and stream sinks under kill -9', () => {
     const listLength = (): Promise<number> => redis.llen('burst:list');
     let written = 0;
     let applied = 0; // LLEN as last seen by the writer
+    let stopWriter = false; // set when the test fails: the writer must not wait for Sluice forever
     // the first start creates the slot: only changes after it are streamed
     let sluice = await env.start();
     // each insert is its own transaction (autocommit); the writer runs ahead of Sluice by at most
     // AHEAD rows, and goes on while Sluice is down
     const writer = (async () => {
-      for (; written < N; written++) {
-        while (written >= applied + AHEAD) {
+      for (; written < N && !stopWriter; written++) {
+        while (written >= applied + AHEAD && !stopWriter) {
           await new Promise((r) => setTimeout(r, 10));
           applied = await listLength();
         }
@@ -74,33 +75,39 @@ describe('exactly once: list and stream sinks under kill -9', () => {
     })();
     const seed = Number(process.env.SLUICE_TEST_SEED ?? Date.now() % 100_000);
     const step = steps(seed);
-    for (let round = 0; round < 4; round++) {
-      const what = `seed ${seed}, round ${round}`;
-      if (round > 0) sluice = await env.start();
-      const start = await listLength();
-      const target = start + (step.next().value as number);
-      await eventually(listLength, (n) => n >= target, 60_000, `${what}: LLEN ≥ ${target}`);
-      await redis.call('CLIENT', 'PAUSE', '60000', 'WRITE');
-      let paused: number;
-      let committed: number;
-      try {
-        paused = await listLength();
-        await eventually(async () => written, (w) => w >= paused + NOT_YET, 60_000, `${what}: ${NOT_YET} rows committed beyond LLEN ${paused}`);
-        committed = written;
-        const exit = await sluice.kill('SIGKILL');
-        assert.equal(exit.signal, 'SIGKILL', `${what}: ${sluice.tail(20)}`);
-      } finally {
-        await redis.call('CLIENT', 'UNPAUSE');
+    try {
+      for (let round = 0; round < 4; round++) {
+        const what = `seed ${seed}, round ${round}`;
+        if (round > 0) sluice = await env.start();
+        const start = await listLength();
+        const target = start + (step.next().value as number);
+        await eventually(listLength, (n) => n >= target, 60_000, `${what}: LLEN ≥ ${target}`);
+        await redis.call('CLIENT', 'PAUSE', '60000', 'WRITE');
+        let paused: number;
+        let committed: number;
+        try {
+          paused = await listLength();
+          await eventually(async () => written, (w) => w >= paused + NOT_YET, 60_000, `${what}: ${NOT_YET} rows committed beyond LLEN ${paused}`);
+          committed = written;
+          const exit = await sluice.kill('SIGKILL');
+          assert.equal(exit.signal, 'SIGKILL', `${what}: ${sluice.tail(20)}`);
+        } finally {
+          await redis.call('CLIENT', 'UNPAUSE');
+        }
+        const after = await listLength();
+        if (process.env.SLUICE_TEST_ECHO === '1') console.log(`${what}: started at LLEN ${start}, killed at LLEN ${paused} (${after} after the kill) with ${committed} rows committed`);
+        assert.ok(paused >= target && start < paused, `${what}: rows were applied since the start (${start} → ${paused})`);
+        assert.ok(after < committed, `${what}: rows were still to apply at the kill (LLEN ${after}, ${committed} committed)`);
       }
-      const after = await listLength();
-      if (process.env.SLUICE_TEST_ECHO === '1') console.log(`${what}: started at LLEN ${start}, killed at LLEN ${paused} (${after} after the kill) with ${committed} rows committed`);
-      assert.ok(paused >= target && start < paused, `${what}: rows were applied since the start (${start} → ${paused})`);
-      assert.ok(after < committed, `${what}: rows were still to apply at the kill (LLEN ${after}, ${committed} committed)`);
+      assert.ok(written < N, 'the kills happened while the writer was still writing');
+      // the writer waits for Sluice to apply what it wrote: start it before waiting for the writer
+      sluice = await env.start();
+      await writer;
+    } catch (err) {
+      stopWriter = true;
+      await writer.catch(() => undefined);
+      throw err;
     }
-    assert.ok(written < N, 'the kills happened while the writer was still writing');
-    // the writer waits for Sluice to apply what it wrote: start it before waiting for the writer
-    sluice = await env.start();
-    await writer;
     await eventually(() => redis.llen('burst:list'), (n) => n >= N, 60_000, `LLEN ≥ ${N} (seed ${seed})`).catch(() => undefined);
     // give a duplicate, if there were one, the time to show up
     await new Promise((r) => setTimeout(r, 500));

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:net';
 import type { Redis } from 'ioredis';
 import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
 import { spawnSluice, type ManagedProcess } from '../harness/process.js';
+import { failedKey, positionKey } from '../../src/core/keyspace.js';
 
 interface Body {
   error?: { code: string; message: string; problems?: { path: string; message: string }[] };
@@ -186,14 +187,14 @@ describe('sinks at runtime, under a steady writer', () => {
 
   test('a deleted sink stops at once; what it wrote stays, its positions and failed messages go', async () => {
     const len = await redis.llen('feed');
-    assert.ok(await redis.exists('sluice:pos:feed'));
+    assert.ok(await redis.exists(positionKey('feed')));
     const d = await call('DELETE', '/api/sinks/feed');
     assert.equal(d.status, 200, d.text);
     await env.pg.query(`insert into ops (item_id) values (1)`);
     await env.pg.query(`insert into other values (2, 'b')`);
     await eventually(() => redis.get('other:2'), (v) => v !== null, 15_000, 'the stream went on');
     assert.equal(await redis.llen('feed'), len, 'what it wrote stays; nothing more');
-    assert.equal(await redis.exists('sluice:pos:feed', 'sluice:failed:feed'), 0);
+    assert.equal(await redis.exists(positionKey('feed'), failedKey('feed')), 0);
     assert.equal((await call('GET', '/api/sinks/feed')).status, 404);
   });
 
