@@ -95,7 +95,7 @@ export class BackfillManager {
     return records.map((r) => this.view(r));
   }
 
-  /** Stops taking chunks (the pipeline's stop rejects the windows they wait for); `drained` waits for the loops. */
+  /** Stops taking chunks; a chunk waiting for Redis stops waiting (BackfillWorker.stop). Resolves once the loops have ended. */
   stop(): Promise<void> {
     this.stopped = true;
     for (const r of this.running.values()) r.worker.stop();
@@ -183,7 +183,8 @@ export class BackfillManager {
       }
       log.info({ sink: record.sink, table: record.table, rows: worker.record.rows, superseded: worker.record.superseded }, 'backfill done');
     } catch (err) {
-      if (this.stopped) return;
+      // stopping, or the sink was deleted (forget): not a failure to record
+      if (this.stopped || worker.isStopped) return;
       const failed: BackfillRecord = { ...worker.record, state: 'failed', error: errorMessage(err), updated_at: new Date().toISOString() };
       log.error({ sink: record.sink, table: record.table, err: failed.error }, 'backfill failed');
       await this.pipeline.redisFor(record.sink).hset(backfillKey(record.sink), record.table, JSON.stringify(failed)).catch(() => undefined);

@@ -57,6 +57,8 @@ export class BackfillWorker {
   private table: CatalogTable | null = null;
   private chunkSize = 1000;
   private stopped = false;
+  /** aborted by stop(): a chunk no longer waits for its rows to be applied */
+  private readonly abort = new AbortController();
 
   constructor(
     private readonly pipeline: Pipeline,
@@ -81,8 +83,16 @@ export class BackfillWorker {
     return table;
   }
 
+  /**
+   * Stops after the chunk being read: its wait for Redis ends at once (the chunk rejects). The
+   * pipeline may still apply the chunk, its cursor with it, or not: either way the next start
+   * resumes after the last chunk Redis holds. Without this a stop could wait forever: once the
+   * high watermark is planned, the window only settles when its batch is applied, and a batch
+   * the pipeline drops when it stops (Redis down past the drain timeout) never is.
+   */
   stop(): void {
     this.stopped = true;
+    this.abort.abort();
   }
 
   get isStopped(): boolean {
@@ -93,8 +103,13 @@ export class BackfillWorker {
   async chunk(): Promise<ChunkResult> {
     const client = this.client!;
     const table = this.table!;
+    if (this.stopped) throw new Error('the backfill was stopped');
     const opened = this.pipeline.openBackfillWindow(this.record.sink, table.info);
-    const window = { ...opened, cancel: (reason: string) => this.pipeline.cancelBackfillWindow(opened.id, reason) };
+    const window = {
+      id: opened.id,
+      applied: untilAborted(opened.applied, this.abort.signal, 'the backfill was stopped'),
+      cancel: (reason: string) => this.pipeline.cancelBackfillWindow(opened.id, reason),
+    };
     const { value: chunk, applied: r } = await withWatermarkWindow(client, window, {
       read: async () => {
         const started = performance.now();
@@ -174,4 +189,23 @@ export class BackfillWorker {
     );
     return Number(r.rows[0]?.n ?? 0) > 0;
   }
+}
+
+/** `p`, or a rejection with `reason` as soon as `signal` aborts (`p` is left to settle unobserved). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal, reason: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Error(reason));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }

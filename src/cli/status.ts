@@ -1,47 +1,77 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { configPathFrom, loadConfig } from '../config/load.js';
-import { SluiceError } from '../util/errors.js';
+import { ApiClient, apiErrorMessage, type ApiAnswer } from './api-client.js';
+import { ratesBetween, renderStatus, type HealthView, type Part, type SinkView, type SourceView } from './status-format.js';
 
-interface SinkView {
-  name: string;
-  type: string;
-  state: string;
-  changes_applied: number;
-  failed_messages: number;
-  lag_ms: number;
-  lag_bytes: number | null;
-  backfills?: { table: string; state: string; rows: number; estimated_total: number | null; percent: number | null; rate: number; eta_seconds: number | null; error?: string }[];
+export interface StatusOptions {
+  /** print one JSON document `{health, source, sinks}` (the API's answers) instead of the table */
+  json?: boolean;
+  /** do not measure changes per second (which takes a second read of the sinks, 1 s later) */
+  noRate?: boolean;
 }
 
-/** `sluice status`: asks the running instance's API and prints one line per sink. */
-export async function runStatus(configArg: string | undefined): Promise<number> {
-  const config = loadConfig(configPathFrom(configArg));
-  if (config.http.port === 0) throw new SluiceError('http_off', 'http.port is 0, so there is no API to ask: set http.port in the config');
-  const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
-  const base = `http://${host}:${config.http.port}`;
-  const headers: Record<string, string> = config.http.token ? { authorization: `Bearer ${config.http.token}` } : {};
-  const get = async <T>(path: string): Promise<T> => {
-    let res: Response;
-    try {
-      res = await fetch(`${base}${path}`, { headers });
-    } catch {
-      throw new SluiceError('not_running', `no Sluice is answering at ${base}: is sluice start running with this config?`);
-    }
-    if (!res.ok) throw new SluiceError('api_error', `${base}${path} answered ${res.status}: ${await res.text()}`);
-    return (await res.json()) as T;
-  };
-  const source = await get<{ slot: string; state: string; confirmed_lsn: string; lag_bytes: number | null; lag_ms: number; retained_wal_bytes: number | null; last_error: string | null }>('/api/source');
-  const { sinks } = await get<{ sinks: SinkView[] }>('/api/sinks');
-  const out: string[] = [];
-  out.push(`source   slot ${source.slot}  ${source.state}  confirmed ${source.confirmed_lsn}  lag ${source.lag_bytes ?? '?'} bytes / ${source.lag_ms} ms  WAL retained ${source.retained_wal_bytes ?? '?'} bytes`);
-  if (source.last_error) out.push(`         last error: ${source.last_error}`);
-  for (const s of sinks) {
-    out.push(`sink     ${s.name} (${s.type})  ${s.state}  ${s.changes_applied} changes applied  ${s.failed_messages} failed  lag ${s.lag_ms} ms`);
-    for (const b of s.backfills ?? []) {
-      const pct = b.percent === null ? '' : ` (${b.percent}%)`;
-      const eta = b.eta_seconds === null ? '' : `, ETA ${b.eta_seconds}s`;
-      out.push(`backfill   ${b.table}: ${b.state} ${b.rows}/${b.estimated_total ?? '?'} rows${pct}, ${b.rate} rows/s${eta}${b.error ? ` — ${b.error}` : ''}`);
+/** How far apart the two reads of /api/sinks are that the rate is measured over. */
+const RATE_WINDOW_MS = 1000;
+
+/**
+ * `sluice status`: asks the running instance (`GET /health`, `/api/source`, `/api/sinks`) and
+ * prints health, source and one row per sink. Exit 0 whenever the instance answered, healthy or
+ * not (a 503 from /health is what it has to say, not an error); it throws one sentence (exit 1)
+ * only when nothing answers at the configured http.host and http.port, or the token is refused.
+ */
+export async function runStatus(configArg: string | undefined, opts: StatusOptions = {}): Promise<number> {
+  const api = new ApiClient(loadConfig(configPathFrom(configArg)));
+  const [health, source, sinks] = await Promise.all([
+    api.read<HealthView>('GET', '/health'),
+    api.read<SourceView>('GET', '/api/source'),
+    api.read<{ sinks: SinkView[] }>('GET', '/api/sinks'),
+  ]);
+  const firstAt = Date.now();
+
+  if (opts.json) {
+    const sinksBody: unknown = sinks.ok ? sinks.body.sinks : sinks.body;
+    process.stdout.write(`${JSON.stringify({ health: health.body, source: source.body, sinks: sinksBody }, null, 2)}\n`);
+    return 0;
+  }
+
+  let rates: Map<string, number | null> | null = null;
+  let shown = sinks;
+  const firstSinks = sinksPart(sinks);
+  if (!opts.noRate && firstSinks.ok) {
+    await sleep(Math.max(0, firstAt + RATE_WINDOW_MS - Date.now()));
+    // the instance may stop in between: then the first read is shown, without rates
+    const again = await api.read<{ sinks: SinkView[] }>('GET', '/api/sinks').catch(() => null);
+    const secondSinks = again ? sinksPart(again) : null;
+    if (again && secondSinks?.ok) {
+      rates = ratesBetween(firstSinks.value, secondSinks.value, Date.now() - firstAt);
+      shown = again;
     }
   }
-  process.stdout.write(`${out.join('\n')}\n`);
+  process.stdout.write(
+    renderStatus({
+      // 503: unhealthy, each problem named
+      health: partOf(health, (b) => typeof b?.status === 'string', [503]),
+      source: partOf(source, (b) => typeof b?.slot === 'string'),
+      sinks: sinksPart(shown),
+      rates,
+    }),
+  );
   return 0;
+}
+
+function failed(answer: ApiAnswer<unknown>): { ok: false; error: string } {
+  return { ok: false, error: `the API answered ${answer.status}: ${apiErrorMessage(answer.body)}` };
+}
+
+/** The answer's body when it is a 2xx (or one of `alsoOk`) of the expected shape, else why not. */
+function partOf<T>(answer: ApiAnswer<T>, looksRight: (body: T | null) => boolean, alsoOk: readonly number[] = []): Part<T> {
+  if (!answer.ok && !alsoOk.includes(answer.status)) return failed(answer);
+  if (typeof answer.body !== 'object' || answer.body === null || !looksRight(answer.body)) return { ok: false, error: `unexpected answer (${answer.status}): ${String(JSON.stringify(answer.body)).slice(0, 200)}` };
+  return { ok: true, value: answer.body };
+}
+
+function sinksPart(answer: ApiAnswer<{ sinks: SinkView[] }>): Part<SinkView[]> {
+  if (!answer.ok) return failed(answer);
+  const list = (answer.body as { sinks?: unknown } | null)?.sinks;
+  return Array.isArray(list) ? { ok: true, value: list as SinkView[] } : { ok: false, error: `unexpected answer: ${String(JSON.stringify(answer.body)).slice(0, 200)}` };
 }
