@@ -74,7 +74,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       metrics.lagSeconds.set(pipeline.lagMs() / 1000);
       metrics.heldWalBytes.reset();
       const current = parseLsn(snap.currentLsn);
-      for (const h of pipeline.heldPositions()) if (h.position !== null) metrics.heldWalBytes.set({ sink: h.sink }, Number(current - parseLsn(h.position.split(':')[0]!)));
+      for (const h of pipeline.heldPositions()) if (h.position !== null) metrics.heldWalBytes.set({ sink: h.sink }, Math.max(0, Number(current - parseLsn(h.position.split(':')[0]!))));
     }, 5000, config.source.retained_wal_warn_bytes, () => pipeline.heldPositions().filter((h) => h.reason === 'paused').map((h) => h.sink));
     const found = await pipeline.start(slotConfirmed);
     cleanups.push(() => pipeline.stop(DRAIN_TIMEOUT_MS));

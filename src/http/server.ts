@@ -44,9 +44,10 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
   });
   const heldWal = (): { sink: string; position: string | null; held_wal_bytes: number | null }[] => {
     const current = monitor.last?.currentLsn ?? null;
-    return pipeline.heldPositions().map((h) => {
+    // the server's position is the monitor's last poll (every 5 s): it may be older than a position
+    return pipeline.heldPositions().filter((h) => h.reason === 'paused').map((h) => {
       const pos = h.position === null ? null : parseLsn(h.position.split(':')[0]!);
-      return { sink: h.sink, position: h.position, held_wal_bytes: pos === null || current === null ? null : Number(parseLsn(current) - pos) };
+      return { sink: h.sink, position: h.position, held_wal_bytes: pos === null || current === null ? null : Math.max(0, Number(parseLsn(current) - pos)) };
     });
   };
   app.get('/api/source', async () => {

@@ -31,7 +31,7 @@ export function registerSinkRoutes(app: FastifyInstance, deps: HttpDeps): void {
     const changes = await metrics.changes.get();
     const failed = await metrics.failed.get();
     const current = monitor.last?.currentLsn ?? null;
-    const held = runtime.hold !== null && runtime.position !== null && current !== null ? Number(parseLsn(current) - runtime.position.lsn) : null;
+    const held = runtime.hold !== null && runtime.position !== null && current !== null ? Math.max(0, Number(parseLsn(current) - runtime.position.lsn)) : null;
     let backfills: unknown = null;
     let backfillsError: string | null = null;
     try {

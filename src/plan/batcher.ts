@@ -37,6 +37,8 @@ export interface Batch {
   /** "sink\0action" → changes, for metrics */
   readonly counts: Map<string, number>;
   readonly onApplied: (() => void)[];
+  /** the batch will never be applied (Sluice stops with it queued or in flight): its waiters are told */
+  readonly onDropped: ((err: Error) => void)[];
   sealed: boolean;
 }
 
@@ -88,6 +90,7 @@ export class Batcher {
       lastCommitTime: null,
       counts: new Map(),
       onApplied: [],
+      onDropped: [],
       sealed: false,
     };
     this.queue.push(b);

@@ -71,8 +71,8 @@ export class Planner {
       }
       if (sink.catchUpTo !== null && comparePositions(sink.position, sink.catchUpTo) >= 0) sink.catchUpTo = null;
     }
-    this.windows.track(txn.changes);
-    this.planned = after;
+    this.windows.track(txn.changes, txn.commitLsn);
+    if (this.planned === null || comparePositions(after, this.planned) > 0) this.planned = after; // never back (a replay)
     batch.position = after;
     batch.lastCommitTime = txn.commitTimeMicros;
     if (txn.complete) {
@@ -81,15 +81,15 @@ export class Planner {
     } else {
       this.events.chunk(txn.commitLsn, after.idx ?? -1);
     }
-    for (const msg of txn.messages) this.message(msg, generation);
+    for (const msg of txn.messages) this.message(msg, generation, txn.commitLsn);
     this.batcher.settle(batch);
     return batch;
   }
 
-  /** A logical message (inside a transaction or not): watermarks open and close windows. */
-  message(msg: LogicalMessage, _generation: number): void {
+  /** A logical message (inside a transaction committed at `at`, or alone): watermarks open and close windows. */
+  message(msg: LogicalMessage, _generation: number, at: Lsn = msg.lsn): void {
     if (msg.prefix !== WATERMARK_PREFIX) return;
-    const ev = this.windows.onWatermark(msg.content.toString('utf8'));
+    const ev = this.windows.onWatermark(msg.content.toString('utf8'), at);
     if (ev.kind !== 'closed') return;
     const w = ev.window;
     try {
@@ -100,17 +100,22 @@ export class Planner {
     }
   }
 
-  /** An idle keepalive: every sink is at `walEnd` once this (empty) batch is applied. */
-  keepalive(walEnd: Lsn): Batch {
+  /**
+   * An idle keepalive of connection `generation`: everything before `walEnd` was received and
+   * applied, so every sink that takes from that connection is at `walEnd` once this (empty)
+   * batch is applied. A sink waiting for a newer connection (resumed) is not moved.
+   */
+  keepalive(walEnd: Lsn, generation: number): Batch {
+    const at: Position = { lsn: walEnd, idx: null };
     const batch = this.batcher.open(this.planned);
-    this.planned = { lsn: walEnd, idx: null };
-    batch.position = this.planned;
+    if (this.planned === null || comparePositions(at, this.planned) > 0) this.planned = at;
+    batch.position = at;
     batch.endLsn = walEnd;
     for (const s of this.sinks()) {
-      if (s.hold === null && (s.position === null || comparePositions(this.planned, s.position) > 0)) {
-        s.position = this.planned;
-        batch.sinkPositions.set(s.name, this.planned);
-      }
+      if (!takesFrom(s, generation) || (s.position !== null && comparePositions(at, s.position) <= 0)) continue;
+      s.position = at;
+      batch.sinkPositions.set(s.name, at);
+      if (s.catchUpTo !== null && comparePositions(at, s.catchUpTo) >= 0) s.catchUpTo = null;
     }
     return batch;
   }
@@ -119,13 +124,14 @@ export class Planner {
    * A failed message retried as it was (history sinks): `before` (bookkeeping), then the change,
    * planned after everything taken in so far. `onApplied` runs once it is in Redis.
    */
-  replay(sink: SinkRuntime, change: Change, meta: MessageMeta, before: readonly RedisCommand[], onApplied: () => void): void {
+  replay(sink: SinkRuntime, change: Change, meta: MessageMeta, before: readonly RedisCommand[], onApplied: () => void, onDropped: (err: Error) => void = () => undefined): void {
     const batch = this.batcher.open(this.planned);
     const part = this.batcher.part(batch, sink.redis);
     const out = this.output(batch, part, sink.name, meta);
     for (const cmd of before) out.bookkeeping(cmd);
     this.planChanges(batch, part, sink, [change], meta, out);
     batch.onApplied.push(onApplied);
+    batch.onDropped.push(onDropped);
     this.batcher.settle(batch);
   }
 
@@ -153,6 +159,7 @@ export class Planner {
     for (const cmd of w.extraCommands) out.bookkeeping(cmd);
     const result = { emitted: changes.length, skipped };
     batch.onApplied.push(() => w.resolve(result));
+    batch.onDropped.push(w.reject);
     this.batcher.settle(batch);
   }
 
@@ -165,6 +172,7 @@ export class Planner {
     for (const key of keys) this.batcher.add(batch, part, ['DEL', key], null);
     const result = { emitted: keys.length, skipped };
     batch.onApplied.push(() => w.resolve(result));
+    batch.onDropped.push(w.reject);
     this.batcher.settle(batch);
   }
 

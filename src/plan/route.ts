@@ -90,7 +90,8 @@ export function changesFor(sink: SinkRuntime, txn: Transaction, truncated: Reado
     if (!sink.actionSet.has(c.action) || !sink.matcher.matches(c.table)) continue;
     if (isCovered(sink.position, txn.commitLsn, c.idx)) continue;
     const t = truncated.get(c.table.qualifiedName);
-    if (t !== undefined && c.idx < t) continue; // emptied by the TRUNCATE that follows
+    // a state sink's keys are emptied by the TRUNCATE that follows; history sinks keep entries
+    if (t !== undefined && c.idx < t && sink.sink.truncatePattern) continue;
     out.push(c);
   }
   return out;

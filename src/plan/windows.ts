@@ -1,7 +1,8 @@
 import type { Change, TableInfo } from '../core/change.js';
 import type { Tuple } from '../core/tuple.js';
 import { rowIdentity } from '../core/table-info.js';
-import type { RedisCommand } from '../sinks/sink.js';
+import type { RedisCommand } from '../core/command.js';
+import type { Lsn } from '../core/lsn.js';
 
 /**
  * DBLog watermark windows, as the stream sees them. A window is registered before its low
@@ -31,6 +32,8 @@ export interface Window {
   readonly table: TableInfo | null;
   /** the low watermark was seen: changes are tracked */
   open: boolean;
+  /** where the low watermark was seen (its transaction's commit): earlier transactions, replayed for a resumed sink, are not tracked */
+  openedAt: Lsn | null;
   /** row identities (rows) or keys (orphans) the stream touched between the watermarks */
   readonly touched: Set<string>;
   rows: Tuple[] | null;
@@ -54,7 +57,7 @@ export class Windows {
 
   register(id: string, mode: WindowMode, sink: string, table: TableInfo | null): Promise<WindowResult> {
     return new Promise<WindowResult>((resolve, reject) => {
-      this.windows.set(id, { id, mode, sink, table, open: false, touched: new Set(), rows: null, orphans: null, extraCommands: [], resolve, reject });
+      this.windows.set(id, { id, mode, sink, table, open: false, openedAt: null, touched: new Set(), rows: null, orphans: null, extraCommands: [], resolve, reject });
     });
   }
 
@@ -87,13 +90,18 @@ export class Windows {
     for (const w of [...this.windows.values()]) if (sink === undefined || w.sink === sink) this.cancel(w.id, reason);
   }
 
-  /** A watermark message from the stream: `lw:<id>` opens, `hw:<id>` closes (and removes) the window. */
-  onWatermark(text: string): WatermarkEvent {
+  /**
+   * A watermark message from the stream: `lw:<id>` opens, `hw:<id>` closes (and removes) the
+   * window. `at`: the commit position of the watermark's transaction (its own LSN when sent
+   * outside a transaction).
+   */
+  onWatermark(text: string, at: Lsn): WatermarkEvent {
     const kind = text.slice(0, 3);
     const w = this.windows.get(text.slice(3));
     if (!w) return { kind: 'ignored' }; // another process's watermark, or one from before a restart
     if (kind === 'lw:') {
       w.open = true;
+      w.openedAt ??= at;
       return { kind: 'opened', window: w };
     }
     if (kind === 'hw:') {
@@ -103,11 +111,15 @@ export class Windows {
     return { kind: 'ignored' };
   }
 
-  /** Changes the stream carries: rows they touch are newer than any chunk read in an open window. */
-  track(changes: readonly Change[]): void {
+  /**
+   * Changes of a transaction committed at `commitLsn`: rows they touch are newer than any chunk
+   * read in an open window, unless the transaction committed before the low watermark (a replay).
+   */
+  track(changes: readonly Change[], commitLsn: Lsn): void {
     if (this.windows.size === 0) return;
     for (const w of this.windows.values()) {
       if (!w.open || w.mode !== 'rows' || !w.table) continue;
+      if (w.openedAt !== null && commitLsn <= w.openedAt) continue;
       const name = w.table.qualifiedName;
       for (const c of changes) {
         if (c.table.qualifiedName !== name) continue;

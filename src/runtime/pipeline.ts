@@ -89,7 +89,7 @@ export class Pipeline {
       maxTransactionBytes: maxBytes,
       onTransaction: (txn, gen) => this.intake({ kind: 'txn', txn, gen }),
       onMessage: (msg, gen) => this.intake({ kind: 'message', msg, gen }),
-      onKeepalive: (walEnd) => this.onKeepalive(walEnd),
+      onKeepalive: (walEnd, gen) => this.onKeepalive(walEnd, gen),
       onConnected: (gen) => {
         if (gen > 1) opts.metrics.reconnects.inc();
       },
@@ -198,7 +198,7 @@ export class Pipeline {
     if (!drained) this.opts.log.warn({ timeoutMs }, 'drain timed out (Redis is not taking writes); what was not applied is streamed again at the next start');
     this.windows.cancelAll('Sluice is stopping');
     for (const lane of this.lanes.values()) lane.stop();
-    this.batcher.clear();
+    for (const b of this.batcher.clear()) for (const f of b.onDropped) f(new Error('Sluice is stopping: this was not applied'));
     await this.stream.stop();
     await this.lookups.close();
     this.state = nextPipelineState(this.state, 'drained');
@@ -216,7 +216,9 @@ export class Pipeline {
   afterQueued(): Promise<void> {
     if (this.state !== 'streaming') return Promise.resolve();
     return new Promise((resolve) => {
-      this.batcher.open(this.planner.planned).onApplied.push(resolve);
+      const batch = this.batcher.open(this.planner.planned);
+      batch.onApplied.push(resolve);
+      batch.onDropped.push(() => resolve());
       this.kick();
     });
   }
@@ -322,20 +324,21 @@ export class Pipeline {
     const sink = this.sinkRuntime(sinkName);
     if (!sink) return Promise.reject(new Error(`no sink named "${sinkName}"`));
     if (this.state !== 'streaming') return Promise.reject(new Error(`Sluice is ${this.state}`));
-    return new Promise((resolve) => {
-      this.planner.replay(sink, change, meta, before, resolve);
+    return new Promise((resolve, reject) => {
+      this.planner.replay(sink, change, meta, before, resolve, reject);
       this.kick();
     });
   }
 
   // ---- intake --------------------------------------------------------------------------------
 
-  private onKeepalive(walEnd: Lsn): void {
+  private onKeepalive(walEnd: Lsn, generation: number): void {
     // Everything received is applied: the server's position may be confirmed, so an idle slot
     // on a busy database does not hold WAL forever. It is written to Redis first (an empty
     // batch), so a sink's position is never behind the slot unless Redis lost writes.
-    if (this.state !== 'streaming' || this.stream.inTransaction || !this.isIdle() || walEnd <= this.stream.confirmedLsn) return;
-    this.planner.keepalive(walEnd);
+    // (a keepalive of a connection being closed for a restart says nothing of the new one)
+    if (this.state !== 'streaming' || generation < this.stream.generation || this.stream.inTransaction || !this.isIdle() || walEnd <= this.stream.confirmedLsn) return;
+    this.planner.keepalive(walEnd, generation);
     this.kick();
   }
 
@@ -410,6 +413,7 @@ export class Pipeline {
       },
       (err: unknown) => {
         this.applying = false;
+        for (const f of batch.onDropped) f(err instanceof Error ? err : new Error(String(err)));
         if (this.state === 'streaming') this.fail(err);
         this.notifyIdle();
       },

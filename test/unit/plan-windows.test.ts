@@ -19,14 +19,14 @@ const productsAgain = table('public', 'products', [
 const row = (id: number, name = `n${id}`) => tuple(products, { id: String(id), name });
 
 function opened(w: Windows, id: string): Window {
-  const ev = w.onWatermark(`lw:${id}`);
+  const ev = w.onWatermark(`lw:${id}`, 0n);
   assert.equal(ev.kind, 'opened');
   assert.ok(ev.kind === 'opened');
   return ev.window;
 }
 
 function closed(w: Windows, id: string): Window {
-  const ev = w.onWatermark(`hw:${id}`);
+  const ev = w.onWatermark(`hw:${id}`, 0n);
   assert.ok(ev.kind === 'closed', `hw:${id} closes the window`);
   return ev.window;
 }
@@ -39,7 +39,7 @@ describe('Windows', () => {
     const win = w.get('w1');
     assert.equal(win?.open, false);
 
-    w.track([insertChange(products, { id: '1' })]);
+    w.track([insertChange(products, { id: '1' })], 1n);
     assert.deepEqual([...(win?.touched ?? [])], [], 'not tracked before the low watermark');
 
     assert.equal(opened(w, 'w1'), win);
@@ -49,7 +49,7 @@ describe('Windows', () => {
       updateChange(products, { id: '4', name: 'b' }, { id: '3' }, 'K', 1), // the key moved 3 → 4
       deleteChange(productsAgain, { id: '5' }, 'K', 2),
       insertChange(orders, { id: '6' }, 3),
-    ]);
+    ], 1n);
     assert.deepEqual([...(win?.touched ?? [])].sort(), ['2', '3', '4', '5']);
 
     w.fillRows('w1', [row(1), row(2), row(3), row(7)], [['HSET', 'sluice:backfill:s', 'public.products', '{}']]);
@@ -67,20 +67,20 @@ describe('Windows', () => {
   test('watermarks of unknown ids, and other texts, are ignored', () => {
     const w = new Windows();
     void w.register('mine', 'rows', 's', products);
-    assert.deepEqual(w.onWatermark('lw:theirs'), { kind: 'ignored' });
-    assert.deepEqual(w.onWatermark('hw:theirs'), { kind: 'ignored' });
-    assert.deepEqual(w.onWatermark('xx:mine'), { kind: 'ignored' });
-    assert.deepEqual(w.onWatermark(''), { kind: 'ignored' });
+    assert.deepEqual(w.onWatermark('lw:theirs', 0n), { kind: 'ignored' });
+    assert.deepEqual(w.onWatermark('hw:theirs', 0n), { kind: 'ignored' });
+    assert.deepEqual(w.onWatermark('xx:mine', 0n), { kind: 'ignored' });
+    assert.deepEqual(w.onWatermark('', 0n), { kind: 'ignored' });
     assert.equal(w.get('mine')?.open, false);
     closed(w, 'mine');
-    assert.deepEqual(w.onWatermark('hw:mine'), { kind: 'ignored' }, 'a resent high watermark after the window closed');
+    assert.deepEqual(w.onWatermark('hw:mine', 0n), { kind: 'ignored' }, 'a resent high watermark after the window closed');
   });
 
   test('orphan windows track no rows', () => {
     const w = new Windows();
     void w.register('o', 'orphans', 's', null);
     opened(w, 'o');
-    w.track([insertChange(products, { id: '1' })]);
+    w.track([insertChange(products, { id: '1' })], 1n);
     assert.deepEqual([...(w.get('o')?.touched ?? [])], []);
   });
 
@@ -137,7 +137,7 @@ describe('Windows', () => {
     w.cancel('r', 'backfill stopped');
     await assert.rejects(applied, { message: 'backfill stopped' });
     assert.equal(w.size, 0);
-    assert.deepEqual(w.onWatermark('hw:r'), { kind: 'ignored' });
+    assert.deepEqual(w.onWatermark('hw:r', 0n), { kind: 'ignored' });
   });
 
   test('cancelAll(reason, sink) rejects that sink’s windows only; cancelAll(reason) all of them', async () => {
@@ -179,9 +179,9 @@ describe('Windows', () => {
       fc.property(fc.array(opArb, { maxLength: 10 }), fc.array(opArb, { maxLength: 10 }), fc.uniqueArray(id, { maxLength: 12 }), (before, during, ids) => {
         const w = new Windows();
         void w.register('w', 'rows', 's', products);
-        w.track(before.map(change));
+        w.track(before.map(change), 1n);
         opened(w, 'w');
-        w.track(during.map(change));
+        w.track(during.map(change), 1n);
         const rows = ids.map((i) => row(i));
         w.fillRows('w', rows, []);
         const touched = new Set<string>();
