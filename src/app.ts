@@ -4,6 +4,7 @@ import { prepareSource } from './pg/source-setup.js';
 import { SourceMonitor } from './pg/source-monitor.js';
 import { createRedisClient, type RedisClient } from './redis/connect.js';
 import { Pipeline } from './runtime/pipeline.js';
+import { Deliveries } from './runtime/deliveries.js';
 import { Metrics } from './metrics.js';
 import type { Logger } from './util/log.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
@@ -76,6 +77,8 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       const current = parseLsn(snap.currentLsn);
       for (const h of pipeline.heldPositions()) if (h.position !== null) metrics.heldWalBytes.set({ sink: h.sink }, Math.max(0, Number(current - parseLsn(h.position.split(':')[0]!))));
     }, 5000, config.source.retained_wal_warn_bytes, () => pipeline.heldPositions().filter((h) => h.reason === 'paused').map((h) => h.sink));
+    const deliveries = new Deliveries();
+    pipeline.onBatchApplied((applied) => deliveries.record(applied));
     const found = await pipeline.start(slotConfirmed);
     cleanups.push(() => pipeline.stop(DRAIN_TIMEOUT_MS));
     monitor.start();
@@ -93,7 +96,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     rebackfill(bf, found.behind, 'Redis is behind the replication slot', log);
     let http: HttpServer | null = null;
     if (config.http.port > 0) {
-      http = await startHttpServer({ config, pipeline, metrics, monitor, backfills: bf, control, log }).catch((err: unknown) => {
+      http = await startHttpServer({ config, pipeline, metrics, monitor, backfills: bf, control, deliveries, log }).catch((err: unknown) => {
         const code = (err as { code?: string }).code;
         if (code === 'EADDRINUSE') throw new SluiceError('http_port_in_use', `HTTP port ${config.http.port} on ${config.http.host} is already in use: stop the other process or set http.port to another port (0 turns the API off)`);
         if (code === 'EACCES') throw new SluiceError('http_port_denied', `not allowed to listen on HTTP port ${config.http.port} on ${config.http.host}: use a port above 1023`);

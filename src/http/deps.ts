@@ -5,6 +5,7 @@ import type { SourceMonitor } from '../pg/source-monitor.js';
 import type { BackfillManager } from '../backfill/backfill-manager.js';
 import type { SinkControl } from '../control/sink-control.js';
 import type { Logger } from '../util/log.js';
+import type { Deliveries } from '../runtime/deliveries.js';
 
 /** What the HTTP routes work with: the running instance's parts. */
 export interface HttpDeps {
@@ -14,5 +15,7 @@ export interface HttpDeps {
   monitor: SourceMonitor;
   backfills: BackfillManager;
   control: SinkControl;
+  /** the last deliveries per sink (GET /api/sinks/:name/messages?status=delivered) */
+  deliveries: Deliveries;
   log: Logger;
 }

@@ -1,15 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import type { SluiceConfig } from '../config/schema.js';
-import type { Pipeline } from '../runtime/pipeline.js';
-import type { Logger } from '../util/log.js';
+import type { HttpDeps } from './deps.js';
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, FailedMessages, discardFailed, getFailed, listFailed } from '../runtime/failed-retry.js';
 import { apiError, sendError } from './api-error.js';
 
-export interface MessageRoutesDeps {
-  config: SluiceConfig;
-  pipeline: Pipeline;
-  log: Logger;
-}
+export type MessageRoutesDeps = Pick<HttpDeps, 'config' | 'pipeline' | 'log' | 'deliveries'>;
 
 const STATUSES: Readonly<Record<string, number>> = {
   sink_not_found: 404,
@@ -23,7 +17,7 @@ const STATUSES: Readonly<Record<string, number>> = {
 /** a retry waits this long for its write to be applied before answering 202 (still queued) */
 const RETRY_WAIT_MS = 30_000;
 
-const DELIVERED_NOTE = 'delivered messages are not kept; see sluice_changes_total';
+const DELIVERED_NOTE = 'the last 100 deliveries of this instance since it started (keys and positions, no values); sluice_changes_total counts all';
 
 type SinkParams = { Params: { name: string } };
 type MessageParams = { Params: { name: string; id: string } };
@@ -42,11 +36,12 @@ export function registerMessageRoutes(app: FastifyInstance, deps: MessageRoutesD
     const { name } = req.params;
     if (!known(name)) return apiError(reply, 404, 'sink_not_found', noSink(name));
     const status = req.query.status ?? 'failed';
-    if (status === 'delivered') return { messages: [], next_cursor: null, note: DELIVERED_NOTE };
-    if (status !== 'failed') return apiError(reply, 400, 'bad_request', `status must be "failed" or "delivered" (got ${JSON.stringify(status)})`);
+    if (status !== 'failed' && status !== 'delivered') return apiError(reply, 400, 'bad_request', `status must be "failed" or "delivered" (got ${JSON.stringify(status)})`);
     const limitText = req.query.limit ?? String(DEFAULT_LIST_LIMIT);
     const limit = /^\d{1,6}$/.test(limitText) ? Number(limitText) : NaN;
     if (!(limit >= 0 && limit <= MAX_LIST_LIMIT)) return apiError(reply, 400, 'bad_request', `limit must be a whole number from 0 to ${MAX_LIST_LIMIT} (got ${JSON.stringify(limitText)})`);
+    // the last deliveries this instance applied, newest first (kept in memory, keys only)
+    if (status === 'delivered') return { messages: deps.deliveries.list(name, limit), next_cursor: null, note: DELIVERED_NOTE };
     try {
       const page = await listFailed(pipeline.redisFor(name), name, limit, req.query.cursor || null);
       // the stored JSON as it is: envelopes keep every digit of int8 and numeric values

@@ -25,24 +25,27 @@ import type { Tuple } from '../core/tuple.js';
 import type { MessageMeta } from '../core/render.js';
 import type { RedisCommand } from '../core/command.js';
 import { formatLsn, type Lsn, ZERO_LSN } from '../core/lsn.js';
-import { comparePositions, formatPosition } from '../core/position.js';
+import { comparePositions, formatPosition, type Position } from '../core/position.js';
 import { microsSince2000, microsToUnixMs } from '../core/time.js';
 import { ChangeStream, type ChangeSource } from '../pg/change-stream.js';
 import type { Lane } from '../redis/apply-lane.js';
 import type { RedisClient } from '../redis/connect.js';
 import { ensureLane } from './lanes.js';
-import { Batcher, countKey, type Batch } from '../plan/batcher.js';
+import { Batcher } from '../plan/batcher.js';
 import { Planner, type PlanEvents } from '../plan/planner.js';
 import { planEvents } from './plan-events.js';
 import { nextPipelineState, type PipelineState } from '../plan/states.js';
-import { confirmable, positionToWrite, ResendState, respec, sinkRuntime, type SinkRuntime, type SinkSpec } from '../plan/route.js';
+import { ResendState, respec, sinkRuntime, type SinkRuntime, type SinkSpec } from '../plan/route.js';
 import { Windows, type WindowMode, type WindowResult } from '../plan/windows.js';
 import { errorMessage } from '../util/errors.js';
 import { RowLookups } from './lookups.js';
+import { Applier, type AppliedBatch } from './applier.js';
 import { findProblems, type Problem } from './health.js';
 import type { PipelineOptions } from './options.js';
 
 export type { PipelineOptions };
+
+export type { AppliedBatch };
 
 export type { Problem };
 
@@ -71,8 +74,8 @@ export class Pipeline {
   private applying = false;
   private fatal: Error | null = null;
   private idleWaiters: (() => void)[] = [];
-  private lastAppliedCommitTime: bigint | null = null;
   private readonly resend = new ResendState();
+  private readonly applier: Applier;
   private readonly events: PlanEvents;
 
   constructor(private readonly opts: PipelineOptions) {
@@ -95,6 +98,7 @@ export class Pipeline {
       },
       onFatal: (err) => this.fail(err),
     });
+    this.applier = new Applier(this.lanes, this.stream, this.planner, opts.metrics);
     for (const [name, client] of opts.redis) {
       client.on('error', (err: Error) => this.redisErrors.set(name, err.message));
       client.on('ready', () => this.redisErrors.delete(name));
@@ -119,8 +123,9 @@ export class Pipeline {
 
   /** Age of the last applied commit while something is pending; 0 when caught up. */
   lagMs(nowMs = Date.now()): number {
-    if (this.isIdle() || this.lastAppliedCommitTime === null) return 0;
-    return Math.max(0, nowMs - microsToUnixMs(this.lastAppliedCommitTime));
+    const t = this.applier.lastCommitTime;
+    if (this.isIdle() || t === null) return 0;
+    return Math.max(0, nowMs - microsToUnixMs(t));
   }
 
   laneStates(): { name: string; state: string; lastError: string | null }[] {
@@ -405,7 +410,7 @@ export class Pipeline {
     }
     this.applying = true;
     this.updateBackpressure();
-    this.applyBatch(batch).then(
+    this.applier.apply(batch, this.sinkList).then(
       () => {
         this.applying = false;
         this.updateBackpressure();
@@ -420,36 +425,14 @@ export class Pipeline {
     );
   }
 
-  private async applyBatch(batch: Batch): Promise<void> {
-    const started = performance.now();
-    const { metrics } = this.opts;
-    const sinks = this.sinkList;
-    await Promise.all(
-      [...this.lanes.values()].map(async (lane) => {
-        const part = batch.parts.get(lane.name) ?? { commands: [], origins: [], unlinkPrefixes: [] };
-        const positions = sinks.filter((s) => s.redis === lane.name).map((s) => {
-          const p = positionToWrite(s, batch.sinkPositions.get(s.name) ?? null);
-          return [s.name, p === null ? null : formatPosition(p)] as const;
-        });
-        if (part.commands.length === 0 && part.unlinkPrefixes.length === 0 && positions.every(([, p]) => p === null)) return;
-        const retriesBefore = lane.retries;
-        const rejected = await lane.apply({ batchId: batch.id, commands: part.commands, origins: part.origins, positions, unlinkPrefixes: part.unlinkPrefixes });
-        // refused commands are recorded through the same lane, before the batch counts as applied
-        if (rejected.length > 0) await lane.apply({ batchId: randomUUID(), commands: this.planner.rejected(rejected), origins: [], positions, unlinkPrefixes: [] });
-        if (lane.retries > retriesBefore) metrics.redisRetries.inc({ redis: lane.name }, lane.retries - retriesBefore);
-        metrics.batches.inc({ redis: lane.name });
-      }),
-    );
-    if (batch.endLsn > ZERO_LSN) {
-      const lsn = confirmable(batch.endLsn, this.sinkList);
-      this.stream.confirm(lsn);
-      metrics.confirmedLsn.set(Number(this.stream.confirmedLsn));
-    }
-    if (batch.lastCommitTime !== null) this.lastAppliedCommitTime = batch.lastCommitTime;
-    metrics.transactions.inc(batch.transactions);
-    for (const [k, n] of batch.counts) metrics.changes.inc(countKey(k), n);
-    metrics.batchSeconds.observe((performance.now() - started) / 1000);
-    for (const cb of batch.onApplied) cb();
+  /** Called after each batch is in Redis (recent deliveries, fences). Returns the unsubscribe. */
+  onBatchApplied(listener: (applied: AppliedBatch) => void): () => void {
+    return this.applier.listen(listener);
+  }
+
+  /** Where a sink is in Redis for sure: the position written with the last batch applied for it. */
+  appliedPosition(sink: string): Position | null {
+    return this.applier.applied.get(sink) ?? this.sinkRuntime(sink)?.startPosition ?? null;
   }
 
   private async ensureLane(name: string): Promise<Lane> {

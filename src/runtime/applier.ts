@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import type { RejectedCommand } from '../core/command.js';
+import { ZERO_LSN } from '../core/lsn.js';
+import { formatPosition, type Position } from '../core/position.js';
+import type { ChangeSource } from '../pg/change-stream.js';
+import { countKey, type Batch } from '../plan/batcher.js';
+import type { Planner } from '../plan/planner.js';
+import { confirmable, positionToWrite, type SinkRuntime } from '../plan/route.js';
+import type { Lane } from '../redis/apply-lane.js';
+import type { Metrics } from '../metrics.js';
+
+/** A batch Redis has acknowledged, with the data commands it refused. */
+export interface AppliedBatch {
+  readonly batch: Batch;
+  readonly rejected: readonly RejectedCommand[];
+}
+
+/**
+ * Applies one batch at a time on every Redis connection's lane, then confirms to Postgres what
+ * may be confirmed, and tells who listens (recent deliveries, fences).
+ */
+export class Applier {
+  /** commit time of the last transaction applied (Postgres microseconds) */
+  lastCommitTime: bigint | null = null;
+  /** per sink, the position written with the last batch applied for it */
+  readonly applied = new Map<string, Position>();
+  private readonly listeners: ((applied: AppliedBatch) => void)[] = [];
+
+  constructor(
+    private readonly lanes: ReadonlyMap<string, Lane>,
+    private readonly stream: ChangeSource,
+    private readonly planner: Planner,
+    private readonly metrics: Metrics,
+  ) {}
+
+  listen(listener: (applied: AppliedBatch) => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  /** Applies a batch on every lane, records what Redis refused, confirms what may be confirmed. */
+  async apply(batch: Batch, sinks: readonly SinkRuntime[]): Promise<void> {
+    const started = performance.now();
+    const { metrics } = this;
+    const allRejected: RejectedCommand[] = [];
+    await Promise.all(
+      [...this.lanes.values()].map(async (lane) => {
+        const part = batch.parts.get(lane.name) ?? { commands: [], origins: [], unlinkPrefixes: [] };
+        const positions = sinks.filter((s) => s.redis === lane.name).map((s) => {
+          const p = positionToWrite(s, batch.sinkPositions.get(s.name) ?? null);
+          return [s.name, p === null ? null : formatPosition(p)] as const;
+        });
+        if (part.commands.length === 0 && part.unlinkPrefixes.length === 0 && positions.every(([, p]) => p === null)) return;
+        const retriesBefore = lane.retries;
+        const rejected = await lane.apply({ batchId: batch.id, commands: part.commands, origins: part.origins, positions, unlinkPrefixes: part.unlinkPrefixes });
+        allRejected.push(...rejected);
+        // refused commands are recorded through the same lane, before the batch counts as applied
+        if (rejected.length > 0) await lane.apply({ batchId: randomUUID(), commands: this.planner.rejected(rejected), origins: [], positions, unlinkPrefixes: [] });
+        if (lane.retries > retriesBefore) metrics.redisRetries.inc({ redis: lane.name }, lane.retries - retriesBefore);
+        metrics.batches.inc({ redis: lane.name });
+      }),
+    );
+    if (batch.endLsn > ZERO_LSN) {
+      const lsn = confirmable(batch.endLsn, sinks);
+      this.stream.confirm(lsn);
+      metrics.confirmedLsn.set(Number(this.stream.confirmedLsn));
+    }
+    if (batch.lastCommitTime !== null) this.lastCommitTime = batch.lastCommitTime;
+    metrics.transactions.inc(batch.transactions);
+    for (const [k, n] of batch.counts) metrics.changes.inc(countKey(k), n);
+    metrics.batchSeconds.observe((performance.now() - started) / 1000);
+    for (const [sink, p] of batch.sinkPositions) this.applied.set(sink, p);
+    for (const l of this.listeners) l({ batch, rejected: allRejected });
+    for (const cb of batch.onApplied) cb();
+  }
+
+}
