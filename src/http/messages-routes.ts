@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { HttpDeps } from './deps.js';
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, FailedMessages, discardFailed, getFailed, listFailed } from '../runtime/failed-retry.js';
 import { apiError, sendError } from './api-error.js';
+import { failedMessageForApi } from '../plan/failed-messages.js';
+import { apiMessageId } from '../core/message-id.js';
 
 export type MessageRoutesDeps = Pick<HttpDeps, 'config' | 'pipeline' | 'log' | 'deliveries'>;
 
@@ -24,7 +26,8 @@ type MessageParams = { Params: { name: string; id: string } };
 
 /**
  * A sink's failed messages (SPEC §5, §6): list them, read one, retry one through the ordered
- * apply path, discard one.
+ * apply path, discard one. Ids are listed URL-safe (`0-16B3748-0`, core/message-id.ts) and
+ * accepted in that form or as stored (`0/16B3748:0`, percent-encoded).
  */
 export function registerMessageRoutes(app: FastifyInstance, deps: MessageRoutesDeps): void {
   const { config, pipeline } = deps;
@@ -54,19 +57,21 @@ export function registerMessageRoutes(app: FastifyInstance, deps: MessageRoutesD
   });
 
   app.get<MessageParams>('/api/sinks/:name/messages/:id', async (req, reply) => {
-    const { name, id } = req.params;
+    const { name } = req.params;
+    const id = apiMessageId(req.params.id);
     if (!known(name)) return apiError(reply, 404, 'sink_not_found', noSink(name));
     try {
       const stored = await getFailed(pipeline.redisFor(name), name, id);
       if (stored === null) return apiError(reply, 404, 'message_not_found', `sink "${name}" has no failed message ${id}`);
-      return reply.type('application/json; charset=utf-8').send(stored);
+      return reply.type('application/json; charset=utf-8').send(failedMessageForApi(stored));
     } catch (err) {
       return sendError(reply, err, STATUSES, 'redis_error');
     }
   });
 
   app.post<MessageParams>('/api/sinks/:name/messages/:id/retry', async (req, reply) => {
-    const { name, id } = req.params;
+    const { name } = req.params;
+    const id = apiMessageId(req.params.id);
     if (!known(name)) return apiError(reply, 404, 'sink_not_found', noSink(name));
     const retry = failed.retry(name, id);
     retry.catch(() => undefined);
@@ -89,7 +94,8 @@ export function registerMessageRoutes(app: FastifyInstance, deps: MessageRoutesD
   });
 
   app.post<MessageParams>('/api/sinks/:name/messages/:id/discard', async (req, reply) => {
-    const { name, id } = req.params;
+    const { name } = req.params;
+    const id = apiMessageId(req.params.id);
     if (!known(name)) return apiError(reply, 404, 'sink_not_found', noSink(name));
     try {
       if (!(await discardFailed(pipeline.redisFor(name), name, id))) return apiError(reply, 404, 'message_not_found', `sink "${name}" has no failed message ${id}`);

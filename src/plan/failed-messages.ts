@@ -4,12 +4,17 @@ import { formatLsn } from '../core/lsn.js';
 import { microsToIsoUtc } from '../core/time.js';
 import type { RedisCommand } from '../core/command.js';
 import { failedKey } from '../core/keyspace.js';
+import { apiMessageId } from '../core/message-id.js';
 
 /*
  * Messages that cannot be delivered are kept in Redis, in a hash per sink
  * (`sluice:failed:<sink>`, keyspace.failedKey, field = message id), written in the same MULTI as
  * the batch they belong to: a failure is never lost and never recorded for a batch that did not
  * happen.
+ *
+ * The hash field and the stored `id` are the idempotency key (`0/16B3748:0`, core/message-id.ts),
+ * as hashes written by earlier versions have them; the API shows the URL-safe form
+ * (`0-16B3748-0`, failedMessageForApi) and accepts both.
  */
 
 export interface FailedMessage {
@@ -61,4 +66,24 @@ export function storedMessageJson(stored: string): string {
   // JSON.stringify escapes every quote inside strings, so the first `,"message":` is the field
   const at = stored.indexOf(',"message":');
   return at < 0 ? 'null' : stored.slice(at + ',"message":'.length, -1);
+}
+
+/**
+ * A stored failed message as the API shows it: the same JSON text with its `id` in the URL-safe
+ * form (`0-16B3748-0`). Only the record's fields are parsed again; the envelope's text is kept as
+ * it is (every digit of int8 and numeric values).
+ */
+export function failedMessageForApi(stored: string): string {
+  const at = stored.indexOf(',"message":');
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(at < 0 ? stored : `${stored.slice(0, at)}}`) as Record<string, unknown>;
+  } catch {
+    return stored;
+  }
+  if (typeof record.id !== 'string') return stored;
+  const id = apiMessageId(record.id);
+  if (id === record.id) return stored;
+  const recordText = JSON.stringify({ ...record, id });
+  return at < 0 ? recordText : withMessage(recordText, stored.slice(at + ',"message":'.length, -1));
 }

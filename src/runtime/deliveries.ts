@@ -1,12 +1,12 @@
 import type { CommandOrigin } from '../core/command.js';
 import { formatLsn } from '../core/lsn.js';
-import { idempotencyKey } from '../core/render.js';
+import { messageId } from '../core/message-id.js';
 import { microsToIsoUtc } from '../core/time.js';
 import type { AppliedBatch } from './applier.js';
 
 /** One message Redis acknowledged: what the console's "recent deliveries" shows. */
 export interface Delivery {
-  /** the message id, as failed messages have it: `<commit LSN>:<index>` */
+  /** the message id, URL-safe as failed messages are listed: `0-16B3748-0` (commit LSN, index) */
   readonly id: string;
   readonly sink: string;
   readonly action: string;
@@ -50,7 +50,7 @@ export class Deliveries {
         entry = {
           n: 1,
           d: {
-            id: idempotencyKey(meta.commitLsn, change.idx),
+            id: messageId(meta.commitLsn, change.idx),
             sink: origin.sink,
             action: change.action,
             table: change.table.qualifiedName,

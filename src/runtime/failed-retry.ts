@@ -12,7 +12,8 @@ import type { PlanOutput, SinkType } from '../sinks/sink.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { failedKey } from '../core/keyspace.js';
-import { storedMessageJson, withMessage, type FailedMessage } from '../plan/failed-messages.js';
+import { failedMessageForApi, storedMessageJson, withMessage, type FailedMessage } from '../plan/failed-messages.js';
+import { messageId, parseMessageId, storedMessageId, type MessagePosition } from '../core/message-id.js';
 import type { Pipeline, SinkRuntime } from '../runtime/pipeline.js';
 
 /** Sinks that hold the current state of rows: a retry writes the row as it is now. */
@@ -24,7 +25,7 @@ export const MAX_LIST_LIMIT = 500;
 const LIST_MESSAGE_MAX_CHARS = 64 * 1024;
 
 export interface FailedPage {
-  /** JSON text of each failed message, newest first (envelopes keep their exact numbers) */
+  /** JSON text of each failed message, newest first, ids URL-safe (envelopes keep their exact numbers) */
   messages: string[];
   next_cursor: string | null;
   /** failed messages the sink holds */
@@ -41,14 +42,18 @@ export type RetryOutcome =
   /** history sink: the stored message was planned again and applied */
   | 'replayed';
 
-/** `<commit lsn>:<idx>` → sortable parts; null when the id is not one. */
-export function parseFailedId(id: string): { lsn: bigint; idx: number } | null {
-  const m = /^([0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}):(\d{1,9})$/.exec(id);
-  if (!m) return null;
-  return { lsn: parseLsn(m[1]!), idx: Number(m[2]) };
+/** A failed message's id in either form (`0-16B3748-0` as listed, `0/16B3748:0` as stored) → sortable parts; null when the id is not one. */
+export function parseFailedId(id: string): MessagePosition | null {
+  return parseMessageId(id);
 }
 
-function newestFirst(a: { lsn: bigint; idx: number }, b: { lsn: bigint; idx: number }): number {
+/** The hash field a failed message is stored under, from its id in either form; null when it is no id. */
+function fieldOf(id: string): string | null {
+  const p = parseMessageId(id);
+  return p === null ? null : storedMessageId(p.lsn, p.idx);
+}
+
+function newestFirst(a: MessagePosition, b: MessagePosition): number {
   if (a.lsn !== b.lsn) return a.lsn < b.lsn ? 1 : -1;
   return b.idx - a.idx;
 }
@@ -86,18 +91,23 @@ export async function listFailed(redis: RedisClient, sink: string, limit: number
   const total = await redis.hlen(key);
   if (limit === 0 || total === 0) return { messages: [], next_cursor: null, total };
   const after = cursor === null ? null : parseFailedId(cursor);
-  if (cursor !== null && after === null) throw new SluiceError('bad_request', `cursor ${JSON.stringify(cursor)} is not a failed message id (<commit lsn>:<idx>)`);
+  if (cursor !== null && after === null) throw new SluiceError('bad_request', `cursor ${JSON.stringify(cursor)} is not a failed message id (like 0-16B3748-0)`);
   const sorted = (await failedIds(redis, key))
     .map((id) => ({ id, pos: parseFailedId(id) }))
-    .filter((x): x is { id: string; pos: { lsn: bigint; idx: number } } => x.pos !== null)
+    .filter((x): x is { id: string; pos: MessagePosition } => x.pos !== null)
     .filter((x) => after === null || newestFirst(after, x.pos) < 0)
     .sort((a, b) => newestFirst(a.pos, b.pos));
   const page = sorted.slice(0, limit);
   if (page.length === 0) return { messages: [], next_cursor: null, total };
   const values = await redis.hmget(key, ...page.map((p) => p.id));
   const messages: string[] = [];
-  for (const v of values) if (v !== null) messages.push(v.length > LIST_MESSAGE_MAX_CHARS ? shortened(v) : v);
-  return { messages, next_cursor: sorted.length > limit ? page[page.length - 1]!.id : null, total };
+  for (const v of values) {
+    if (v === null) continue;
+    const shown = failedMessageForApi(v);
+    messages.push(shown.length > LIST_MESSAGE_MAX_CHARS ? shortened(shown) : shown);
+  }
+  const last = page[page.length - 1]!.pos;
+  return { messages, next_cursor: sorted.length > limit ? messageId(last.lsn, last.idx) : null, total };
 }
 
 /** A failed message too large for a list: its fields without the envelope (GET it by id for all). */
@@ -107,12 +117,15 @@ function shortened(stored: string): string {
   return `${head},"message":null,"message_truncated":true,"message_chars":${stored.length - head.length}}`;
 }
 
+/** The stored JSON of a failed message (id in either form), as stored: `failedMessageForApi` shows it. */
 export async function getFailed(redis: RedisClient, sink: string, id: string): Promise<string | null> {
-  return redis.hget(failedKey(sink), id);
+  const field = fieldOf(id);
+  return field === null ? null : redis.hget(failedKey(sink), field);
 }
 
 export async function discardFailed(redis: RedisClient, sink: string, id: string): Promise<boolean> {
-  return (await redis.hdel(failedKey(sink), id)) > 0;
+  const field = fieldOf(id);
+  return field !== null && (await redis.hdel(failedKey(sink), field)) > 0;
 }
 
 /** commit_timestamp (`…T…​.ffffffZ`) back to microseconds since 2000-01-01. */
@@ -147,9 +160,13 @@ export class FailedMessages {
     private readonly log: Logger,
   ) {}
 
-  async retry(sinkName: string, id: string): Promise<{ id: string; outcome: RetryOutcome }> {
+  /** `given`: the id in either form; the answer names it as listed (`0-16B3748-0`). */
+  async retry(sinkName: string, given: string): Promise<{ id: string; outcome: RetryOutcome }> {
     const runtime = this.pipeline.sinkRuntime(sinkName);
     if (!runtime) throw new SluiceError('sink_not_found', `no sink named "${sinkName}"`);
+    const pos = parseMessageId(given);
+    if (pos === null) throw new SluiceError('message_not_found', `sink "${sinkName}" has no failed message ${given} (ids look like 0-16B3748-0)`);
+    const id = messageId(pos.lsn, pos.idx);
     const redis = this.pipeline.redisFor(sinkName);
     const lock = `${sinkName}\u0000${id}`;
     if (this.running.has(lock)) throw new SluiceError('retry_running', `failed message ${id} is being retried already`);

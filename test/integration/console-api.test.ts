@@ -58,7 +58,8 @@ describe('console and failed-messages API, end to end', () => {
     assert.equal(r.status, 200, r.text);
     return r.json;
   };
-  const msgPath = (sink: string, id: string, verb: string): string => `/api/sinks/${sink}/messages/${encodeURIComponent(id)}/${verb}`;
+  /** ids go into the path as listed: they are URL-safe */
+  const msgPath = (sink: string, id: string, verb: string): string => `/api/sinks/${sink}/messages/${id}/${verb}`;
   /** a row inserted after `sql` and seen in Redis: the stream has taken `sql` in */
   let marker = 1000;
   const streamPassed = async (): Promise<void> => {
@@ -100,7 +101,7 @@ describe('console and failed-messages API, end to end', () => {
     assert.doesNotMatch(page.text, /(src|href)="(https?:)?\/\//, 'no external resources');
     assert.equal((await call('GET', '/api/source', { token: null })).status, 401);
     assert.equal((await call('GET', '/api/sinks/users/messages', { token: null })).status, 401);
-    const wrong = await call('POST', msgPath('users', '0/0:0', 'discard'), { token: 'nope' });
+    const wrong = await call('POST', msgPath('users', '0-0-0', 'discard'), { token: 'nope' });
     assert.equal(wrong.status, 401);
     assert.equal(wrong.json.error.code, 'unauthorized');
     assert.equal((await call('GET', '/health', { token: null })).status, 200);
@@ -111,15 +112,21 @@ describe('console and failed-messages API, end to end', () => {
     await env.pg.query(`insert into users values (1, null)`);
     const page = await eventually(() => failedOf('users'), (p) => p.total === 1, 15_000, 'the failed message');
     const failed = page.messages[0]!;
-    assert.match(failed.id, /^[0-9A-F]+\/[0-9A-F]+:0$/);
+    assert.match(failed.id, /^[0-9A-F]+-[0-9A-F]+-0$/, 'URL-safe as listed');
     assert.equal(failed.sink, 'users');
     assert.equal(failed.table, 'public.users');
     assert.equal(failed.action, 'insert');
     assert.match(failed.reason, /column "name" is NULL/);
     assert.deepEqual(failed.message?.record, { id: 1, name: null });
-    const one = await call('GET', `/api/sinks/users/messages/${encodeURIComponent(failed.id)}`);
+    const one = await call('GET', `/api/sinks/users/messages/${failed.id}`);
     assert.equal(one.status, 200);
     assert.equal(one.json.id, failed.id);
+    // the stored form (the idempotency key, as earlier versions listed it) is still accepted
+    const key = failed.message!.metadata.idempotency_key;
+    assert.equal(key, failed.id.replace(/^(\w+)-(\w+)-(\d+)$/, '$1/$2:$3'));
+    const old = await call('GET', `/api/sinks/users/messages/${encodeURIComponent(key)}`);
+    assert.equal(old.status, 200, old.text);
+    assert.equal(old.json.id, failed.id, 'answered with the id as listed');
 
     // the sink takes inserts only: this update does not reach Redis by the stream
     await env.pg.query(`update users set name = 'bob' where id = 1`);
@@ -168,7 +175,7 @@ describe('console and failed-messages API, end to end', () => {
     const page = await eventually(() => failedOf('events'), (p) => p.total === 1);
     const failed = page.messages[0]!;
     assert.match(failed.reason, /WRONGTYPE/);
-    const raw = await call('GET', `/api/sinks/events/messages/${encodeURIComponent(failed.id)}`);
+    const raw = await call('GET', `/api/sinks/events/messages/${failed.id}`);
     assert.ok(raw.text.includes('"id":9007199254740993'), 'the API keeps int8 digits');
 
     const again = await call('POST', msgPath('events', failed.id, 'retry'));
@@ -183,7 +190,7 @@ describe('console and failed-messages API, end to end', () => {
     const list = await redis.lrange('events:a', 0, -1);
     assert.equal(list.length, 1);
     assert.ok(list[0]!.includes('"record":{"id":9007199254740993,"kind":"a","amount":12345678901234567890.123456789}'), list[0]);
-    assert.equal((JSON.parse(list[0]!) as { metadata: { idempotency_key: string } }).metadata.idempotency_key, failed.id, 'the original message');
+    assert.equal((JSON.parse(list[0]!) as { metadata: { idempotency_key: string } }).metadata.idempotency_key, failed.message!.metadata.idempotency_key, 'the original message');
     assert.equal((await failedOf('events')).total, 0);
   });
 
@@ -193,7 +200,8 @@ describe('console and failed-messages API, end to end', () => {
     const first = await failedOf('users', '&limit=2');
     assert.deepEqual(first.messages.map((m) => m.message?.record.id), [13, 12]);
     assert.ok(first.next_cursor);
-    const second = await failedOf('users', `&limit=2&cursor=${encodeURIComponent(first.next_cursor!)}`);
+    assert.match(first.next_cursor!, /^[0-9A-F]+-[0-9A-F]+-\d+$/);
+    const second = await failedOf('users', `&limit=2&cursor=${first.next_cursor!}`);
     assert.deepEqual(second.messages.map((m) => m.message?.record.id), [11]);
     assert.equal(second.next_cursor, null);
     const count = await failedOf('users', '&limit=0');
@@ -205,6 +213,7 @@ describe('console and failed-messages API, end to end', () => {
     const recent = delivered.json.messages as unknown as { sink: string; action: string; key: string; command: string; id: string }[];
     assert.equal(recent.length, 2);
     assert.deepEqual([recent[0]!.sink, recent[0]!.action, recent[0]!.command, recent[0]!.key], ['users', 'insert', 'SET', `user:marker${marker}`], 'the newest first');
+    assert.match(recent[0]!.id, /^[0-9A-F]+-[0-9A-F]+-\d+$/, 'URL-safe as listed');
     assert.ok(!JSON.stringify(recent).includes('"record"'), 'no row values');
     assert.match(delivered.json.note, /sluice_changes_total/);
 
@@ -214,8 +223,8 @@ describe('console and failed-messages API, end to end', () => {
     const noSink = await call('GET', '/api/sinks/nope/messages');
     assert.equal(noSink.status, 404);
     assert.equal(noSink.json.error.code, 'sink_not_found');
-    assert.equal((await call('POST', msgPath('nope', '0/0:0', 'retry'))).status, 404);
-    assert.equal((await call('POST', msgPath('users', '0/1:0', 'retry'))).json.error.code, 'message_not_found');
+    assert.equal((await call('POST', msgPath('nope', '0-0-0', 'retry'))).status, 404);
+    assert.equal((await call('POST', msgPath('users', '0-1-0', 'retry'))).json.error.code, 'message_not_found');
   });
 
   test('POST /api/redis/:name/test: PING and INFO through the configured connection', async () => {
