@@ -5,6 +5,8 @@ import { SourceMonitor } from './pg/source-monitor.js';
 import { createRedisClient, type RedisClient } from './redis/connect.js';
 import { Pipeline } from './runtime/pipeline.js';
 import { Deliveries } from './runtime/deliveries.js';
+import { Fences } from './runtime/fences.js';
+import { FenceEmitter } from './pg/fence-emitter.js';
 import { Metrics } from './metrics.js';
 import type { Logger } from './util/log.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
@@ -50,14 +52,15 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     const stored = await SinkControl.load(config, state, log);
     config.sinks.push(...stored.apiSinks);
     const slotConfirmed = await prepare(config, log);
+    const metrics = new Metrics();
     const redis = new Map<string, RedisClient>();
     for (const [name, spec] of Object.entries(config.redis)) {
       const client = createRedisClient(spec, `sluice:${name}`, log);
       client.on('error', (err: Error) => log.debug({ redis: name, err: err.message }, 'redis connection error'));
+      metrics.watchRedis(name, client);
       redis.set(name, client);
     }
     cleanups.push(() => closeRedis(redis));
-    const metrics = new Metrics();
     let backfills: BackfillManager | null = null;
     const pipeline = new Pipeline({
       source: { url: config.source.url, slot: config.source.slot, publication: config.source.publication },
@@ -77,13 +80,30 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       const current = parseLsn(snap.currentLsn);
       for (const h of pipeline.heldPositions()) if (h.position !== null) metrics.heldWalBytes.set({ sink: h.sink }, Math.max(0, Number(current - parseLsn(h.position.split(':')[0]!))));
     }, 5000, config.source.retained_wal_warn_bytes, () => pipeline.heldPositions().filter((h) => h.reason === 'paused').map((h) => h.sink));
+    metrics.trackSinks(() => pipeline.sinks.map((s) => ({ name: s.name, paused: s.hold === 'paused' })));
     const deliveries = new Deliveries();
     pipeline.onBatchApplied((applied) => deliveries.record(applied));
+    const fenceEmitter = new FenceEmitter(config.source.url);
+    const fences = new Fences({
+      applied: (sink) => pipeline.appliedPosition(sink),
+      emit: () => fenceEmitter.emit(),
+      log,
+      observe: (outcome, seconds) => {
+        metrics.waits.inc({ outcome });
+        metrics.waitSeconds.observe(seconds);
+      },
+      fenceWritten: () => metrics.fences.inc(),
+    });
+    pipeline.onBatchApplied(() => fences.check());
+    cleanups.push(async () => {
+      fences.stop();
+      await fenceEmitter.close();
+    });
     const found = await pipeline.start(slotConfirmed);
     cleanups.push(() => pipeline.stop(DRAIN_TIMEOUT_MS));
     monitor.start();
     cleanups.push(() => monitor.stop());
-    backfills = new BackfillManager(pipeline, config.source.url, log);
+    backfills = new BackfillManager(pipeline, config.source.url, log, metrics);
     const bf = backfills;
     cleanups.push(() => bf.stop());
     const control = new SinkControl(config, pipeline, state, bf, log, configDir);
@@ -96,7 +116,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     rebackfill(bf, found.behind, 'Redis is behind the replication slot', log);
     let http: HttpServer | null = null;
     if (config.http.port > 0) {
-      http = await startHttpServer({ config, pipeline, metrics, monitor, backfills: bf, control, deliveries, log }).catch((err: unknown) => {
+      http = await startHttpServer({ config, pipeline, metrics, monitor, backfills: bf, control, deliveries, fences, log }).catch((err: unknown) => {
         const code = (err as { code?: string }).code;
         if (code === 'EADDRINUSE') throw new SluiceError('http_port_in_use', `HTTP port ${config.http.port} on ${config.http.host} is already in use: stop the other process or set http.port to another port (0 turns the API off)`);
         if (code === 'EACCES') throw new SluiceError('http_port_denied', `not allowed to listen on HTTP port ${config.http.port} on ${config.http.host}: use a port above 1023`);
@@ -119,12 +139,14 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
           // backfills stop taking chunks; the pipeline drains within the timeout, then rejects
           // what still waits (a chunk waiting for Redis), so every step below ends
           const backfillsDone = bf.stop();
+          fences.stop();
           await pipeline.stop(DRAIN_TIMEOUT_MS);
           await backfillsDone;
           for (const s of pipeline.sinks) s.functions?.dispose();
           await monitor.stop();
           await http?.close();
           await closeRedis(redis);
+          await fenceEmitter.close();
           await state.close();
           log.info({ confirmed: formatLsn(pipeline.confirmedLsn) }, 'sluice stopped');
         })();

@@ -6,6 +6,7 @@ import type { BackfillManager } from '../backfill/backfill-manager.js';
 import type { SinkControl } from '../control/sink-control.js';
 import type { Logger } from '../util/log.js';
 import type { Deliveries } from '../runtime/deliveries.js';
+import type { Fences } from '../runtime/fences.js';
 
 /** What the HTTP routes work with: the running instance's parts. */
 export interface HttpDeps {
@@ -15,6 +16,8 @@ export interface HttpDeps {
   monitor: SourceMonitor;
   backfills: BackfillManager;
   control: SinkControl;
+  /** read-your-writes waits (GET /api/wait) */
+  fences: Fences;
   /** the last deliveries per sink (GET /api/sinks/:name/messages?status=delivered) */
   deliveries: Deliveries;
   log: Logger;

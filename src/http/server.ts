@@ -2,13 +2,14 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { timingSafeEqual } from 'node:crypto';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { registerSinkRoutes } from './sinks-routes.js';
+import { registerWaitRoute } from './wait-route.js';
 import { apiError } from './api-error.js';
 import type { HttpDeps } from './deps.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
 import { Repairer } from '../verify/repair.js';
 import { registerMessageRoutes } from './messages-routes.js';
 import { registerRedisRoutes } from './redis-routes.js';
-import { CONSOLE_PATHS, registerConsoleRoute } from './console-route.js';
+import { isConsolePath, registerConsoleRoute } from './console-route.js';
 
 export interface HttpServer {
   readonly url: string;
@@ -25,7 +26,7 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
   const app = Fastify({ logger: false });
   const token = config.http.token;
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!token || req.url === '/health' || CONSOLE_PATHS.has(req.url.split('?', 1)[0]!)) return;
+    if (!token || req.url === '/health' || isConsolePath(req.url.split('?', 1)[0]!)) return;
     const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
     const a = Buffer.from(given);
     const b = Buffer.from(token);
@@ -67,6 +68,7 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
     };
   });
   registerSinkRoutes(app, deps);
+  registerWaitRoute(app, deps);
   app.get<{ Params: { name: string } }>('/api/sinks/:name/backfills', async (req, reply) => {
     if (!pipeline.sinkRuntime(req.params.name)) return apiError(reply, 404, 'sink_not_found', `no sink named "${req.params.name}"`);
     return { backfills: await deps.backfills.list(req.params.name) };
@@ -101,7 +103,7 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
   });
   registerMessageRoutes(app, deps);
   registerRedisRoutes(app, deps);
-  registerConsoleRoute(app);
+  await registerConsoleRoute(app, deps);
   app.setNotFoundHandler((req, reply) => apiError(reply, 404, 'not_found', `no route ${req.method} ${req.url}`));
   const address = await app.listen({ port: config.http.port, host: config.http.host });
   deps.log.info({ url: address }, 'HTTP server listening');
