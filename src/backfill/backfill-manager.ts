@@ -7,6 +7,7 @@ import { BackfillWorker, backfillKey, type BackfillRecord } from './backfill-wor
 import { splitTable } from '../pg/source-setup.js';
 import { pgClientConfig } from '../pg/connection-config.js';
 import { sleep } from '../util/backoff.js';
+import type { Metrics } from '../metrics.js';
 
 export interface BackfillView extends BackfillRecord {
   /** rows per second over the last chunks */
@@ -35,12 +36,15 @@ export class BackfillManager {
   private readonly running = new Map<string, Running>();
   private readonly loops = new Map<string, Promise<void>>();
   private readonly queued = new Map<string, BackfillRecord[]>();
+  /** per sink, the tables with a `sluice_backfill_progress_ratio` series (removed with the sink) */
+  private readonly progressSeries = new Map<string, Set<string>>();
   private stopped = false;
 
   constructor(
     private readonly pipeline: Pipeline,
     private readonly url: string,
     private readonly log: Logger,
+    private readonly metrics: Metrics | null = null,
   ) {}
 
   /** Resumes unfinished backfills; starts the initial one of `backfill: true` sinks Redis has never seen. */
@@ -108,6 +112,20 @@ export class BackfillManager {
     this.queued.delete(sinkName);
     for (const [key, r] of this.running) if (key.startsWith(`${sinkName}\u0000`)) r.worker.stop();
     await this.loops.get(sinkName)?.catch(() => undefined);
+    for (const table of this.progressSeries.get(sinkName) ?? []) this.metrics?.backfillProgress.remove({ sink: sinkName, table });
+    this.progressSeries.delete(sinkName);
+  }
+
+  /** `sluice_backfill_rows_total` and `sluice_backfill_progress_ratio` after a chunk (`copied` rows). */
+  private count(record: BackfillRecord, copied: number): void {
+    const m = this.metrics;
+    if (m === null) return;
+    const labels = { sink: record.sink, table: record.table };
+    if (copied > 0) m.backfillRows.inc(labels, copied);
+    m.backfillProgress.set(labels, progressRatio(record));
+    let tables = this.progressSeries.get(record.sink);
+    if (!tables) this.progressSeries.set(record.sink, (tables = new Set()));
+    tables.add(record.table);
   }
 
   private view(r: BackfillRecord): BackfillView {
@@ -166,12 +184,15 @@ export class BackfillManager {
     try {
       await worker.open();
       log.info({ sink: record.sink, table: record.table, estimated: worker.record.estimated_total, from: record.from, resumeAfter: record.cursor }, 'backfill started');
+      this.count(worker.record, 0);
       for (;;) {
         if (this.stopped || worker.isStopped) return;
         // a paused sink writes nothing: its backfill waits with it
         while (this.pipeline.sinkRuntime(record.sink)?.hold != null && !this.stopped && !worker.isStopped) await sleep(200);
         if (this.stopped || worker.isStopped || !this.pipeline.sinkRuntime(record.sink)) return;
+        const rowsBefore = worker.record.rows;
         const r = await worker.chunk();
+        this.count(worker.record, worker.record.rows - rowsBefore);
         entry.samples.push({ at: Date.now(), rows: worker.record.rows });
         if (entry.samples.length > 20) entry.samples.shift();
         if (r.done) break;
@@ -218,4 +239,11 @@ export class BackfillManager {
     }
     return [...new Set(out)];
   }
+}
+
+/** Rows copied over the estimate, 0 to 1; 1 once done (the estimate is only an estimate). */
+export function progressRatio(r: Pick<BackfillRecord, 'rows' | 'estimated_total' | 'state'>): number {
+  if (r.state === 'done') return 1;
+  if (!r.estimated_total) return 0;
+  return Math.min(1, r.rows / r.estimated_total);
 }

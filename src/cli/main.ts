@@ -21,11 +21,14 @@ Options:
 `;
 
 const COMMAND_HELP: Record<string, string> = {
-  start: `Usage: sluice start [-c sluice.yaml]
+  start: `Usage: sluice start [-c sluice.yaml] [--log-values]
 
 Creates the publication and replication slot if missing, then streams every committed change
 into Redis in commit order. Serves the API, console and /metrics on http.port.
 SIGTERM or SIGINT: applies what was received, confirms it to Postgres, exits 0.
+Logs are JSON lines on stdout (human-readable at a terminal) with tables, keys and positions;
+--log-values (or log.values: true) also logs row values a line would quote, such as a
+function's error message.
 `,
   check: `Usage: sluice check [-c sluice.yaml]
 
@@ -89,6 +92,7 @@ async function main(argv: string[]): Promise<number> {
       examples: { type: 'string' },
       json: { type: 'boolean' },
       'no-rate': { type: 'boolean' },
+      'log-values': { type: 'boolean' },
     },
   });
   const [command, ...rest] = positionals;
@@ -102,7 +106,7 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case 'start':
-      return (await import('./start.js')).runStart(values.config);
+      return (await import('./start.js')).runStart(values.config, { logValues: values['log-values'] === true });
     case 'check':
       return (await import('./check.js')).runCheck(values.config);
     case 'demo':

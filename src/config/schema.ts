@@ -111,6 +111,8 @@ export const httpSchema = strict({
 
 export const logSchema = strict({
   level: z.enum(LOG_LEVELS).default('info'),
+  /** log row values where a line would quote them (a function's error, …); `sluice start --log-values` too */
+  values: z.boolean().default(false),
 });
 
 export const applySchema = strict({

@@ -13,11 +13,18 @@ export type TemplatePart =
   | { readonly kind: 'schema' | 'table' | 'pk' }
   | { readonly kind: 'column'; readonly name: string };
 
-/** A message-level failure: the message goes to the failed list, the pipeline goes on. */
+/**
+ * A message-level failure: the message goes to the failed list, the pipeline goes on.
+ * `withoutValues` is the message without the row values it quotes, for logs (the default: the
+ * message quotes none).
+ */
 export class MessageError extends Error {
-  constructor(message: string) {
+  readonly withoutValues: string;
+
+  constructor(message: string, withoutValues: string = message) {
     super(message);
     this.name = 'MessageError';
+    this.withoutValues = withoutValues;
   }
 }
 

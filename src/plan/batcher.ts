@@ -34,6 +34,11 @@ export interface Batch {
   /** where each sink that took part is once this batch is applied: written with it */
   readonly sinkPositions: Map<string, Position>;
   lastCommitTime: bigint | null;
+  /**
+   * per sink, the commit time (Postgres microseconds) of each transaction it took changes from in
+   * this batch (each chunk of a large one): the apply-latency metric, measured once Redis acknowledges
+   */
+  readonly commitTimes: Map<string, bigint[]>;
   /** "sink\0action" → changes, for metrics */
   readonly counts: Map<string, number>;
   readonly onApplied: (() => void)[];
@@ -88,6 +93,7 @@ export class Batcher {
       position,
       sinkPositions: new Map(),
       lastCommitTime: null,
+      commitTimes: new Map(),
       counts: new Map(),
       onApplied: [],
       onDropped: [],

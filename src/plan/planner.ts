@@ -6,6 +6,7 @@ import type { Lsn } from '../core/lsn.js';
 import { microsToUnixMs } from '../core/time.js';
 import { WATERMARK_PREFIX } from '../core/keyspace.js';
 import { errorMessage } from '../util/errors.js';
+import { MayHoldValues, VALUES_HIDDEN, withoutDetail } from '../util/log.js';
 import type { PlanOutput, RedisCommand } from '../sinks/sink.js';
 import { commandKeys, type RejectedCommand } from '../core/command.js';
 import { failedMessageCommand } from './failed-messages.js';
@@ -15,7 +16,8 @@ import { Windows, type Window } from './windows.js';
 
 /** What planning tells the runtime about (logs and metrics): no I/O here. */
 export interface PlanEvents {
-  failed(sink: string, change: Change, meta: MessageMeta, reason: string): void;
+  /** `logged`: the reason as it may be logged (its row values hidden unless --log-values) */
+  failed(sink: string, change: Change, meta: MessageMeta, reason: string, logged: MayHoldValues | string): void;
   /** a TRUNCATE of `table` removes the sink's keys under `prefix` (null: no fixed prefix, cannot) */
   truncate(sink: string, table: TableInfo, prefix: string | null): void;
   /** a chunk of a large transaction is planned on its own (atomic per chunk only) */
@@ -54,7 +56,12 @@ export class Planner {
       const meta: MessageMeta = { commitLsn: txn.commitLsn, commitTimeMicros: txn.commitTimeMicros, sinkName: sink.name };
       const part = this.batcher.part(batch, sink.redis);
       const changes = changesFor(sink, txn, truncated).map(fillUnchangedToast);
-      if (changes.length > 0) this.planChanges(batch, part, sink, changes, meta);
+      if (changes.length > 0) {
+        this.planChanges(batch, part, sink, changes, meta);
+        const times = batch.commitTimes.get(sink.name);
+        if (times) times.push(txn.commitTimeMicros);
+        else batch.commitTimes.set(sink.name, [txn.commitTimeMicros]);
+      }
       for (const tr of txn.truncates) {
         // sinks without truncatePattern keep a history (list, stream, pub/sub): nothing to remove
         if (!sink.sink.truncatePattern || (sink.position !== null && comparePositions({ lsn: txn.commitLsn, idx: tr.idx }, sink.position) <= 0)) continue;
@@ -139,7 +146,8 @@ export class Planner {
   rejected(rejected: readonly RejectedCommand[]): RedisCommand[] {
     return rejected.map((r) => {
       const reason = `Redis rejected the command: ${r.error}`;
-      this.events.failed(r.origin.sink, r.origin.change, r.origin.meta, reason);
+      // Redis errors name commands and keys, never the values sent
+      this.events.failed(r.origin.sink, r.origin.change, r.origin.meta, reason, reason);
       return failedMessageCommand(r.origin.change, r.origin.meta, reason, microsToDate(this.clock()));
     });
   }
@@ -189,12 +197,14 @@ export class Planner {
       const r = results ? results[i]! : null;
       if (r !== null && 'skip' in r) continue;
       out.current = change;
-      if (r !== null && 'error' in r) out.fail(change, r.error);
+      // a function's error quotes what the user's code threw or returned: row values, maybe
+      if (r !== null && 'error' in r) out.fail(change, r.error, withoutDetail(r.error));
       else {
         try {
           sink.sink.plan(change, meta, out, r?.extras);
         } catch (err) {
-          out.fail(change, `internal error while planning this message (please report it): ${errorMessage(err)}`);
+          const lead = 'internal error while planning this message (please report it)';
+          out.fail(change, `${lead}: ${errorMessage(err)}`, `${lead}: ${VALUES_HIDDEN}`);
         }
       }
       this.batcher.count(batch, sink.name, change.action);
@@ -219,9 +229,9 @@ export class Planner {
       bookkeeping(cmd: RedisCommand): void {
         batcher.add(batch, part, cmd, null);
       },
-      fail(change: Change, reason: string): void {
+      fail(change: Change, reason: string, withoutValues: string = reason): void {
         batcher.add(batch, part, failedMessageCommand(change, meta, reason, microsToDate(clock())), null);
-        events.failed(sinkName, change, meta, reason);
+        events.failed(sinkName, change, meta, reason, withoutValues === reason ? reason : new MayHoldValues(reason, withoutValues));
       },
     };
     return out;

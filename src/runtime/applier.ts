@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RejectedCommand } from '../core/command.js';
 import { ZERO_LSN } from '../core/lsn.js';
 import { formatPosition, type Position } from '../core/position.js';
+import { microsToUnixMs } from '../core/time.js';
 import type { ChangeSource } from '../pg/change-stream.js';
 import { countKey, type Batch } from '../plan/batcher.js';
 import type { Planner } from '../plan/planner.js';
@@ -61,6 +62,12 @@ export class Applier {
         if (rejected.length > 0) await lane.apply({ batchId: randomUUID(), commands: this.planner.rejected(rejected), origins: [], positions, unlinkPrefixes: [] });
         if (lane.retries > retriesBefore) metrics.redisRetries.inc({ redis: lane.name }, lane.retries - retriesBefore);
         metrics.batches.inc({ redis: lane.name });
+        // Redis acknowledged this lane's part: commit → acknowledged, per transaction of each sink
+        const now = Date.now();
+        for (const s of sinks) {
+          if (s.redis !== lane.name) continue;
+          for (const t of batch.commitTimes.get(s.name) ?? []) metrics.observeApplyLatency(s.name, microsToUnixMs(t), now);
+        }
       }),
     );
     if (batch.endLsn > ZERO_LSN) {

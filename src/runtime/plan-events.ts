@@ -6,9 +6,10 @@ import type { Logger } from '../util/log.js';
 /** What planning reports, as log lines and metrics. */
 export function planEvents(metrics: Metrics, log: Logger): PlanEvents {
   return {
-    failed: (sink, change, meta, reason) => {
+    failed: (sink, change, meta, _reason, logged) => {
       metrics.failed.inc({ sink });
-      log.warn({ sink, table: change.table.qualifiedName, lsn: formatLsn(meta.commitLsn), idx: change.idx, reason }, 'message failed');
+      // the reason as it may be logged: its row values only with --log-values (the failed message keeps them whole)
+      log.warn({ sink, table: change.table.qualifiedName, lsn: formatLsn(meta.commitLsn), idx: change.idx, reason: logged }, 'message failed');
     },
     truncate: (sink, table, prefix) => {
       if (prefix === null) log.warn({ sink, table: table.qualifiedName }, 'TRUNCATE cannot be applied: the key template has no fixed prefix; run sluice verify --repair');

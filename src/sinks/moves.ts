@@ -30,7 +30,8 @@ export function renderFor(template: TemplateCache, change: Change, what: string)
     return template.render(change.table, change.row);
   } catch (err) {
     if (err instanceof MessageError && change.action === 'delete' && change.oldKind !== 'O') {
-      throw new MessageError(`${err.message}; a delete carries only the replica identity columns, so a ${what} template that reads other columns needs REPLICA IDENTITY FULL on ${change.table.qualifiedName}`);
+      const hint = `; a delete carries only the replica identity columns, so a ${what} template that reads other columns needs REPLICA IDENTITY FULL on ${change.table.qualifiedName}`;
+      throw new MessageError(err.message + hint, err.withoutValues + hint);
     }
     throw err;
   }

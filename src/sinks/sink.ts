@@ -8,8 +8,11 @@ export type { RedisCommand };
 
 export interface PlanOutput {
   command(cmd: RedisCommand): void;
-  /** The message cannot be delivered: it goes to the sink's failed messages with `reason`. */
-  fail(change: Change, reason: string): void;
+  /**
+   * The message cannot be delivered: it goes to the sink's failed messages with `reason`.
+   * `withoutValues` is the reason without the row values it quotes, for logs (default: `reason`).
+   */
+  fail(change: Change, reason: string, withoutValues?: string): void;
 }
 
 export type SinkType = 'string' | 'hash' | 'list' | 'set' | 'zset' | 'stream' | 'pubsub';
@@ -74,7 +77,7 @@ export function planSafely(change: Change, out: PlanOutput, fn: () => void): voi
   try {
     fn();
   } catch (err) {
-    if (err instanceof MessageError) out.fail(change, err.message);
+    if (err instanceof MessageError) out.fail(change, err.message, err.withoutValues);
     else throw err;
   }
 }

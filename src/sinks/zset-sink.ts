@@ -68,5 +68,5 @@ export function redisScore(v: string | null, what: string): string {
   if (NUMBER.test(v)) return v;
   if (v === 'Infinity') return '+inf';
   if (v === '-Infinity') return '-inf';
-  throw new MessageError(`the ${what} is ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}, not a number; a sorted set needs a number`);
+  throw new MessageError(`the ${what} is ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}, not a number; a sorted set needs a number`, `the ${what} is not a number; a sorted set needs a number`);
 }

@@ -128,7 +128,7 @@ test('the full example from the spec parses', () => {
     max_transaction_rows: 20000,
   });
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1', token: 's3cret' });
-  assert.deepEqual(cfg.log, { level: 'info' });
+  assert.deepEqual(cfg.log, { level: 'info', values: false });
   assert.deepEqual(cfg.apply, { batch_max_commands: 5000 });
   assert.deepEqual(cfg.state, { url: 'postgres://postgres@127.0.0.1:5432/app', schema: 'sluice' });
 });
@@ -147,7 +147,7 @@ test('defaults are filled in for every sink type', () => {
   );
   assert.deepEqual(cfg.source, { url: 'postgres://app@localhost/app', slot: 'sluice', publication: 'sluice', retained_wal_warn_bytes: 1024 ** 3 });
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1' });
-  assert.deepEqual(cfg.log, { level: 'info' });
+  assert.deepEqual(cfg.log, { level: 'info', values: false });
   assert.deepEqual(cfg.apply, { batch_max_commands: 5000 });
   assert.deepEqual(cfg.state, { url: 'postgres://app@localhost/app', schema: 'sluice' });
 
@@ -291,7 +291,7 @@ apply: { batch_max_command: 2 }
     [
       ['source.slots', 1, 'unknown key "slots"; did you mean "slot"?'],
       ['http.prot', 4, 'unknown key "prot"; did you mean "port"?'],
-      ['log.colour', 5, 'unknown key "colour" (known keys: level)'],
+      ['log.colour', 5, 'unknown key "colour" (known keys: level, values)'],
       ['apply.batch_max_command', 6, 'unknown key "batch_max_command"; did you mean "batch_max_commands"?'],
     ],
   );
