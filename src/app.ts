@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { DEFAULT_MAX_TRANSACTION_ROWS, type SluiceConfig } from './config/schema.js';
-import { prepareSource } from './pg/source-setup.js';
+import { prepareSource, sinkWantsOf } from './pg/source-setup.js';
 import { SourceMonitor } from './pg/source-monitor.js';
 import { createRedisClient, type RedisClient } from './redis/connect.js';
 import { Pipeline } from './runtime/pipeline.js';
@@ -51,7 +51,8 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
   try {
     const stored = await SinkControl.load(config, state, log);
     config.sinks.push(...stored.apiSinks);
-    const slotConfirmed = await prepare(config, log);
+    const apiNames = new Set(stored.apiSinks.map((s) => s.name));
+    const slotConfirmed = await prepare(config, log, (name) => apiNames.has(name));
     const metrics = new Metrics();
     const redis = new Map<string, RedisClient>();
     for (const [name, spec] of Object.entries(config.redis)) {
@@ -160,7 +161,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
 }
 
 /** Creates the slot and publication (or extends it); returns the slot's confirmed position (null: new slot). */
-async function prepare(config: SluiceConfig, log: Logger): Promise<Lsn | null> {
+async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean): Promise<Lsn | null> {
   const admin = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-setup' }));
   await admin.connect().catch((err: unknown) => {
     throw new SluiceError('pg_connect', `cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}`, { cause: err });
@@ -168,8 +169,9 @@ async function prepare(config: SluiceConfig, log: Logger): Promise<Lsn | null> {
   try {
     const source = await prepareSource(
       admin,
-      { slot: config.source.slot, publication: config.source.publication, sinks: config.sinks.map((s, i) => ({ name: s.name, path: `sinks[${i}]`, tables: s.tables })) },
+      { slot: config.source.slot, publication: config.source.publication, sinks: sinkWantsOf(config.sinks, isApi) },
       (msg) => log.info(msg),
+      (msg) => log.warn(msg),
     );
     return !source.slotCreated && source.slot.confirmedFlush ? parseLsn(source.slot.confirmedFlush) : null;
   } finally {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { configPathFrom, loadConfig } from '../config/load.js';
-import { readSourceState, sourceFindings } from '../pg/source-setup.js';
+import { readSourceState, sinkWantsOf, sourceFindings } from '../pg/source-setup.js';
 import type { Finding } from '../util/findings.js';
 import { checkRedisConnection } from '../redis/inspect.js';
 import { dirname } from 'node:path';
@@ -37,7 +37,7 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
     const wants = {
       slot: config.source.slot,
       publication: config.source.publication,
-      sinks: config.sinks.map((s, i) => ({ name: s.name, path: `sinks[${i}]`, tables: s.tables })),
+      sinks: sinkWantsOf(config.sinks),
     };
     findings.push(...sourceFindings(await readSourceState(client, wants), wants));
   } catch (err) {

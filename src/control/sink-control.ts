@@ -8,7 +8,7 @@ import type { SinkSpec } from '../plan/route.js';
 import type { Pipeline } from '../runtime/pipeline.js';
 import type { StateStore, StoredSink } from '../state/state-store.js';
 import type { BackfillManager } from '../backfill/backfill-manager.js';
-import { prepareSource } from '../pg/source-setup.js';
+import { columnProblems, prepareSource, readSourceState, sinkWantsOf } from '../pg/source-setup.js';
 import { pgClientConfig } from '../pg/connection-config.js';
 import { failedKey, backfillKey, reverseIndexKey } from '../core/keyspace.js';
 import { errorMessage, SluiceError } from '../util/errors.js';
@@ -191,8 +191,17 @@ export class SinkControl {
     const admin = new pg.Client(pgClientConfig(this.config.source.url, { application_name: 'sluice-setup' }));
     try {
       await admin.connect();
+      // the columns its templates and options name must be in its tables (as sluice check says)
+      const wanted = { ...sinkWantsOf([sink])[0]!, path: '' };
+      const found = await readSourceState(admin, { slot: this.config.source.slot, publication: this.config.source.publication, sinks: [wanted] });
+      const problems = columnProblems(found, wanted).filter((p) => p.severity === 'error');
+      if (problems.length > 0) {
+        const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+        throw new ControlError(400, 'invalid_sink', `${problems[0]!.option}: ${problems[0]!.message}${more}`, problems.map((p) => ({ path: p.option, message: p.message })));
+      }
       await prepareSource(admin, { slot: this.config.source.slot, publication: this.config.source.publication, sinks: [{ name: sink.name, path: 'tables', tables: sink.tables }] }, (msg) => this.log.info(msg));
     } catch (err) {
+      if (err instanceof ControlError) throw err;
       throw new ControlError(503, 'publication_failed', `could not add the sink's tables to publication "${this.config.source.publication}": ${errorMessage(err)}`);
     } finally {
       await admin.end().catch(() => undefined);

@@ -1,6 +1,10 @@
 import pg from 'pg';
 import { quoteIdent } from './replication-connection.js';
 import type { Finding, Severity } from '../util/findings.js';
+import { sinkColumnUses, type ColumnUse } from '../config/column-uses.js';
+import type { SinkConfig } from '../config/schema.js';
+import { closestKey } from '../config/schema-helpers.js';
+import { SluiceError } from '../util/errors.js';
 
 /**
  * Inspects and prepares the Postgres side: wal_level, privileges, tables and their keys, the
@@ -11,7 +15,53 @@ export interface SourceWants {
   slot: string;
   publication: string;
   /** table patterns per sink: "schema.table" or "schema.*" */
-  sinks: readonly { name: string; path: string; tables: readonly string[] }[];
+  sinks: readonly SinkWants[];
+}
+
+export interface SinkWants {
+  name: string;
+  /** YAML path of the sink, e.g. `sinks[0]` */
+  path: string;
+  tables: readonly string[];
+  /** columns its options name (config/column-uses.ts), checked against each of its tables */
+  columns?: readonly ColumnUse[];
+  /**
+   * the sink's `filter` or `route` may keep a missing column from mattering (skip the table's rows,
+   * give the key itself): a missing column is then a warning, not an error
+   */
+  functions?: readonly string[];
+  /** created through the API: its column problems are warnings (see columnProblems) */
+  api?: boolean;
+}
+
+/**
+ * What the source must provide for these sinks: their tables, and the columns their options name.
+ * A file sink's path is `sinks[i]` (its place in the file: file sinks come first in the list); a
+ * sink `isApi` says was created through the API is `sink "name"`.
+ */
+export function sinkWantsOf(sinks: readonly SinkConfig[], isApi: (name: string) => boolean = () => false): SinkWants[] {
+  return sinks.map((s, i) => {
+    const api = isApi(s.name);
+    return {
+      name: s.name,
+      path: api ? `sink "${s.name}"` : `sinks[${i}]`,
+      tables: s.tables,
+      columns: sinkColumnUses(s),
+      functions: (['filter', 'route'] as const).filter((f) => s[f] !== undefined),
+      ...(api ? { api } : {}),
+    };
+  });
+}
+
+/** A column as pgoutput sends it (generated columns are read too, to say why they are missing). */
+export interface ColumnRow {
+  name: string;
+  /** format_type, e.g. `numeric(10,2)` */
+  type: string;
+  /** pg_type.typcategory 'N' (numbers: int2/4/8, float4/8, numeric, and domains over them) */
+  numeric: boolean;
+  /** a generated column: logical replication does not send it */
+  generated: boolean;
 }
 
 interface TableRow {
@@ -35,6 +85,10 @@ export interface SourceState {
   /** qualified names the patterns asked for that do not exist, with the sink path */
   missing: { table: string; path: string }[];
   emptySchemas: { pattern: string; path: string }[];
+  /** the tables each sink takes, by the sink's path (schema.* expanded) */
+  sinkTables: Map<string, string[]>;
+  /** the columns of every table in `tables`, in attribute order (dropped ones left out) */
+  columns: Map<string, ColumnRow[]>;
   publication: { exists: boolean; allTables: boolean; viaRoot: boolean; tables: Set<string>; schemas: Set<string> };
   slot: { exists: boolean; plugin: string | null; database: string | null; active: boolean; activePid: number | null; confirmedFlush: string | null };
   database: string;
@@ -50,7 +104,10 @@ export async function readSourceState(client: pg.Client, wants: SourceWants): Pr
   const tables = new Map<string, TableRow>();
   const missing: { table: string; path: string }[] = [];
   const emptySchemas: { pattern: string; path: string }[] = [];
+  const sinkTables = new Map<string, string[]>();
   for (const sink of wants.sinks) {
+    const own: string[] = [];
+    sinkTables.set(sink.path, own);
     for (const [i, pattern] of sink.tables.entries()) {
       const [schema, name] = splitTable(pattern);
       const rows = await q<TableRow>(
@@ -67,9 +124,13 @@ export async function readSourceState(client: pg.Client, wants: SourceWants): Pr
         if (name === '*') emptySchemas.push({ pattern, path: `${sink.path}.tables[${i}]` });
         else missing.push({ table: `${schema}.${name}`, path: `${sink.path}.tables[${i}]` });
       }
-      for (const r of rows) tables.set(`${r.schema}.${r.name}`, r);
+      for (const r of rows) {
+        tables.set(`${r.schema}.${r.name}`, r);
+        if (!own.includes(`${r.schema}.${r.name}`)) own.push(`${r.schema}.${r.name}`);
+      }
     }
   }
+  const columns = await readColumns(client, [...tables.keys()], Number(info!.v));
   const pubRows = await q<{ puballtables: boolean; pubviaroot: boolean }>(`select puballtables, pubviaroot from pg_publication where pubname = $1`, [wants.publication]);
   const pubTables = new Set<string>();
   const pubSchemas = new Set<string>();
@@ -97,6 +158,8 @@ export async function readSourceState(client: pg.Client, wants: SourceWants): Pr
     tables,
     missing,
     emptySchemas,
+    sinkTables,
+    columns,
     publication: { exists: pubRows.length > 0, allTables: pubRows[0]?.puballtables ?? false, viaRoot: pubRows[0]?.pubviaroot ?? false, tables: pubTables, schemas: pubSchemas },
     slot: {
       exists: slot !== undefined,
@@ -125,6 +188,10 @@ export function sourceFindings(s: SourceState, wants: SourceWants): Finding[] {
     if (problem) add('error', problem);
   }
   if (s.missing.length === 0 && s.tables.size > 0 && [...s.tables].every(([n, t]) => !keyProblem(n, t))) add('ok', `${s.tables.size} table(s) found, each with a usable primary key or replica identity`);
+  const columns = wants.sinks.flatMap((sink) => columnProblems(s, sink).map((p) => ({ severity: p.severity, message: `${sink.path}.${p.option}: ${p.message}` })));
+  out.push(...columns);
+  const named = wants.sinks.reduce((n, sink) => n + (sink.columns?.length ?? 0), 0);
+  if (named > 0 && columns.length === 0) add('ok', `every column the sinks' templates and options name exists in their tables`);
   const notPublished = [...s.tables.keys()].filter((t) => !isPublished(s, t));
   if (!s.publication.exists) {
     add(s.canCreate ? 'ok' : 'error', s.canCreate ? `publication "${wants.publication}" does not exist yet; sluice start will create it` : `publication "${wants.publication}" does not exist and role "${s.role}" may not create it: create it as a superuser (CREATE PUBLICATION ${quoteIdent(wants.publication)} FOR TABLE …)`);
@@ -136,6 +203,76 @@ export function sourceFindings(s: SourceState, wants: SourceWants): Finding[] {
   else if (s.slot.database !== s.database) add('error', `replication slot "${wants.slot}" belongs to database "${s.slot.database ?? '?'}", not "${s.database}": set source.slot to another name`);
   else if (s.slot.active) add('warn', `replication slot "${wants.slot}" is in use by process ${s.slot.activePid ?? '?'} (another Sluice?); only one may stream it`);
   else add('ok', `replication slot "${wants.slot}" exists at ${s.slot.confirmedFlush ?? '?'}`);
+  return out;
+}
+
+/** The columns of `tables` ("schema.table"), one query. Generated columns exist since Postgres 12. */
+async function readColumns(client: pg.Client, tables: readonly string[], serverVersion: number): Promise<Map<string, ColumnRow[]>> {
+  const out = new Map<string, ColumnRow[]>();
+  if (tables.length === 0) return out;
+  const generated = serverVersion >= 120000 ? `a.attgenerated <> ''` : 'false';
+  const r = await client.query<{ t: string; name: string; type: string; numeric: boolean; generated: boolean }>(
+    `select n.nspname || '.' || c.relname as t, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
+            ty.typcategory = 'N' as numeric, ${generated} as generated
+       from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+       join pg_type ty on ty.oid = a.atttypid
+      where a.attnum > 0 and not a.attisdropped and (n.nspname, c.relname) in (select split_part(x, '.', 1), substr(x, strpos(x, '.') + 1) from unnest($1::text[]) x)
+      order by n.nspname, c.relname, a.attnum`,
+    [tables],
+  );
+  for (const row of r.rows) {
+    let list = out.get(row.t);
+    if (!list) out.set(row.t, (list = []));
+    list.push({ name: row.name, type: row.type, numeric: row.numeric, generated: row.generated });
+  }
+  return out;
+}
+
+/** A problem with a column a sink's option names (`option`: key, field, member, channel, score). */
+export interface ColumnProblem {
+  severity: Severity;
+  option: string;
+  message: string;
+}
+
+/**
+ * The columns a sink's options name, against each of its tables: a column the table does not
+ * have (with the closest one), a generated column (not replicated), a score that is not a number.
+ * A missing column is an error, or a warning when the sink's filter or route may make it not
+ * matter (`functions`) or the sink was created through the API (`api`: it must not keep Sluice
+ * from starting, since the API is how it is fixed).
+ */
+export function columnProblems(s: Pick<SourceState, 'sinkTables' | 'columns'>, sink: SinkWants): ColumnProblem[] {
+  const out: ColumnProblem[] = [];
+  const uses = sink.columns ?? [];
+  if (uses.length === 0) return out;
+  const functions = sink.functions ?? [];
+  for (const table of s.sinkTables.get(sink.path) ?? []) {
+    const cols = s.columns.get(table);
+    if (!cols) continue;
+    for (const use of uses) {
+      const col = cols.find((c) => c.name === use.column);
+      let problem: string | null = null;
+      if (!col) {
+        const usable = cols.filter((c) => !c.generated).map((c) => c.name);
+        const close = closestKey(use.column, usable);
+        const list = usable.length > 20 ? `${usable.slice(0, 20).join(', ')}, …` : usable.join(', ');
+        problem = `table ${table} has no column "${use.column}"${close !== undefined ? `; did you mean "${close}"?` : ` (its columns: ${list})`}`;
+      } else if (col.generated) {
+        problem = `column "${use.column}" of table ${table} is a generated column, which logical replication does not send: use the columns it is computed from`;
+      } else if (use.option === 'score' && !col.numeric) {
+        out.push({ severity: 'warn', option: use.option, message: `column "${use.column}" of table ${table} is ${col.type}, not a number: each row whose value is not a number becomes a failed message` });
+      }
+      if (problem === null) continue;
+      if (sink.api) {
+        out.push({ severity: 'warn', option: use.option, message: `${problem}: every row of it becomes a failed message (change the sink with PATCH /api/sinks/${sink.name}, or delete it)` });
+      } else if (functions.length > 0) {
+        out.push({ severity: 'warn', option: use.option, message: `${problem}: every row of it becomes a failed message unless the sink's ${functions.join(' or ')} ${functions.length > 1 ? 'skip it or set the value' : 'takes care of it'}` });
+      } else {
+        out.push({ severity: 'error', option: use.option, message: problem });
+      }
+    }
+  }
   return out;
 }
 
@@ -155,10 +292,13 @@ function isPublished(s: SourceState, qualified: string): boolean {
  * the slot when missing, and adds the sinks' tables to an existing publication.
  * Fails with one clear sentence when the source cannot work.
  */
-export async function prepareSource(client: pg.Client, wants: SourceWants, log: (msg: string) => void): Promise<SourceState & { slotCreated: boolean }> {
+export async function prepareSource(client: pg.Client, wants: SourceWants, log: (msg: string) => void, warn: (msg: string) => void = log): Promise<SourceState & { slotCreated: boolean }> {
   let s = await readSourceState(client, wants);
-  const errors = sourceFindings(s, wants).filter((f) => f.severity === 'error');
-  if (errors.length > 0) throw new Error(errors.map((e) => e.message).join('\n'));
+  const findings = sourceFindings(s, wants);
+  const errors = findings.filter((f) => f.severity === 'error');
+  if (errors.length > 0) throw new SluiceError('source_setup', errors.map((e) => e.message).join('\n'));
+  // what sluice check would warn of about the sinks' columns (the rest is for check alone)
+  for (const sink of wants.sinks) for (const p of columnProblems(s, sink)) if (p.severity === 'warn') warn(`${sink.path}.${p.option}: ${p.message}`);
   const schemaPatterns = [...new Set(wants.sinks.flatMap((k) => k.tables).filter((t) => t.endsWith('.*')).map((t) => t.slice(0, -2)))];
   const useSchemas = s.serverVersion >= 150000;
   const exactTables = [...s.tables.keys()].filter((t) => !(useSchemas && schemaPatterns.includes(t.split('.')[0]!)));

@@ -194,6 +194,44 @@ async function modeOf(client: RedisClient, spec: RedisConnectionConfig, serverMo
 }
 
 /**
+ * Whether the database a standalone or Sentinel connection selects exists. ioredis sends `SELECT
+ * <db>` when it connects, but when the server answers "ERR DB index is out of range" it goes on
+ * with database 0, where every write would then land: so this is checked before a lane writes.
+ * The number of databases is read with `CONFIG GET databases`; where CONFIG is not allowed, `SELECT`
+ * itself says whether the database exists. null: it exists (or the connection is a Cluster, which
+ * has database 0 only). The same sentence serves `sluice check` and `sluice start`.
+ */
+export async function databaseFinding(name: string, client: RedisClient): Promise<Finding | null> {
+  if (client instanceof Cluster) return null;
+  const db = Number(client.options.db ?? 0);
+  const where = (client.options.sentinels?.length ?? 0) > 0 ? `set redis.${name}.db` : `put it in the URL path (redis://host:port/N)`;
+  let count: number | null = null;
+  let configError: string | null = null;
+  try {
+    const reply = (await client.config('GET', 'databases')) as string[];
+    const n = Number(reply[1]);
+    if (Number.isInteger(n) && n > 0) count = n;
+    else configError = 'CONFIG GET databases gave no number';
+  } catch (err) {
+    configError = errorMessage(err);
+  }
+  if (count !== null) {
+    if (db < count) return null;
+    return { severity: 'error', message: `redis.${name}: database ${db} does not exist: the server has ${count} (its "databases" setting), numbered 0 to ${count - 1}: use one of those (${where}), or raise databases in the server's configuration` };
+  }
+  try {
+    await client.select(db);
+    return null;
+  } catch (err) {
+    const msg = errorMessage(err);
+    if (/out of range|invalid DB index/i.test(msg)) {
+      return { severity: 'error', message: `redis.${name}: database ${db} does not exist on the server (SELECT ${db}: ${msg}): use a smaller number (${where}), or raise databases in the server's configuration` };
+    }
+    return { severity: 'warn', message: `redis.${name}: could not check that database ${db} exists (CONFIG GET databases: ${configError}; SELECT ${db}: ${msg})` };
+  }
+}
+
+/**
  * `sluice check` for one Redis connection: reachability, TLS and auth (errors in plain words),
  * version, mode (standalone; cluster state and slot coverage; the master a sentinel setup
  * points to), eviction policy, and whether the ACL user may run every command Sluice uses.
@@ -235,6 +273,8 @@ export async function checkRedisConnection(name: string, spec: RedisConnectionCo
       out.push({ severity: 'error', message: `redis.${name}: cannot use Redis at ${where}: ${explainRedisError(err, spec)}` });
       return out;
     }
+    const dbFinding = await databaseFinding(name, client).catch((err: unknown): Finding => ({ severity: 'warn', message: `redis.${name}: could not check the database number: ${errorMessage(err)}` }));
+    if (dbFinding) out.push(dbFinding);
     let version = '?';
     let serverMode = '?';
     try {

@@ -3,6 +3,8 @@ import { ApplyLane, type Lane } from '../redis/apply-lane.js';
 import { ClusterApplyLane } from '../redis/cluster-apply-lane.js';
 import { connectRedis, type RedisClient } from '../redis/connect.js';
 import type { Logger } from '../util/log.js';
+import { databaseFinding } from '../redis/inspect.js';
+import { SluiceError } from '../util/errors.js';
 
 /** The lane of a Redis connection, made (and the connection made ready) the first time a sink needs it. */
 export async function ensureLane(lanes: Map<string, Lane>, redis: ReadonlyMap<string, RedisClient>, name: string, log: Logger, onDataLoss: () => void): Promise<Lane> {
@@ -11,6 +13,10 @@ export async function ensureLane(lanes: Map<string, Lane>, redis: ReadonlyMap<st
   const client = redis.get(name);
   if (!client) throw new Error(`no Redis connection named "${name}"`);
   await connectRedis(client);
+  // a database the server does not have: ioredis would write into database 0 instead
+  const db = await databaseFinding(name, client);
+  if (db?.severity === 'error') throw new SluiceError('redis_database', db.message);
+  if (db) log.warn(db.message);
   const again = lanes.get(name); // made while connecting
   if (again) return again;
   const lane: Lane = client instanceof Cluster ? new ClusterApplyLane(name, client, log, onDataLoss) : new ApplyLane(name, client, log, onDataLoss);

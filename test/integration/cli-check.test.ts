@@ -85,6 +85,74 @@ describe('sluice check', () => {
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   });
 
+  test('a template or option naming a column the table does not have: check and start say which, with the closest one', async () => {
+    await pg.query(`create table orders (id int primary key, product_id int, price numeric(10,2), label text, doubled int generated always as (id * 2) stored)`);
+    const path = join(dir, 'columns.yaml');
+    writeFileSync(
+      path,
+      `source:\n  url: ${pg.url}\nredis:\n  main:\n    url: ${redis.url}\nsinks:\n` +
+        `  - name: a\n    type: string\n    tables: [orders]\n    key: "order:{prodct_id}"\n` +
+        `  - name: b\n    type: zset\n    tables: [orders]\n    key: "by-price"\n    member: "{id}"\n    score: prce\n` +
+        `  - name: c\n    type: set\n    tables: [orders]\n    key: "s:{doubled}"\n    member: "{{{label}}}"\n` +
+        `  - name: d\n    type: zset\n    tables: [orders]\n    key: "by-label"\n    member: "{id}"\n    score: label\n` +
+        `  - name: e\n    type: string\n    tables: [orders]\n    key: "e:{nope}"\n    route: "function route(action, record) { return { key: 'e:' + record.id }; }"\n` +
+        `  - name: f\n    type: hash\n    tables: [orders]\n    key: "o:{{{id}}}"\n    mode: field\n    field: "{product_id}:{price}"\n`,
+    );
+    const r = await run(['check', '-c', path]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /^error sinks\[0\]\.key: table public\.orders has no column "prodct_id"; did you mean "product_id"\?$/m);
+    assert.match(r.stderr, /^error sinks\[1\]\.score: table public\.orders has no column "prce"; did you mean "price"\?$/m);
+    assert.match(r.stderr, /^error sinks\[2\]\.key: column "doubled" of table public\.orders is a generated column, which logical replication does not send/m);
+    assert.doesNotMatch(r.stderr, /sinks\[2\]\.member/, 'a literal brace around a column is fine');
+    assert.match(r.stdout, /^warn  sinks\[3\]\.score: column "label" of table public\.orders is text, not a number/m);
+    assert.match(r.stdout, /^warn  sinks\[4\]\.key: table public\.orders has no column "nope" \(its columns: id, product_id, price, label\): every row of it becomes a failed message unless the sink's route takes care of it$/m);
+    assert.doesNotMatch(r.stdout + r.stderr, /sinks\[5\]/, 'a sink whose columns exist is not mentioned');
+    assert.match(r.stdout, /3 problem\(s\) found/);
+
+    // sluice start refuses with the same sentences, before it creates anything
+    const start = spawnSluice(['start', '-c', path]);
+    const exit = await start.exited;
+    assert.equal(exit.code, 1, start.tail(20));
+    const err = start.stderr.join('\n');
+    assert.match(err, /sinks\[0\]\.key: table public\.orders has no column "prodct_id"; did you mean "product_id"\?/);
+    assert.match(err, /sinks\[1\]\.score: table public\.orders has no column "prce"; did you mean "price"\?/);
+    assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');
+    const slots = await pg.query(`select count(*)::int n from pg_replication_slots`);
+    assert.equal((slots.rows[0] as { n: number }).n, 0, 'no slot was created');
+  });
+
+  test('a Redis database the server does not have: check and start say so; start writes nothing into database 0', async () => {
+    const small = await startRedis({ args: ['--databases', '4'] });
+    try {
+      const admin = small.client();
+      await admin.call('ACL', 'SETUSER', 'nocfg', 'on', '>pw', '~*', '&*', '+@all', '-config');
+      await admin.call('ACL', 'SETUSER', 'blind', 'on', '>pw', '~*', '&*', '+@all', '-config', '-select');
+      const sentence = /redis\.main: database 9 does not exist: the server has 4 \(its "databases" setting\), numbered 0 to 3: use one of those \(put it in the URL path \(redis:\/\/host:port\/N\)\), or raise databases in the server's configuration/;
+      const path = config('db9.yaml', pg.url, `${small.url}/9`);
+      const r = await run(['check', '-c', path]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`^error ${sentence.source}$`, 'm'));
+
+      const start = spawnSluice(['start', '-c', path]);
+      const exit = await start.exited;
+      assert.equal(exit.code, 1, start.tail(20));
+      assert.match(start.stderr.join('\n'), sentence);
+      assert.equal(await admin.dbsize(), 0, 'nothing was written into database 0');
+
+      // CONFIG not allowed: SELECT says it
+      const noConfig = await run(['check', '-c', config('db9-nocfg.yaml', pg.url, `redis://nocfg:pw@127.0.0.1:${small.port}/9`)]);
+      assert.match(noConfig.stderr, /^error redis\.main: database 9 does not exist on the server \(SELECT 9: ERR DB index is out of range\)/m);
+      // neither CONFIG nor SELECT: said, not guessed
+      const blind = await run(['check', '-c', config('db2-blind.yaml', pg.url, `redis://blind:pw@127.0.0.1:${small.port}/2`)]);
+      assert.match(blind.stdout, /^warn  redis\.main: could not check that database 2 exists \(CONFIG GET databases: NOPERM/m);
+      // a database it has: nothing to say
+      const fine = await run(['check', '-c', config('db3.yaml', pg.url, `${small.url}/3`)]);
+      assert.doesNotMatch(fine.stdout + fine.stderr, /database 3/);
+    } finally {
+      await small.stop();
+    }
+  });
+
   test('a missing config file says so', async () => {
     const r = await run(['check', '-c', join(dir, 'nope.yaml')]);
     assert.equal(r.code, 1);

@@ -1,0 +1,43 @@
+// The columns a sink's options name: `{column}` placeholders of its templates (key, field, member,
+// channel) and a zset's `score`. `sluice check` and `sluice start` compare them with the tables'
+// real columns (pg/source-setup.ts), so that a misspelt column is reported before every row fails.
+import { parseTemplate } from '../core/template.js';
+
+export interface ColumnUse {
+  /** the option naming the column: key, field, member, channel or score */
+  readonly option: string;
+  readonly column: string;
+  /** the option is a template (a `{column}` placeholder), else a column name (score) */
+  readonly template: boolean;
+}
+
+/** The options of each sink type that are templates. */
+const TEMPLATE_OPTIONS = ['key', 'field', 'member', 'channel'] as const;
+
+/**
+ * Every column a sink's options name, in option order, each (option, column) once. A template that
+ * does not parse names nothing here: the config schema reports it.
+ */
+export function sinkColumnUses(sink: Readonly<Record<string, unknown>>): ColumnUse[] {
+  const out: ColumnUse[] = [];
+  const seen = new Set<string>();
+  const add = (use: ColumnUse): void => {
+    const id = `${use.option}\u0000${use.column}`;
+    if (seen.has(id)) return;
+    seen.add(id);
+    out.push(use);
+  };
+  for (const option of TEMPLATE_OPTIONS) {
+    const source = sink[option];
+    if (typeof source !== 'string') continue;
+    let parts;
+    try {
+      parts = parseTemplate(source);
+    } catch {
+      continue;
+    }
+    for (const p of parts) if (p.kind === 'column') add({ option, column: p.name, template: true });
+  }
+  if (sink.type === 'zset' && typeof sink.score === 'string') add({ option: 'score', column: sink.score, template: false });
+  return out;
+}
