@@ -52,7 +52,11 @@ export class Planner {
     const last = txn.changes[txn.changes.length - 1];
     const after = positionAfter(txn, last !== undefined ? last.idx : -1);
     for (const sink of sinks) {
-      if (!takesFrom(sink, generation)) continue;
+      if (!takesFrom(sink, generation)) {
+        // a resumed sink catches up with what the closing connection still delivers, too
+        if (sink.hold === null && sink.catchUpTo !== null && comparePositions(after, sink.catchUpTo) > 0) sink.catchUpTo = after;
+        continue;
+      }
       const meta: MessageMeta = { commitLsn: txn.commitLsn, commitTimeMicros: txn.commitTimeMicros, sinkName: sink.name };
       const part = this.batcher.part(batch, sink.redis);
       const changes = changesFor(sink, txn, truncated).map(fillUnchangedToast);

@@ -125,16 +125,17 @@ export function positionToWrite(sink: SinkRuntime, planned: Position | null): Po
 }
 
 /**
- * The LSN the slot may be confirmed to: what the applied batch allows, but never past a held
- * sink's position (Postgres must keep the WAL it has not seen). A position inside a large
- * transaction holds the slot before that transaction's commit.
+ * The LSN the slot may be confirmed to once a batch is applied: what the batch allows, but never
+ * past what any sink has in Redis (its position written with an applied batch; before the first,
+ * where it starts). A sink that took no part in recent batches (paused, starting, replaying
+ * after a resume, or skipping what a closing connection still delivers) holds the slot there, so
+ * Postgres keeps the WAL it has not applied. A position inside a large transaction holds the
+ * slot before that transaction's commit.
  */
 export function confirmable(batchEnd: Lsn, sinks: readonly SinkRuntime[]): Lsn {
   let lsn = batchEnd;
   for (const s of sinks) {
-    if (s.hold === null && s.catchUpTo === null) continue;
-    // what Redis has for it for sure: the position written with an applied batch
-    const pos = s.written !== null && (s.position === null || comparePositions(s.written, s.position) < 0) ? s.written : s.position;
+    const pos = s.written ?? s.position;
     if (pos === null) continue;
     const held = pos.idx === null ? pos.lsn : pos.lsn - 1n;
     if (held < lsn) lsn = held;
@@ -189,15 +190,16 @@ export function keyedByPrimaryKey(table: TableInfo, primaryKey: readonly string[
  */
 export class ResendState {
   readonly filter = new ResendFilter();
-  private resetGeneration: number | null = null;
+  private generation = -1;
 
-  resetAt(generation: number): void {
-    this.resetGeneration = generation;
-  }
-
+  /**
+   * True for the first item of each new connection: Postgres resends from the slot's position,
+   * which after a resume lies before what was taken in, and every sink skips what it already has
+   * by its own position. (Within a connection the filter drops nothing twice.)
+   */
   shouldReset(generation: number): boolean {
-    if (this.resetGeneration === null || generation < this.resetGeneration) return false;
-    this.resetGeneration = null;
+    if (generation <= this.generation) return false;
+    this.generation = generation;
     return true;
   }
 }

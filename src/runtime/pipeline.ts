@@ -24,7 +24,7 @@ import type { Change, LogicalMessage, TableInfo, Transaction } from '../core/cha
 import type { Tuple } from '../core/tuple.js';
 import type { MessageMeta } from '../core/render.js';
 import type { RedisCommand } from '../core/command.js';
-import { formatLsn, type Lsn, ZERO_LSN } from '../core/lsn.js';
+import { formatLsn, maxLsn, type Lsn, ZERO_LSN } from '../core/lsn.js';
 import { comparePositions, formatPosition, type Position } from '../core/position.js';
 import { microsSince2000, microsToUnixMs } from '../core/time.js';
 import { ChangeStream, type ChangeSource } from '../pg/change-stream.js';
@@ -76,6 +76,10 @@ export class Pipeline {
   private idleWaiters: (() => void)[] = [];
   private readonly resend = new ResendState();
   private readonly applier: Applier;
+  /** the slot's confirmed position when Sluice started (Postgres resends nothing before it) */
+  private slotAtStart: Lsn = ZERO_LSN;
+  /** paused while it was starting: it stays paused once ready */
+  private readonly pauseWhenReady = new Set<string>();
   private readonly events: PlanEvents;
 
   constructor(private readonly opts: PipelineOptions) {
@@ -171,6 +175,7 @@ export class Pipeline {
   async start(slotConfirmed: Lsn | null = null): Promise<{ behind: string[]; unknown: string[] }> {
     const behind: string[] = [];
     const unknown: string[] = [];
+    this.slotAtStart = slotConfirmed ?? ZERO_LSN;
     for (const name of new Set(this.sinkList.map((s) => s.redis))) {
       const lane = await this.ensureLane(name);
       const sinks = this.sinkList.filter((s) => s.redis === name);
@@ -179,6 +184,8 @@ export class Pipeline {
         const l = loaded.get(s.name);
         const pos = l?.skip ?? null;
         s.startPosition = s.position = s.written = pos;
+        // paused with no position in Redis yet: it holds the slot where the slot is
+        if (pos === null && s.hold !== null) s.position = this.slotPosition();
         if (lane.behindCheck && pos !== null && slotConfirmed !== null && pos.lsn < slotConfirmed) {
           behind.push(s.name);
           this.opts.log.error({ sink: s.name, position: formatPosition(pos), slot: formatLsn(slotConfirmed) }, 'Redis is behind the replication slot: it lost writes');
@@ -233,7 +240,7 @@ export class Pipeline {
   /** Adds a sink that takes changes from now on (held while its Redis connection is made ready). */
   async addSink(spec: SinkSpec, paused = false): Promise<SinkRuntime> {
     if (this.sinkRuntime(spec.sink.name)) throw new Error(`a sink named "${spec.sink.name}" exists`);
-    const s = sinkRuntime(spec, this.planner.planned, 'starting');
+    const s = sinkRuntime(spec, this.planner.planned ?? this.slotPosition(), 'starting');
     s.written = null;
     this.sinkList = [...this.sinkList, s];
     try {
@@ -244,7 +251,7 @@ export class Pipeline {
       this.sinkList = this.sinkList.filter((x) => x !== s);
       throw err;
     }
-    if (paused) s.hold = 'paused';
+    if (paused || this.pauseWhenReady.delete(s.name)) s.hold = 'paused';
     else this.release(s);
     this.opts.log.info({ sink: s.name, from: s.position === null ? null : formatPosition(s.position), paused }, 'sink added');
     return s;
@@ -261,7 +268,10 @@ export class Pipeline {
   pauseSink(name: string): void {
     const s = this.sinkRuntime(name);
     if (!s) throw new Error(`no sink named "${name}"`);
+    if (s.hold === 'starting') this.pauseWhenReady.add(name);
     if (s.hold === null) s.hold = 'paused';
+    // it holds the slot where it is: nothing before was for it (a sink with no position yet)
+    s.position ??= this.planner.planned ?? this.slotPosition();
   }
 
   resumeSink(name: string): void {
@@ -280,6 +290,11 @@ export class Pipeline {
     await this.lanes.get(s.redis)?.forget(name);
   }
 
+  /** Where the slot is: nothing before it will be streamed again. */
+  private slotPosition(): Position {
+    return { lsn: maxLsn(this.stream.confirmedLsn, this.slotAtStart), idx: null };
+  }
+
   /** Held sink → active: if the stream went past its position, restart it from the slot. */
   private release(s: SinkRuntime): void {
     s.hold = null;
@@ -287,7 +302,6 @@ export class Pipeline {
     if (planned !== null && (s.position === null || comparePositions(s.position, planned) < 0)) {
       s.fromGeneration = this.stream.generation + 1;
       s.catchUpTo = planned;
-      this.resend.resetAt(s.fromGeneration);
       this.opts.log.info({ sink: s.name, from: s.position === null ? null : formatPosition(s.position) }, 'sink resumed: streaming again from the slot to apply what it missed');
       this.stream.restart();
     }
@@ -342,7 +356,9 @@ export class Pipeline {
     // on a busy database does not hold WAL forever. It is written to Redis first (an empty
     // batch), so a sink's position is never behind the slot unless Redis lost writes.
     // (a keepalive of a connection being closed for a restart says nothing of the new one)
-    if (this.state !== 'streaming' || generation < this.stream.generation || this.stream.inTransaction || !this.isIdle() || walEnd <= this.stream.confirmedLsn) return;
+    const catchingUp = this.sinkList.some((s) => s.catchUpTo !== null);
+    if (this.state !== 'streaming' || generation < this.stream.generation || this.stream.inTransaction || !this.isIdle()) return;
+    if (walEnd <= this.stream.confirmedLsn && !catchingUp) return;
     this.planner.keepalive(walEnd, generation);
     this.kick();
   }

@@ -140,10 +140,13 @@ test('sinkState: the hold wins, then catchUpTo; with neither the sink is active'
   for (const s of SINK_STATES) assert.equal(sinkState(runtimeIn(s)), s);
 });
 
-test('states that hold the slot (starting, paused, catching-up) hold it at the sink position; active does not', () => {
+test('a sink in any state holds the slot at what it has in Redis; one that took part in the batch does not hold it back', () => {
   const batchEnd = 0x900n;
   for (const state of SINK_STATES) {
-    const at = confirmable(batchEnd, [runtimeIn(state, 0x500n)]);
-    assert.equal(at, state === 'active' ? batchEnd : 0x500n, `${state}: confirmable`);
+    const behind = runtimeIn(state, 0x500n);
+    assert.equal(confirmable(batchEnd, [behind]), 0x500n, `${state}: held at its position`);
+    const current = runtimeIn(state, 0x500n);
+    current.written = { lsn: batchEnd, idx: null };
+    assert.equal(confirmable(batchEnd, [current]), batchEnd, `${state}: written with the batch`);
   }
 });
