@@ -22,7 +22,7 @@ export class ApiClient {
     // an instance listening on every interface is asked on the loopback one
     const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host === '::' ? '::1' : config.http.host;
     this.base = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
-    this.headers = { 'content-type': 'application/json', ...(config.http.token ? { authorization: `Bearer ${config.http.token}` } : {}) };
+    this.headers = config.http.token ? { authorization: `Bearer ${config.http.token}` } : {};
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
@@ -46,7 +46,8 @@ export class ApiClient {
     try {
       res = await fetch(`${this.base}${path}`, {
         method,
-        headers: this.headers,
+        // a content-type without a body is a 400 from the server (an empty JSON body)
+        headers: body === undefined ? this.headers : { ...this.headers, 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
@@ -79,6 +80,27 @@ export class ApiClient {
     return answer.body as T;
   }
 }
+
+/** One mistake in a request body, with its path inside the body (`tables[1]`). */
+export interface ApiProblemView {
+  path: string;
+  message: string;
+}
+
+/** An API error body (`{"error": {"code", "message", "problems"?}}`), read defensively. */
+export function apiErrorOf(body: unknown): { code: string | null; message: string; problems: ApiProblemView[] } {
+  const error = (body as { error?: { code?: unknown; problems?: unknown } } | null)?.error;
+  const problems = Array.isArray(error?.problems)
+    ? (error.problems as unknown[]).map((p) => {
+        const o = (p ?? {}) as { path?: unknown; message?: unknown };
+        return { path: typeof o.path === 'string' ? o.path : '', message: typeof o.message === 'string' ? o.message : JSON.stringify(p) };
+      })
+    : [];
+  return { code: typeof error?.code === 'string' ? error.code : null, message: apiErrorMessage(body), problems };
+}
+
+/** A path segment: sink names and ids are URL-safe as listed, anything typed by hand may not be. */
+export const segment = (s: string): string => encodeURIComponent(s);
 
 /** The message of an API error body (`{"error": {"message": …}}`), else the body as text. */
 export function apiErrorMessage(body: unknown): string {

@@ -13,6 +13,8 @@ Commands:
   status             show health, source, and each sink's state, lag, rate and failed messages (--json)
   backfill SINK      ask the running instance to backfill a sink (--table T)
   verify SINK        compare Postgres rows with the sink's Redis keys (--repair, --examples N)
+  sinks              list, add, pause, resume or rm sinks of the running instance (sinks --help)
+  messages           list, retry or discard a sink's failed messages (messages --help)
 
 Options:
   -c, --config FILE  config file (default ./sluice.yaml, or $SLUICE_CONFIG)
@@ -73,6 +75,41 @@ once more at the end, so writes in flight are not reported.
 an orphan sweep between watermarks), waits, and compares again.
 Exits 0 when in sync, 1 when out of sync, 2 when the sink cannot be verified (list, stream and
 pubsub sinks keep history, not state).
+--repair needs the running instance's HTTP API (http.port, not 0): it is asked first, and when
+nothing answers the command says so and exits 2 before comparing.
+`,
+  sinks: `Usage: sluice sinks list [--json]
+       sluice sinks add [-f sink.yaml|sink.json|-] [--json]
+       sluice sinks pause|resume NAME [--json]
+       sluice sinks rm NAME [--yes] [--json]
+
+Sinks of the running instance, through its API (http.host, http.port and http.token of the
+config); each takes effect at once, without a restart, and survives one.
+  list    every sink, from the file or the API: type, origin, state, Redis, failed, tables
+  add     creates a sink from its block, as under sinks: in sluice.yaml (YAML or JSON), read from
+          -f FILE or stdin (-f - or a pipe); a list of blocks creates each in turn. The server
+          validates it: each mistake is printed with its path (e.g. tables[1]) and nothing
+          changes. Functions must be inline code; \${VAR} is not replaced.
+  pause   stops the sink's writes (the others flow); Postgres keeps the WAL it has not applied
+  resume  applies every change the sink missed, in order
+  rm      deletes a sink made through the API (asks first; --yes to skip, needed without a
+          terminal). What it wrote stays in Redis. Sinks of sluice.yaml are removed there.
+--json prints the API's answer as it is. Exit 0 on success, 1 with one sentence otherwise.
+`,
+  messages: `Usage: sluice messages list SINK [--limit N] [--cursor ID] [--delivered] [--json]
+       sluice messages retry SINK ID|--all [--json]
+       sluice messages discard SINK ID|--all [--yes] [--json]
+
+A sink's failed messages (what could not be delivered, kept in sluice:failed:<sink>), through the
+running instance's API. Ids are used as listed, e.g. 0-16B3748-0.
+  list     newest first, 50 at a time (--limit 0..500); --cursor ID shows the page after ID.
+           --delivered lists the sink's last deliveries instead (keys and positions, no values)
+  retry    applies one again through the ordered apply path (a state sink writes the row as it
+           is now in Postgres; a list, stream or pubsub sink replays the stored message), or
+           every one with --all. Exit 1 when one fails again (its reason is printed).
+  discard  deletes one, or every one with --all (asks first; --yes to skip, needed without a
+           terminal)
+--json prints the API's answers. Exit 0 on success, 1 with one sentence otherwise.
 `,
 };
 
@@ -92,6 +129,13 @@ async function main(argv: string[]): Promise<number> {
       examples: { type: 'string' },
       json: { type: 'boolean' },
       'no-rate': { type: 'boolean' },
+      // sinks, messages
+      file: { type: 'string', short: 'f' },
+      yes: { type: 'boolean', short: 'y' },
+      all: { type: 'boolean' },
+      delivered: { type: 'boolean' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
       'log-values': { type: 'boolean' },
     },
   });
@@ -117,6 +161,17 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./backfill.js')).runBackfill(values.config, rest[0], values.table, values.from);
     case 'verify':
       return (await import('./verify.js')).runVerify(values.config, rest[0], values.repair === true, values.examples);
+    case 'sinks':
+      return (await import('./sinks.js')).runSinks(values.config, rest[0], rest.slice(1), { json: values.json === true, file: values.file, yes: values.yes === true });
+    case 'messages':
+      return (await import('./messages.js')).runMessages(values.config, rest[0], rest.slice(1), {
+        json: values.json === true,
+        all: values.all === true,
+        yes: values.yes === true,
+        delivered: values.delivered === true,
+        limit: values.limit,
+        cursor: values.cursor,
+      });
     default:
       throw new SluiceError('unknown_command', `unknown command "${command}"${rest.length ? '' : ''}: run sluice --help for the list`);
   }

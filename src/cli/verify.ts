@@ -7,7 +7,7 @@ import { ApiClient } from './api-client.js';
 import type { BackfillView } from '../backfill/backfill-manager.js';
 import { compareSink, type Difference, type VerifyResult } from '../verify/compare.js';
 import type { RepairView } from '../verify/repair.js';
-import { errorMessage } from '../util/errors.js';
+import { SluiceError, errorMessage } from '../util/errors.js';
 
 function example(d: Difference): string {
   const where = d.item !== undefined ? `${d.key} ${JSON.stringify(d.item)}` : d.key;
@@ -80,6 +80,25 @@ async function addStoredSinks(config: SluiceConfig): Promise<void> {
   }
 }
 
+/**
+ * `--repair` is done by the running instance: asked before anything is compared, so that an
+ * API that is off or not answering is one sentence saying what to turn on, not a failure after
+ * a long comparison. Null when the instance answers.
+ */
+export async function repairUnavailable(config: SluiceConfig): Promise<string | null> {
+  if (config.http.port === 0) {
+    return 'sluice verify --repair asks the running instance to repair, and its HTTP API is off (http.port: 0): set http.port in the config (e.g. 7376), restart sluice start, and run this again';
+  }
+  try {
+    await new ApiClient(config, { timeoutMs: 5000 }).read('GET', '/health');
+    return null;
+  } catch (err) {
+    if (err instanceof SluiceError && err.code === 'unauthorized') return errorMessage(err);
+    const api = new ApiClient(config);
+    return `sluice verify --repair asks the running instance to repair, and nothing answers at ${api.base}: start it (sluice start with this config) with its HTTP API on (http.host and http.port), then run this again`;
+  }
+}
+
 export async function runVerify(configArg: string | undefined, sink: string | undefined, doRepair: boolean, examplesArg: string | undefined): Promise<number> {
   if (!sink) {
     process.stderr.write('sluice verify needs the sink name: sluice verify SINK [--repair] [--examples N]\n');
@@ -91,6 +110,13 @@ export async function runVerify(configArg: string | undefined, sink: string | un
     return 2;
   }
   const config = loadConfig(configPathFrom(configArg));
+  if (doRepair) {
+    const why = await repairUnavailable(config);
+    if (why !== null) {
+      process.stderr.write(`${why}\n`);
+      return 2;
+    }
+  }
   let result: VerifyResult;
   try {
     if (!config.sinks.some((s) => s.name === sink)) await addStoredSinks(config);
