@@ -43,7 +43,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
   const configDir = opts.configDir ?? process.cwd();
   const tlsWarning = pgTlsWarning(config.source.url);
   if (tlsWarning !== undefined) log.warn(tlsWarning);
-  const state = await StateStore.open({ url: config.state.url, schema: config.state.schema, log });
+  const state = await StateStore.open({ url: config.state.url, schema: config.state.schema, log, label: config.state.url === config.source.url ? 'Postgres' : 'the state database' });
   const cleanups: (() => Promise<void>)[] = [() => state.close()];
   const cleanup = async (): Promise<void> => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);

@@ -52,6 +52,8 @@ export interface StateStoreOptions {
   url: string;
   /** default 'sluice' */
   schema?: string;
+  /** how errors name the database (default "the state database"; "Postgres" when it is the source) */
+  label?: string;
   log: Logger;
 }
 
@@ -95,7 +97,7 @@ export class StateStore {
       client = await pool.connect();
     } catch (err) {
       await pool.end().catch(() => {});
-      throw new SluiceError('state_connect', `cannot connect to the state database at ${where}: ${explainPgConnectError(err, opts.url)}`, { cause: err });
+      throw new SluiceError('state_connect', `cannot connect to ${opts.label ?? 'the state database'} at ${where}: ${explainPgConnectError(err, opts.url)}`, { cause: err });
     }
     try {
       await migrate(client, schema, where, opts.log);
