@@ -4,8 +4,11 @@ import { prepareSource, sinkWantsOf } from './pg/source-setup.js';
 import { SourceMonitor } from './pg/source-monitor.js';
 import { createRedisClient, type RedisClient } from './redis/connect.js';
 import { Pipeline } from './runtime/pipeline.js';
+import type { FailedLimits } from './plan/failed-messages.js';
 import { Deliveries } from './runtime/deliveries.js';
 import { Fences } from './runtime/fences.js';
+import { ProgressPublisher } from './runtime/progress.js';
+import { publishDefinitions } from './runtime/definitions.js';
 import { FenceEmitter } from './pg/fence-emitter.js';
 import { Metrics } from './metrics.js';
 import type { Logger } from './util/log.js';
@@ -70,6 +73,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       log,
       metrics,
       batchMaxCommands: config.apply.batch_max_commands,
+      failedLimits: (name) => failedLimitsOf(config, name),
       maxTransactionRows: config.sinks.length > 0 ? Math.min(...config.sinks.map((s) => s.max_transaction_rows)) : DEFAULT_MAX_TRANSACTION_ROWS,
       onDataLoss: (sinks, name) => rebackfill(backfills, sinks, `Redis "${name}" lost writes`, log),
     });
@@ -82,6 +86,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       for (const h of pipeline.heldPositions()) if (h.position !== null) metrics.heldWalBytes.set({ sink: h.sink }, Math.max(0, Number(current - parseLsn(h.position.split(':')[0]!))));
     }, 5000, config.source.retained_wal_warn_bytes, () => pipeline.heldPositions().filter((h) => h.reason === 'paused').map((h) => h.sink));
     metrics.trackSinks(() => pipeline.sinks.map((s) => ({ name: s.name, paused: s.hold === 'paused' })));
+    metrics.trackFailedStores(() => pipeline.sinks.map((s) => ({ sink: s.name, ...pipeline.failedStore.view(s.name) })));
     const deliveries = new Deliveries();
     pipeline.onBatchApplied((applied) => deliveries.record(applied));
     const fenceEmitter = new FenceEmitter(config.source.url);
@@ -96,6 +101,13 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       fenceWritten: () => metrics.fences.inc(),
     });
     pipeline.onBatchApplied(() => fences.check());
+    // positions and sink definitions for sluice/client (read your writes, keyFor)
+    const progress = new ProgressPublisher((sink) => {
+      const s = pipeline.sinkRuntime(sink);
+      const client = s ? redis.get(s.redis) : undefined;
+      return s && client ? { name: s.redis, client } : null;
+    }, log);
+    pipeline.onBatchApplied((applied) => progress.onApplied(applied));
     cleanups.push(async () => {
       fences.stop();
       await fenceEmitter.close();
@@ -113,6 +125,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     for (const sink of found.unknown) {
       if (!initial.includes(sink)) log.warn({ sink }, 'Redis holds no position for this sink although the slot has history: a new sink starts from now; if Redis lost its data, run sluice backfill');
     }
+    await publishDefinitions(config.source.url, config.sinks.flatMap((s) => (redis.has(s.redis!) ? [{ sink: s, redis: redis.get(s.redis!)! }] : [])), log);
     await bf.resume(initial);
     rebackfill(bf, found.behind, 'Redis is behind the replication slot', log);
     let http: HttpServer | null = null;
@@ -158,6 +171,16 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     await cleanup();
     throw err;
   }
+}
+
+/** A sink's failed-message bounds: its own options, else those under `apply:` (the live list: API sinks too). */
+function failedLimitsOf(config: SluiceConfig, sink: string): FailedLimits {
+  const s = config.sinks.find((x) => x.name === sink);
+  return {
+    maxMessages: s?.failed_max_messages ?? config.apply.failed_max_messages,
+    maxBytes: s?.failed_max_bytes ?? config.apply.failed_max_bytes,
+    envelopeMaxBytes: s?.failed_envelope_max_bytes ?? config.apply.failed_envelope_max_bytes,
+  };
 }
 
 /** Creates the slot and publication (or extends it); returns the slot's confirmed position (null: new slot). */

@@ -10,7 +10,8 @@ import type { StateStore, StoredSink } from '../state/state-store.js';
 import type { BackfillManager } from '../backfill/backfill-manager.js';
 import { columnProblems, prepareSource, readSourceState, sinkWantsOf } from '../pg/source-setup.js';
 import { pgClientConfig } from '../pg/connection-config.js';
-import { failedKey, backfillKey, reverseIndexKey } from '../core/keyspace.js';
+import { appliedKey, failedKey, backfillKey, reverseIndexKey, sinkDefinitionKey } from '../core/keyspace.js';
+import { publishDefinitions } from '../runtime/definitions.js';
 import { errorMessage, SluiceError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 
@@ -108,6 +109,7 @@ export class SinkControl {
       throw new ControlError(503, 'sink_not_started', `the sink could not be started: ${errorMessage(err)}`);
     }
     this.config.sinks.push(sink);
+    await publishDefinitions(this.config.source.url, [{ sink, redis: this.pipeline.redisFor(sink.name) }], this.log);
     this.origins.set(sink.name, 'api');
     this.log.info({ sink: sink.name, type: sink.type }, 'sink created through the API');
     if (sink.backfill) await this.backfills.start(sink.name, {});
@@ -133,6 +135,7 @@ export class SinkControl {
     old?.functions?.dispose();
     const i = this.config.sinks.findIndex((s) => s.name === name);
     if (i >= 0) this.config.sinks[i] = sink;
+    await publishDefinitions(this.config.source.url, [{ sink, redis: this.pipeline.redisFor(name) }], this.log);
     this.log.info({ sink: name }, 'sink changed through the API');
     return sink;
   }
@@ -161,7 +164,7 @@ export class SinkControl {
     const runtime = this.pipeline.sinkRuntime(name);
     await this.pipeline.removeSink(name);
     runtime?.functions?.dispose();
-    await redis.del(failedKey(name), backfillKey(name), reverseIndexKey(name)).catch((err: unknown) => {
+    await redis.del(failedKey(name), backfillKey(name), reverseIndexKey(name), appliedKey(name), sinkDefinitionKey(name)).catch((err: unknown) => {
       this.log.warn({ sink: name, err: errorMessage(err) }, 'could not remove the deleted sink\'s failed messages and backfill records from Redis');
     });
     this.config.sinks.splice(this.config.sinks.findIndex((s) => s.name === name) >>> 0, 1);

@@ -12,12 +12,15 @@
  *   sluice:failed:<sink>           hash of a sink's failed messages (field: message id)
  *   sluice:backfill:<sink>         hash of a sink's backfill progress (field: table)
  *   sluice:idx:<sink>              a keyed sink's reverse index (see sinks/reverse-index.ts)
+ *   sluice:applied:<sink>          a sink's applied position, for read-your-writes clients; also the
+ *                                    channel its progress is published on
+ *   sluice:sink:<sink>             a sink's definition (templates, tables, primary keys) for clients
  *
  * A key written with a user's default template (`sluice:{table}:{pk}`) is data, not one of these.
  */
 
 /** The prefixes of Sluice's own keys. */
-export const OWN_KEY_PREFIXES: readonly string[] = ['sluice:pos:', 'sluice:batch:', 'sluice:failed:', 'sluice:backfill:', 'sluice:idx:'];
+export const OWN_KEY_PREFIXES: readonly string[] = ['sluice:pos:', 'sluice:batch:', 'sluice:failed:', 'sluice:backfill:', 'sluice:idx:', 'sluice:applied:', 'sluice:sink:'];
 
 /** Keys Sluice keeps for itself: never removed by a TRUNCATE or counted as data. */
 export function isOwnKey(key: string): boolean {
@@ -74,6 +77,20 @@ export function backfillKey(sink: string): string {
 /** A keyed sink's reverse index: a hash from a row's identity to the place last written for it. */
 export function reverseIndexKey(sink: string): string {
   return `sluice:idx:${sink}`;
+}
+
+/**
+ * A sink's applied position for clients (`sluice/client` waitFor): written after each batch is
+ * acknowledged, a lower bound of what Redis holds for the sink (on Cluster: every slot). The same
+ * name is the pub/sub channel the position is published on, so waiting is push, not polling.
+ */
+export function appliedKey(sink: string): string {
+  return `sluice:applied:${sink}`;
+}
+
+/** A sink's definition for clients (`keyFor`): JSON with its type, tables, templates and primary keys. */
+export function sinkDefinitionKey(sink: string): string {
+  return `sluice:sink:${sink}`;
 }
 
 /** Pattern of every key Sluice may touch by default (own keys and default templates): the ACL check's. */

@@ -102,6 +102,26 @@ describe('read your writes: GET /api/wait', () => {
     assert.equal(stale, 0, 'stale reads');
   });
 
+  test('progress and sink definitions are in Redis for clients: sluice:applied:<sink> (key and channel), sluice:sink:<sink>', async () => {
+    const sub = env.redis.client();
+    const heard: string[] = [];
+    await sub.subscribe('sluice:applied:prices');
+    sub.on('message', (_channel: string, text: string) => heard.push(text));
+    await app.query(`update products set price = 7 where id = 1`);
+    const lsn = await lsnNow();
+    assert.equal((await wait(`lsn=${lsn}&sinks=prices`)).status, 200);
+    const toBig = (p: string): bigint => {
+      const [hi, lo] = p.split(':')[0]!.split('/');
+      return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+    };
+    const applied = await eventually(() => redis.get('sluice:applied:prices'), (v) => v !== null && toBig(v) >= toBig(lsn), 5000, 'the applied position');
+    assert.ok(applied);
+    await eventually(async () => heard.length, (n) => n > 0, 5000, 'a progress message');
+    await sub.quit();
+    const def = JSON.parse((await redis.get('sluice:sink:prices'))!) as { type: string; templates: { key: string }; primary_keys: Record<string, string[]> };
+    assert.deepEqual([def.type, def.templates.key, def.primary_keys['public.products']], ['string', 'price:{id}', ['id']]);
+  });
+
   test('a paused sink: 504 timeout naming it; resumed, the same wait answers 200', async () => {
     assert.equal((await fetch(`${base}/api/sinks/other/pause`, { method: 'POST' })).status, 200);
     await app.query(`update products set price = 9999 where id = 2`);
