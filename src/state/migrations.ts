@@ -40,6 +40,17 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX sink_events_sink_id ON ${s}.sink_events (sink, id DESC)`,
     ],
   },
+  {
+    version: 2,
+    description: 'table_schemas: the column shape of each published table last seen in the stream',
+    sql: (s) => [
+      `CREATE TABLE ${s}.table_schemas (
+        qualified_name text PRIMARY KEY,
+        signature text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
 ];
 
 /** The highest version this Sluice knows. */

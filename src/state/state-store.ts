@@ -223,6 +223,20 @@ export class StateStore {
   }
 
   /** Closes the pool; idempotent. */
+  /** The column shape of every table last seen in the stream (schema changes are told from it). */
+  async tableSchemas(): Promise<Map<string, string>> {
+    const r = await this.pool.query<{ qualified_name: string; signature: string }>(`SELECT qualified_name, signature FROM ${this.s}.table_schemas`);
+    return new Map(r.rows.map((x) => [x.qualified_name, x.signature]));
+  }
+
+  async saveTableSchema(qualifiedName: string, signature: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ${this.s}.table_schemas (qualified_name, signature) VALUES ($1, $2)
+       ON CONFLICT (qualified_name) DO UPDATE SET signature = excluded.signature, updated_at = now()`,
+      [qualifiedName, signature],
+    );
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
