@@ -87,7 +87,8 @@ const zones = LAYERS.map(({ target, allow }) => ({
 export default defineConfig(
   { ignores: ['node_modules/', 'dist/', 'coverage/', '.sluice-demo/'] },
   {
-    files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'scripts/*.ts'],
+    // web/: the console (its own tsconfig, found by the project service)
+    files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'scripts/*.ts', 'web/src/**/*.ts', 'web/src/**/*.tsx'],
     languageOptions: {
       parser: tseslint.parser,
       parserOptions: { projectService: true, tsconfigRootDir: root },

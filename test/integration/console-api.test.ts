@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
+import type { ApiHistory, ApiPreview, ApiErrorBody } from '../../src/http/api-types.js';
 
 const TOKEN = 'console-test-token';
 
@@ -93,13 +94,34 @@ describe('console and failed-messages API, end to end', () => {
     await env?.stop();
   });
 
-  test('the console page is served without a token and has its sections; the API needs the token', async () => {
-    const page = await call('GET', '/', { token: null });
+  test('the console (its built page and assets) is served without a token, with a strict CSP; the API needs the token', async () => {
+    const page = await fetch(`${base}/`);
+    const html = await page.text();
     assert.equal(page.status, 200);
-    for (const id of ['login', 'source', 'sinks', 'messages', 'notice']) assert.match(page.text, new RegExp(`id="${id}"`), `section ${id}`);
-    for (const words of ['Failed messages', 'Retry', 'Discard', 'Backfill', 'sessionStorage', 'Authorization']) assert.ok(page.text.includes(words), words);
-    assert.doesNotMatch(page.text, /(src|href)="(https?:)?\/\//, 'no external resources');
+    assert.match(html, /<div id="app">/);
+    assert.match(html, /<html lang="en" data-auth="token">/, 'the page asks for the token before calling the API');
+    assert.ok(!html.includes(TOKEN), 'the token is not in the page');
+    const csp = page.headers.get('content-security-policy') ?? '';
+    for (const directive of ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"]) assert.ok(csp.includes(directive), directive);
+    assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'no external resources');
+    assert.doesNotMatch(html, /<script(?![^>]*\ssrc=)[^>]*>/, 'no inline script');
+    const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]!);
+    assert.ok(assets.some((a) => a.endsWith('.js')) && assets.some((a) => a.endsWith('.css')), assets.join());
+    let bundle = '';
+    for (const asset of assets) {
+      const r = await fetch(base + asset);
+      assert.equal(r.status, 200, asset);
+      assert.match(r.headers.get('cache-control') ?? '', /immutable/);
+      assert.match(r.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+      if (asset.endsWith('.js')) bundle += await r.text();
+    }
+    for (const words of ['Failed messages', 'Retry all', 'Discard all', 'Start backfill', 'Preview', 'sessionStorage', 'authorization', '/api/history']) {
+      assert.ok(bundle.includes(words), words);
+    }
+    assert.equal((await fetch(`${base}/assets/nope.js`)).status, 404);
     assert.equal((await call('GET', '/api/source', { token: null })).status, 401);
+    assert.equal((await call('GET', '/api/history', { token: null })).status, 401);
+    assert.equal((await call('POST', '/api/sinks/preview', { token: null, body: {} })).status, 401);
     assert.equal((await call('GET', '/api/sinks/users/messages', { token: null })).status, 401);
     const wrong = await call('POST', msgPath('users', '0-0-0', 'discard'), { token: 'nope' });
     assert.equal(wrong.status, 401);
@@ -238,5 +260,76 @@ describe('console and failed-messages API, end to end', () => {
     const missing = await call('POST', '/api/redis/other/test');
     assert.equal(missing.status, 404);
     assert.equal(missing.json.error.code, 'redis_not_found');
+  });
+
+  test('GET /api/history: a sample every 2 s with the rate of each sink, only newer ones with since', async () => {
+    const history = async (query = ''): Promise<ApiHistory> => {
+      const r = await call('GET', `/api/history${query}`);
+      assert.equal(r.status, 200, r.text);
+      return r.json as unknown as ApiHistory;
+    };
+    await env.pg.query(`insert into users values (500, 'history')`);
+    const h = await eventually(() => history(), (x) => x.samples.some((s) => (s.sinks.users ?? 0) > 0), 15_000, 'a sample with the insert');
+    assert.equal(h.interval_ms, 2000);
+    assert.equal(h.window_ms, 15 * 60_000);
+    const last = h.samples[h.samples.length - 1]!;
+    assert.deepEqual(Object.keys(last.sinks).sort(), ['events', 'users']);
+    assert.ok(last.changes_per_s >= 0 && last.batches_per_s >= 0);
+    assert.equal(typeof last.lag_ms, 'number');
+    assert.ok(h.samples.every((s, i) => i === 0 || s.t > h.samples[i - 1]!.t), 'oldest first');
+    const newer = await history(`?since=${last.t}`);
+    assert.ok(newer.samples.every((s) => s.t > last.t));
+    assert.equal((await call('GET', '/api/history?since=soon')).status, 400);
+  });
+
+  test('POST /api/sinks/preview: real rows planned by a sink not saved, a function error on its row, nothing written', async () => {
+    await env.pg.query(`create table previewed (id bigint primary key, name text, price numeric);
+      insert into previewed values (1, 'lamp', 9.50), (2, null, 1), (9007199254740993, 'big', 12345678901234567890.5)`);
+    const preview = async (body: unknown): Promise<{ status: number; json: ApiPreview & ApiErrorBody; text: string }> => {
+      const r = await call('POST', '/api/sinks/preview', { body });
+      return { status: r.status, json: r.json as unknown as ApiPreview & ApiErrorBody, text: r.text };
+    };
+    const plain = await preview({ sink: { type: 'string', tables: ['previewed'], key: 'p:{name}' }, limit: 20 });
+    assert.equal(plain.status, 200, plain.text);
+    assert.equal(plain.json.table, 'public.previewed');
+    assert.equal(plain.json.action, 'insert');
+    assert.equal(plain.json.rows.length, 3);
+    assert.deepEqual(plain.json.rows[0], { record: { id: 1, name: 'lamp', price: 9.5 }, skipped: false, commands: [{ command: 'SET', key: 'p:lamp', args: ['{"id":1,"name":"lamp","price":9.50}'] }], error: null });
+    assert.equal(plain.json.rows[1]!.error?.stage, 'sink');
+    assert.match(plain.json.rows[1]!.error!.message, /column "name" is NULL/);
+    assert.ok(plain.text.includes('"record":{"id":9007199254740993,"name":"big","price":12345678901234567890.5}'), 'every digit of the row');
+
+    const functions = await preview({
+      sink: {
+        name: 'try-out',
+        type: 'hash',
+        tables: ['public.previewed'],
+        key: 'price:{id}',
+        filter: 'record.name !== null',
+        transform: 'function transform(action, record) { if (record.id === 1) throw new Error("no lamps"); return record; }',
+      },
+      limit: 3,
+      action: 'read',
+    });
+    assert.equal(functions.status, 200, functions.text);
+    const [lamp, none, big] = functions.json.rows;
+    assert.deepEqual(lamp!.error, { stage: 'transform', message: 'transform threw: Error: no lamps' });
+    assert.equal(none!.skipped, true);
+    assert.deepEqual(big!.commands.map((c) => [c.command, c.key]), [['HSET', 'price:9007199254740993']]);
+    assert.equal((await redis.keys('p:*')).length + (await redis.keys('price:*')).length, 0, 'nothing written');
+
+    const invalid = await preview({ sink: { type: 'string', tables: [], key: 'p:{', nope: 1 } });
+    assert.equal(invalid.status, 400, invalid.text);
+    assert.equal(invalid.json.error.code, 'invalid_sink');
+    assert.deepEqual(invalid.json.error.problems?.map((p) => p.path).sort(), ['key', 'nope', 'tables']);
+    const broken = await preview({ sink: { type: 'string', tables: ['previewed'], transform: 'function transform( {' } });
+    assert.equal(broken.status, 400);
+    assert.equal(broken.json.error.code, 'function_invalid');
+    assert.equal(broken.json.error.problems?.[0]?.path, 'transform');
+    const missing = await preview({ sink: { type: 'string', tables: ['not_there'] } });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.json.error.code, 'table_not_found');
+    assert.equal((await preview({ sink: { type: 'string', tables: ['previewed'] }, limit: 21 })).json.error.code, 'bad_request');
+    assert.equal((await preview({ sink: { type: 'string', tables: ['previewed'] }, table: 'users' })).json.error.code, 'table_not_in_sink');
   });
 });
