@@ -10,6 +10,7 @@ import { Repairer } from '../verify/repair.js';
 import { registerMessageRoutes } from './messages-routes.js';
 import { registerRedisRoutes } from './redis-routes.js';
 import { isConsolePath, registerConsoleRoute } from './console-route.js';
+import { OPENAPI_PATH, registerOpenApiRoute } from './openapi.js';
 
 export interface HttpServer {
   readonly url: string;
@@ -20,13 +21,35 @@ export interface HttpServer {
 export type { HttpDeps };
 
 
-/** API, console, /metrics and /health. Everything but /health and the console's page needs the bearer token when one is set. */
+/** A route as Fastify registered it (HEAD routes included), for the OpenAPI document's test. */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+}
+
+/** API, console, /metrics and /health, listening. */
 export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
+  const { app } = await buildHttpApp(deps);
+  const address = await app.listen({ port: deps.config.http.port, host: deps.config.http.host });
+  deps.log.info({ url: address }, 'HTTP server listening');
+  return { url: address, app, close: () => app.close() };
+}
+
+/**
+ * Every route, not listening yet, and the list of what was registered. Everything but /health,
+ * the OpenAPI document and the console's page and assets needs the bearer token when one is set.
+ */
+export async function buildHttpApp(deps: HttpDeps): Promise<{ app: FastifyInstance; routes: RegisteredRoute[] }> {
   const { config, pipeline, metrics, monitor } = deps;
   const app = Fastify({ logger: false });
+  const routes: RegisteredRoute[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+  });
   const token = config.http.token;
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!token || req.url === '/health' || isConsolePath(req.url.split('?', 1)[0]!)) return;
+    const path = req.url.split('?', 1)[0]!;
+    if (!token || req.url === '/health' || path === OPENAPI_PATH || isConsolePath(path)) return;
     const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
     const a = Buffer.from(given);
     const b = Buffer.from(token);
@@ -80,7 +103,9 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
     if (body.from !== undefined && typeof body.from !== 'string') return apiError(reply, 400, 'bad_request', 'from must be a string like "updated_at>=2026-01-01"');
     try {
       const started = await deps.backfills.start(req.params.name, { table: body.table, from: body.from });
-      return reply.code(202).send({ backfills: started });
+      // as GET lists them, with their progress
+      const views = new Map((await deps.backfills.list(req.params.name)).map((v) => [`${v.id}\u0000${v.table}`, v]));
+      return reply.code(202).send({ backfills: started.map((r) => views.get(`${r.id}\u0000${r.table}`) ?? { ...r, rate: 0, eta_seconds: null, percent: null }) });
     } catch (err) {
       const code = err instanceof SluiceError ? err.code : 'backfill_failed';
       return apiError(reply, 400, code, errorMessage(err));
@@ -103,9 +128,9 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
   });
   registerMessageRoutes(app, deps);
   registerRedisRoutes(app, deps);
+  registerOpenApiRoute(app);
   await registerConsoleRoute(app, deps);
   app.setNotFoundHandler((req, reply) => apiError(reply, 404, 'not_found', `no route ${req.method} ${req.url}`));
-  const address = await app.listen({ port: config.http.port, host: config.http.host });
-  deps.log.info({ url: address }, 'HTTP server listening');
-  return { url: address, app, close: () => app.close() };
+  await app.ready();
+  return { app, routes };
 }
