@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { sinkSchema } from '../config/sink-schema.js';
+import { SINK_TYPES, sinkSchema } from '../config/sink-schema.js';
 
 /*
  * The JSON Schemas (2020-12, as OpenAPI 3.1 has them) of what the API answers: the components of
@@ -93,7 +93,7 @@ export function componentSchemas(): Record<string, Schema> {
     Sink: obj(
       {
         name: str(),
-        type: enumOf(['string', 'hash', 'list', 'set', 'zset', 'stream', 'pubsub']),
+        type: enumOf(SINK_TYPES),
         origin: enumOf(['config', 'api'], 'config: from sluice.yaml; api: created through the API'),
         redis: str('its Redis connection'),
         tables: arr(str()),
