@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import fastifyStatic from '@fastify/static';
@@ -17,8 +18,15 @@ const ASSETS_PREFIX = '/assets/';
  * data (the API calls they make send the token).
  */
 export function isConsolePath(path: string): boolean {
-  return INDEX_PATHS.includes(path) || (path.startsWith(ASSETS_PREFIX) && !path.includes('..'));
+  return INDEX_PATHS.includes(path) || ASSET_FILE.test(path);
 }
+
+/**
+ * One file of assets/ as Vite names them (`index-DyN7Fr0j.js`): a single segment of plain
+ * characters, never an escape or a dot segment, which the router would resolve elsewhere
+ * (`/assets/%2e%2e/api/sinks` is `/api/sinks`) after the token check had let it through.
+ */
+const ASSET_FILE = /^\/assets\/[\w-]+(?:\.[\w-]+)+$/;
 
 /** The console's own files only; it talks to this server alone, and no other site may frame it. */
 export const CONSOLE_CSP =
@@ -43,14 +51,14 @@ const secure = (reply: FastifyReply): FastifyReply =>
  * `POST /api/sinks/preview` (what a sink would write for a few real rows, before it is saved).
  * Without a build, `/` answers 500 with a page that says how to build it.
  */
-export async function registerConsoleRoute(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+export async function registerConsoleRoute(app: FastifyInstance, deps: HttpDeps, dir = CONSOLE_DIR): Promise<void> {
   const history = new History(deps);
   history.start();
   app.addHook('onClose', async () => history.stop());
   registerHistoryRoute(app, history);
   registerPreviewRoute(app, deps);
 
-  const index = `${CONSOLE_DIR}index.html`;
+  const index = join(dir, 'index.html');
   for (const path of INDEX_PATHS) {
     app.get(path, async (_req, reply) => {
       secure(reply).header('Cache-Control', 'no-cache').type('text/html; charset=utf-8');
@@ -62,7 +70,7 @@ export async function registerConsoleRoute(app: FastifyInstance, deps: HttpDeps)
     });
   }
   await app.register(fastifyStatic, {
-    root: `${CONSOLE_DIR}assets`,
+    root: join(dir, 'assets'),
     prefix: ASSETS_PREFIX,
     // the assets' names carry a hash of their content
     cacheControl: true,

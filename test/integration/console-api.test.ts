@@ -119,6 +119,7 @@ describe('console and failed-messages API, end to end', () => {
       assert.ok(bundle.includes(words), words);
     }
     assert.equal((await fetch(`${base}/assets/nope.js`)).status, 404);
+    assert.equal((await fetch(`${base}/assets/%2e%2e/api/source`)).status, 401, 'no way around the token through the assets');
     assert.equal((await call('GET', '/api/source', { token: null })).status, 401);
     assert.equal((await call('GET', '/api/history', { token: null })).status, 401);
     assert.equal((await call('POST', '/api/sinks/preview', { token: null, body: {} })).status, 401);
