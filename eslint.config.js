@@ -39,6 +39,8 @@ const root = import.meta.dirname;
  *   verify, control               + backfill (repair re-copies through the BackfillManager;
  *                                 control adds and removes sinks of a running Sluice)
  *   http, demo, app.ts, cli       top: nothing below imports them; cli is the entry point
+ *   client                        core only: sluice/client, the package export applications
+ *                                 import (built on its own into dist/client/)
  */
 const BELOW_ENGINE = ['util', 'core', 'config', 'pg', 'redis', 'sinks', 'functions', 'plan', 'state', 'metrics.ts'];
 const LAYERS = [
@@ -62,6 +64,8 @@ const LAYERS = [
   { target: 'demo', allow: [...BELOW_ENGINE] },
   { target: 'app.ts', allow: [...BELOW_ENGINE, 'runtime', 'backfill', 'verify', 'control', 'http'] },
   // cli/ may import everything.
+  // sluice/client (applications import it): pure core/ and ioredis, nothing of the server
+  { target: 'client', allow: ['core'] },
 ];
 
 /**
