@@ -1,3 +1,4 @@
+import { constants as bufferConstants } from 'node:buffer';
 import { createConnection, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
@@ -62,10 +63,27 @@ function writeInt(buf: Buffer, off: number, n: number): number {
   return end + 2;
 }
 
+/** A status, error or integer line longer than this is refused (Redis's are a few hundred bytes at most). */
+export const MAX_REPLY_LINE_BYTES = 1024 * 1024;
+/** The longest bulk string a reply may hold: the longest string V8 can make of it. */
+const MAX_BULK_BYTES = bufferConstants.MAX_STRING_LENGTH;
+/** The most elements an array reply may claim (Redis's own limit is far below). */
+const MAX_ARRAY_LENGTH = 2 ** 32;
+/** Arrays nested deeper than this are refused (Redis's replies nest a few levels at most). */
+export const MAX_REPLY_DEPTH = 1000;
+const LENGTH_RE = /^(?:-1|\d+)$/;
+const INTEGER_RE = /^-?\d+$/;
+
 /**
  * A streaming RESP2 reply parser. `feed` takes chunks as they arrive, split anywhere; each whole
  * top-level reply goes to `onReply`. Array elements already parsed are kept between chunks, so a
  * large EXEC reply arriving in many chunks is not parsed again from its start.
+ *
+ * Input that is not RESP2 (an unknown type byte, a length or integer that is not a plain decimal
+ * integer, a line or bulk string not ended by CRLF, a length no reply can have, a line of more than
+ * MAX_REPLY_LINE_BYTES, arrays nested more than MAX_REPLY_DEPTH deep) throws an Error "Redis protocol error: …" at once; the parser is not
+ * usable afterwards (the connection is dropped). Incomplete input only waits for more bytes,
+ * without copying what it has again for each chunk (linear in the reply's size).
  */
 export class ReplyParser {
   private buf: Buffer = Buffer.alloc(0);
@@ -73,6 +91,8 @@ export class ReplyParser {
   private chunked = 0;
   /** bytes needed before parsing is worth trying again (a bulk string's body) */
   private need = 0;
+  /** the buffer ends inside a line without its CR: nothing changes until a chunk brings one */
+  private inLine = false;
   private readonly stack: { items: Reply[]; left: number }[] = [];
 
   constructor(private readonly onReply: (reply: Reply) => void) {}
@@ -80,40 +100,62 @@ export class ReplyParser {
   feed(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.chunked += chunk.length;
-    if (this.buf.length + this.chunked < this.need) return;
+    const have = this.buf.length + this.chunked;
+    if (have < this.need) return;
+    if (this.inLine && chunk.indexOf(13) < 0) {
+      if (have > MAX_REPLY_LINE_BYTES) throw protocolError(`a line of more than ${MAX_REPLY_LINE_BYTES} bytes without CRLF`);
+      return;
+    }
     this.buf = this.buf.length === 0 && this.chunks.length === 1 ? chunk : Buffer.concat([this.buf, ...this.chunks]);
     this.chunks = [];
     this.chunked = 0;
     this.need = 0;
+    this.inLine = false;
     const buf = this.buf;
     let pos = 0;
     while (pos < buf.length) {
+      const type = buf[pos]!;
+      // '+' '-' ':' '$' '*'
+      if (type !== 43 && type !== 45 && type !== 58 && type !== 36 && type !== 42) throw protocolError(`unexpected byte ${type} at ${pos}`);
       const eol = buf.indexOf(13, pos);
-      if (eol < 0 || eol + 1 >= buf.length) break;
-      const type = buf[pos];
+      if (eol < 0) {
+        if (buf.length - pos > MAX_REPLY_LINE_BYTES) throw protocolError(`a line of more than ${MAX_REPLY_LINE_BYTES} bytes without CRLF`);
+        this.inLine = true;
+        break;
+      }
+      if (eol + 1 >= buf.length) break;
+      if (buf[eol + 1] !== 10) throw protocolError(`a line not ended by CRLF at ${eol}`);
       let value: Reply;
       let next = eol + 2;
-      if (type === 43) value = simple(buf, pos + 1, eol); // '+'
-      else if (type === 45) value = new ReplyError(buf.toString('utf8', pos + 1, eol)); // '-'
-      else if (type === 58) value = Number(buf.toString('latin1', pos + 1, eol)); // ':'
-      else if (type === 36 || type === 42) {
-        const n = Number(buf.toString('latin1', pos + 1, eol));
-        if (!Number.isInteger(n) || n < -1) throw new Error(`Redis protocol error: bad length at ${pos}`);
+      if (type === 43) value = simple(buf, pos + 1, eol);
+      else if (type === 45) value = new ReplyError(buf.toString('utf8', pos + 1, eol));
+      else if (type === 58) {
+        const text = buf.toString('latin1', pos + 1, eol);
+        if (!INTEGER_RE.test(text)) throw protocolError(`bad integer ${JSON.stringify(clip(text))} at ${pos}`);
+        value = Number(text) + 0; // -0 is 0
+      } else {
+        const text = buf.toString('latin1', pos + 1, eol);
+        if (!LENGTH_RE.test(text)) throw protocolError(`bad length ${JSON.stringify(clip(text))} at ${pos}`);
+        const n = Number(text);
         if (n === -1) value = null;
         else if (type === 36) {
+          if (n > MAX_BULK_BYTES) throw protocolError(`a bulk string of ${text} bytes at ${pos}`);
           if (next + n + 2 > buf.length) {
             this.need = next + n + 2 - pos;
             break;
           }
+          if (buf[next + n] !== 13 || buf[next + n + 1] !== 10) throw protocolError(`a bulk string of ${n} bytes not followed by CRLF at ${pos}`);
           value = buf.toString('utf8', next, next + n);
           next += n + 2;
-        } else if (n === 0) value = [];
+        } else if (n > MAX_ARRAY_LENGTH) throw protocolError(`an array of ${text} elements at ${pos}`);
+        else if (n === 0) value = [];
         else {
+          if (this.stack.length >= MAX_REPLY_DEPTH) throw protocolError(`arrays nested more than ${MAX_REPLY_DEPTH} deep at ${pos}`);
           this.stack.push({ items: [], left: n });
           pos = next;
           continue;
         }
-      } else throw new Error(`Redis protocol error: unexpected byte ${type} at ${pos}`);
+      }
       pos = next;
       this.emit(value);
     }
@@ -130,6 +172,14 @@ export class ReplyParser {
       value = top.items;
     }
   }
+}
+
+function protocolError(what: string): Error {
+  return new Error(`Redis protocol error: ${what}`);
+}
+
+function clip(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
 }
 
 function simple(buf: Buffer, from: number, to: number): string {
