@@ -14,7 +14,7 @@ export const RUNTIME_SOURCE = String.raw`
   "use strict";
   const parse = JSON.parse, stringify = JSON.stringify, now = Date.now;
   const isInteger = Number.isInteger, isFiniteNumber = Number.isFinite, isArray = Array.isArray;
-  const keysOf = Object.keys, hasOwn = Object.prototype.hasOwnProperty, toStr = Object.prototype.toString;
+  const keysOf = Object.keys, defineProperty = Object.defineProperty, hasOwn = Object.prototype.hasOwnProperty, toStr = Object.prototype.toString;
   const PromiseCtor = Promise, StringCtor = String;
   const ACTIONS = ["insert", "update", "delete", "read"];
   const fns = { filter: null, transform: null, route: null };
@@ -75,8 +75,11 @@ export const RUNTIME_SOURCE = String.raw`
       for (let i = 0; i < v.length; i++) a[i] = clone(v[i]);
       return a;
     }
+    // defined, not assigned: a "__proto__" key (a column, a JSON key) stays data, and a setter
+    // user code put on Object.prototype is not called
     const o = {};
-    for (const k of keysOf(v)) o[k] = clone(v[k]);
+    const keys = keysOf(v);
+    for (let i = 0; i < keys.length; i++) defineProperty(o, keys[i], { value: clone(v[keys[i]]), enumerable: true, writable: true, configurable: true });
     return o;
   }
 

@@ -435,3 +435,112 @@ test('overhead: applySync over a batch of 1000 messages', () => {
   process.stdout.write(`# functions overhead: ${perMessageUs.toFixed(2)} µs per message (filter+transform+route, batch of 1000)\n`);
   assert.ok(perMessageUs < 200, `${perMessageUs} µs per message`);
 });
+
+// Each way out of the sandbox a function might try: stopped, reported as that message's failure
+// with the reason, and the other messages (and the next batch) go on.
+describe('the sandbox stops escapes, each reported as a failed message', () => {
+  /** runs `body` (the transform's body) for message 2 of three; 1 and 3 must pass as usual */
+  const attempt = (body: string, opts?: SandboxOptions): { failure: FunctionOutcome; f: SinkFunctions } => {
+    const f = fns({ transform: `function transform(a, r) { if (r.id === 2) { ${body} } return "ok" + r.id }` }, opts);
+    const out = f.applyInputsSync([input({ id: 1 }), input({ id: 2 }), input({ id: 3 })]);
+    assert.deepEqual(out[0], { extras: { value: 'ok1' } });
+    assert.deepEqual(out[2], { extras: { value: 'ok3' } });
+    // the next batch runs in the same (or a new) isolate as if nothing happened
+    assert.deepEqual(f.applyInputsSync([input({ id: 4 })]), [{ extras: { value: 'ok4' } }]);
+    return { failure: out[1]!, f };
+  };
+
+  test('reading process', () => {
+    assert.equal(errorOf(attempt('return process.pid').failure), 'transform threw: ReferenceError: process is not defined');
+    assert.equal(errorOf(attempt('return globalThis.process.pid').failure), "transform threw: TypeError: Cannot read properties of undefined (reading 'pid')");
+    assert.equal(errorOf(attempt('return Function("return this")().process.exit(1)').failure), "transform threw: TypeError: Cannot read properties of undefined (reading 'exit')");
+    assert.equal(process.exitCode, undefined);
+  });
+
+  test('reading the environment', () => {
+    assert.equal(errorOf(attempt('return process.env.HOME').failure), 'transform threw: ReferenceError: process is not defined');
+    assert.equal(errorOf(attempt('return Deno.env.get("HOME")').failure), 'transform threw: ReferenceError: Deno is not defined');
+    // nothing of the environment is anywhere in the isolate's globals
+    const f = fns({ transform: 'function transform() { return JSON.stringify(Object.getOwnPropertyNames(globalThis).map((k) => { try { return String(globalThis[k]) } catch (e) { return "" } })) }' });
+    const globals = extrasOf(f.applyInputsSync([input({})])[0]).value!;
+    for (const v of [process.env.PATH, process.env.HOME, process.cwd()].filter((x): x is string => x !== undefined && x.length > 3)) assert.ok(!globals.includes(v), `the isolate sees ${v}`);
+  });
+
+  test('the filesystem', () => {
+    assert.equal(errorOf(attempt('return require("fs").readFileSync("/etc/passwd", "utf8")').failure), 'transform threw: Error: module loading is not allowed (import or require of "fs")');
+    assert.equal(errorOf(attempt('return import("node:fs")').failure), 'transform returned an unusable value: a Promise (functions must be synchronous)');
+    assert.equal(errorOf(attempt('return process.binding("fs")').failure), 'transform threw: ReferenceError: process is not defined');
+    // `module` is the CommonJS wrapper's plain object, not Node's
+    assert.equal(errorOf(attempt('return module.constructor._load("fs")').failure), 'transform threw: TypeError: module.constructor._load is not a function');
+  });
+
+  test('opening a socket', () => {
+    assert.equal(errorOf(attempt('return fetch("http://127.0.0.1:1/")').failure), 'transform threw: ReferenceError: fetch is not defined');
+    assert.equal(errorOf(attempt('return new WebSocket("ws://127.0.0.1:1/")').failure), 'transform threw: ReferenceError: WebSocket is not defined');
+    assert.equal(errorOf(attempt('return new XMLHttpRequest()').failure), 'transform threw: ReferenceError: XMLHttpRequest is not defined');
+    assert.equal(errorOf(attempt('return require("net").connect(1)').failure), 'transform threw: Error: module loading is not allowed (import or require of "net")');
+  });
+
+  test('timers, and a promise chain that never ends', () => {
+    assert.equal(errorOf(attempt('setTimeout(() => 1, 0); return 1').failure), 'transform threw: ReferenceError: setTimeout is not defined');
+    assert.equal(errorOf(attempt('setInterval(() => 1, 1); return 1').failure), 'transform threw: ReferenceError: setInterval is not defined');
+    assert.equal(errorOf(attempt('setImmediate(() => 1); return 1').failure), 'transform threw: ReferenceError: setImmediate is not defined');
+    assert.equal(errorOf(attempt('queueMicrotask(() => 1); return 1').failure), 'transform threw: ReferenceError: queueMicrotask is not defined');
+    // promise callbacks run when the call returns, inside its time limit: an endless chain times out
+    const { failure } = attempt('Promise.resolve().then(function again() { return Promise.resolve().then(again) }); return 1');
+    assert.equal(errorOf(failure), 'transform timed out after 50 ms');
+  });
+
+  test('an infinite loop, also in a getter of what it throws', () => {
+    assert.equal(errorOf(attempt('while (true) {}').failure), 'transform timed out after 50 ms');
+    assert.equal(errorOf(attempt('const e = {}; Object.defineProperty(e, "message", { get() { for (;;) {} } }); throw e').failure), 'transform timed out after 50 ms');
+    assert.equal(errorOf(attempt('return new Proxy({}, { ownKeys() { for (;;) {} } })').failure), 'transform timed out after 50 ms');
+  });
+
+  test('deep recursion', () => {
+    assert.equal(errorOf(attempt('const f = (n) => f(n + 1) + 1; return f(0)').failure), 'transform threw: RangeError: Maximum call stack size exceeded');
+    // a stack overflow while building what it returns
+    assert.match(errorOf(attempt('let o = {}; for (let i = 0; i < 2e5; i++) o = { o }; return o', { perMessageMs: 2000 }).failure), /^transform returned an unusable value: cannot be serialized as JSON: RangeError: Maximum call stack size exceeded/);
+  });
+
+  test('allocating without end', () => {
+    const opts = { memoryLimitMb: 16, perMessageMs: 5000 };
+    const grow = attempt('const a = []; for (;;) a.push(new Array(100000).fill(r.id));', opts);
+    assert.equal(errorOf(grow.failure), 'transform exhausted the sandbox memory (limit 16 MB)');
+    assert.ok(grow.f.restarts >= 1, 'a new isolate');
+    assert.equal(errorOf(attempt('let s = "x"; for (;;) s += s;', opts).failure), 'transform threw: RangeError: Invalid string length');
+  });
+
+  test('prototype tricks on the objects it receives', () => {
+    // the objects were made inside the isolate: their constructors are the isolate's
+    assert.equal(errorOf(attempt('return r.constructor.constructor("return process")().mainModule').failure), 'transform threw: ReferenceError: process is not defined');
+    assert.equal(errorOf(attempt('return a.constructor.constructor("return process")()').failure), 'transform threw: ReferenceError: process is not defined');
+    assert.equal(errorOf(attempt('return r.toString.constructor("return require")()("fs")').failure), 'transform threw: ReferenceError: require is not defined');
+    assert.equal(errorOf(attempt('return Object.getPrototypeOf(r).constructor.constructor("return this")().process.pid').failure), "transform threw: TypeError: Cannot read properties of undefined (reading 'pid')");
+    // pollution of the prototypes it can reach stays in its isolate: Sluice's objects are untouched
+    const polluter = fns({ transform: 'function transform(a, r) { r.__proto__.polluted = "yes"; Object.prototype.toJSON = undefined; Array.prototype.isAdmin = true; Object.getPrototypeOf(JSON).evil = 1; return "done" }' });
+    assert.deepEqual(polluter.applyInputsSync([input({ id: 1 })]), [{ extras: { value: 'done' } }]);
+    const host = {} as Record<string, unknown>;
+    assert.equal(host.polluted, undefined);
+    assert.equal(([] as unknown as Record<string, unknown>).isAdmin, undefined);
+    assert.equal(Object.prototype.hasOwnProperty.call(Object.prototype, 'toJSON'), false);
+    // nor another sink's isolate
+    const other = fns({ transform: 'function transform(a, r) { return String(({}).polluted) + ":" + String([].isAdmin) }' });
+    assert.deepEqual(other.applyInputsSync([input({ id: 1 })]), [{ extras: { value: 'undefined:undefined' } }]);
+  });
+
+  test('"__proto__" in a row, and in what a function returns, is data', () => {
+    // a column or JSON key named __proto__ reaches every function as an own key (copies included)
+    const f = fns({
+      filter: 'function filter(a, r) { return Object.keys(r).includes("__proto__") && Object.getPrototypeOf(r) === Object.prototype }',
+      transform: 'function transform(a, r) { return { keys: Object.keys(r), admin: ({}).admin === undefined ? "no" : "yes" } }',
+      route: 'function route(a, r) { return { key: "k:" + Object.keys(r).join(",") + ":" + String(r.__proto__.admin) } }',
+    });
+    const row = { action: 'insert' as const, recordJson: '{"id":1,"__proto__":{"admin":true}}', changesJson: 'null', metadataJson: '{}' };
+    assert.deepEqual(f.applyInputsSync([row]), [{ extras: { value: '{"keys":["id","__proto__"],"admin":"no"}', route: { key: 'k:id,__proto__:true' } } }]);
+    // a route object whose own "__proto__" key is not one of the fields is refused, not merged
+    const r = fns({ route: 'function route() { return JSON.parse(\'{"__proto__": {"key": "x"}}\') }' });
+    assert.equal(errorOf(r.applyInputsSync([input({})])[0]), 'route returned an unusable value: unknown field "__proto__" (this sink takes key, action, expire_ms)');
+    assert.equal(({} as Record<string, unknown>).key, undefined);
+  });
+});
