@@ -3,6 +3,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** What the paused-sinks gauge reads at each scrape: every sink and whether it is paused. */
 export type SinkStates = () => readonly { readonly name: string; readonly paused: boolean }[];
 
+/** What the failed-message gauges read at each scrape: each sink's store (plan/failed-messages.ts FailedStoreView). */
+export type FailedStores = () => readonly { readonly sink: string; readonly messages: number; readonly bytes: number; readonly full: boolean }[];
+
 /** The events of a Redis client the metrics count (an ioredis Redis or Cluster fits). */
 export interface RedisEvents {
   on(event: 'error' | 'node error' | 'ready', listener: (...args: unknown[]) => void): unknown;
@@ -22,6 +25,16 @@ export class Metrics {
   readonly transactions = new Counter({ name: 'sluice_transactions_total', help: 'Postgres transactions applied', registers: [this.registry] });
   readonly batches = new Counter({ name: 'sluice_batches_total', help: 'MULTI/EXEC batches applied, by Redis connection', labelNames: ['redis'] as const, registers: [this.registry] });
   readonly failed = new Counter({ name: 'sluice_failed_messages_total', help: 'Messages sent to a sink\'s failed messages', labelNames: ['sink'] as const, registers: [this.registry] });
+  readonly failedDropped = new Counter({ name: 'sluice_failed_messages_dropped_total', help: 'Failed messages not stored because the sink\'s failed messages were full (each logged with its id and reason), by sink', labelNames: ['sink'] as const, registers: [this.registry] });
+  readonly failedWaiting: Gauge<'sink'> = new Gauge({
+    name: 'sluice_failed_messages',
+    help: 'Failed messages a sink keeps now (waiting for a retry or a discard), by sink',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+    collect: () => this.collectFailedStores(),
+  });
+  readonly failedBytes = new Gauge({ name: 'sluice_failed_messages_bytes', help: 'Bytes a sink\'s failed messages take in Redis, by sink', labelNames: ['sink'] as const, registers: [this.registry] });
+  readonly failedFull = new Gauge({ name: 'sluice_failed_messages_full', help: '1 while a sink\'s failed messages are full (the next failure is not stored), by sink', labelNames: ['sink'] as const, registers: [this.registry] });
   readonly redisRetries = new Counter({ name: 'sluice_redis_retries_total', help: 'Redis batch writes retried after an error', labelNames: ['redis'] as const, registers: [this.registry] });
   readonly redisErrors = new Counter({ name: 'sluice_redis_errors_total', help: 'Errors reported by a Redis connection (connection refused, lost, timed out, a Cluster node error), by connection', labelNames: ['redis'] as const, registers: [this.registry] });
   readonly redisReconnects = new Counter({ name: 'sluice_redis_reconnects_total', help: 'Times a Redis connection was ready again after it was lost, by connection', labelNames: ['redis'] as const, registers: [this.registry] });
@@ -47,15 +60,35 @@ export class Metrics {
       for (const s of this.sinkStates()) this.sinkPaused.set({ sink: s.name }, s.paused ? 1 : 0);
     },
   });
+  readonly schemaChanges = new Counter({ name: 'sluice_schema_changes_total', help: 'Column changes of published tables seen in the stream (added, dropped, renamed, retyped), by table', labelNames: ['table'] as const, registers: [this.registry] });
+  readonly schemaBackfills = new Counter({ name: 'sluice_schema_backfills_total', help: 'Backfills started by a schema change, by sink', labelNames: ['sink'] as const, registers: [this.registry] });
   readonly waits = new Counter({ name: 'sluice_waits_total', help: 'Read-your-writes waits (GET /api/wait), by outcome: applied or timeout', labelNames: ['outcome'] as const, registers: [this.registry] });
   readonly waitSeconds = new Histogram({ name: 'sluice_wait_seconds', help: 'Time a read-your-writes wait took until applied (or timed out)', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [this.registry] });
   readonly fences = new Counter({ name: 'sluice_fences_total', help: 'Fences written to Postgres to bring the stream to a waited-for position', registers: [this.registry] });
   readonly confirmedLsn = new Gauge({ name: 'sluice_confirmed_lsn', help: 'Position confirmed to Postgres (as a number)', registers: [this.registry] });
 
   private sinkStates: SinkStates | null = null;
+  private failedStores: FailedStores | null = null;
 
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'sluice_process_' });
+  }
+
+  /** Where the failed-message gauges read each sink's store at each scrape. */
+  trackFailedStores(stores: FailedStores): void {
+    this.failedStores = stores;
+  }
+
+  private collectFailedStores(): void {
+    if (this.failedStores === null) return;
+    this.failedWaiting.reset();
+    this.failedBytes.reset();
+    this.failedFull.reset();
+    for (const s of this.failedStores()) {
+      this.failedWaiting.set({ sink: s.sink }, s.messages);
+      this.failedBytes.set({ sink: s.sink }, s.bytes);
+      this.failedFull.set({ sink: s.sink }, s.full ? 1 : 0);
+    }
   }
 
   /** Where `sluice_sink_paused` reads the sinks at each scrape. */

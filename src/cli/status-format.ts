@@ -36,6 +36,16 @@ export interface SourceView {
   held_by_paused_sinks?: { sink: string; position: string | null; held_wal_bytes: number | null }[];
 }
 
+/** A sink's failed-message store and its bounds (`failed_store` of GET /api/sinks). */
+export interface FailedStoreLine {
+  messages: number;
+  bytes: number;
+  max_messages: number;
+  max_bytes: number;
+  full: boolean;
+  dropped: number;
+}
+
 export interface BackfillLine {
   table: string;
   state: string;
@@ -57,7 +67,11 @@ export interface SinkView {
   paused?: boolean;
   position?: string | null;
   changes_applied: number;
+  /** failed messages waiting now (in Redis) */
   failed_messages: number;
+  /** failures since the instance started (sluice_failed_messages_total) */
+  failed_total?: number;
+  failed_store?: FailedStoreLine;
   lag_ms: number | null;
   lag_bytes: number | null;
   held_wal_bytes?: number | null;
@@ -232,9 +246,17 @@ export function renderStatus(input: StatusInput): string {
       formatBytes(measured(s.lag_bytes)),
       s.paused ? formatBytes(measured(s.held_wal_bytes)) : '-',
       formatRate(input.rates?.get(s.name) ?? null),
-      isNum(s.failed_messages) ? String(s.failed_messages) : '-',
+      isNum(s.failed_messages) ? `${s.failed_messages}${s.failed_store?.full === true ? ' (full)' : ''}` : '-',
+      isNum(s.failed_total) ? String(s.failed_total) : '-',
     ]);
-    out.push(...renderTable(['SINK', 'TYPE', 'ORIGIN', 'STATE', 'LAG', 'LAG BYTES', 'HELD WAL', 'RATE', 'FAILED'], rows));
+    out.push(...renderTable(['SINK', 'TYPE', 'ORIGIN', 'STATE', 'LAG', 'LAG BYTES', 'HELD WAL', 'RATE', 'FAILED NOW', 'FAILED TOTAL'], rows));
+    for (const s of sinks) {
+      const f = s.failed_store;
+      if (f && (f.full || f.dropped > 0)) {
+        const dropped = f.dropped > 0 ? `; ${f.dropped} failure(s) since start were not stored, only logged` : '';
+        out.push(labelled('warning', `failed messages of sink "${s.name}" are ${f.full ? 'full' : 'near full'} (${f.messages} of ${f.max_messages} messages, ${formatBytes(f.bytes)} of ${formatBytes(f.max_bytes)})${dropped}: retry or discard them (sluice messages), or raise failed_max_messages / failed_max_bytes`));
+      }
+    }
     for (const s of sinks) {
       for (const b of Array.isArray(s.backfills) ? s.backfills : []) out.push(formatBackfill(s.name, b));
       if (s.backfills_error) out.push(`  ${s.name}: backfills unknown: ${s.backfills_error}`);

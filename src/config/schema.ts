@@ -1,4 +1,4 @@
-// The shape of sluice.yaml (SPEC §2, §4). This zod schema is the single source of truth: the
+// The shape of sluice.yaml (docs/configuration.md). This zod schema is the single source of truth: the
 // exported types are inferred from it, with every default already filled in.
 //
 // This file holds the top level (source, http, log, apply, state, and the cross-field rules);
@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { CONNECTION_NAME_RE, redisConnectionSchema } from './redis-schema.js';
 import { IDENT, isRecord, nonEmptyString, parseUrl, positiveInt, strict } from './schema-helpers.js';
-import { defaultSinkRedis, sinkRedisProblem, sinkSchema } from './sink-schema.js';
+import { DEFAULT_FAILED_ENVELOPE_MAX_BYTES, DEFAULT_FAILED_MAX_BYTES, DEFAULT_FAILED_MAX_MESSAGES, defaultSinkRedis, sinkRedisProblem, sinkSchema } from './sink-schema.js';
 
 export { closestKey, editDistance, unknownKeyMessage } from './schema-helpers.js';
 export {
@@ -26,6 +26,9 @@ export {
 } from './redis-schema.js';
 export {
   DEFAULT_CHANNEL_TEMPLATE,
+  DEFAULT_FAILED_ENVELOPE_MAX_BYTES,
+  DEFAULT_FAILED_MAX_BYTES,
+  DEFAULT_FAILED_MAX_MESSAGES,
   DEFAULT_KEY_TEMPLATE,
   DEFAULT_MAX_TRANSACTION_ROWS,
   DEFAULT_MAX_VALUE_BYTES,
@@ -117,6 +120,10 @@ export const logSchema = strict({
 
 export const applySchema = strict({
   batch_max_commands: positiveInt().default(5000),
+  /** bounds of each sink's failed messages (a sink may set its own) */
+  failed_max_messages: positiveInt().default(DEFAULT_FAILED_MAX_MESSAGES),
+  failed_max_bytes: positiveInt().default(DEFAULT_FAILED_MAX_BYTES),
+  failed_envelope_max_bytes: positiveInt().default(DEFAULT_FAILED_ENVELOPE_MAX_BYTES),
 });
 
 /**

@@ -1,4 +1,4 @@
-// One entry of `sinks:` in sluice.yaml (SPEC §2, §4): the options every sink has, and those of
+// One entry of `sinks:` in sluice.yaml (docs/configuration.md): the options every sink has, and those of
 // each type. Used for the whole file (schema.ts) and for one sink given to the API (sink-block.ts).
 import { z } from 'zod';
 import { parseTemplate } from '../core/template.js';
@@ -22,6 +22,10 @@ export const DEFAULT_STREAM_KEY_TEMPLATE = 'sluice:{schema}.{table}';
 export const DEFAULT_CHANNEL_TEMPLATE = 'sluice:{table}:{pk}';
 export const DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_TRANSACTION_ROWS = 20_000;
+/** Bounds of a sink's failed messages (`apply:` or the sink's own); plan/failed-messages.ts keeps them. */
+export const DEFAULT_FAILED_MAX_MESSAGES = 10_000;
+export const DEFAULT_FAILED_MAX_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_FAILED_ENVELOPE_MAX_BYTES = 1024 * 1024;
 
 export const SINK_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
 const TABLE_RE = new RegExp(`^(?:(${IDENT})\\.)?(${IDENT}|\\*)$`, 'u');
@@ -82,8 +86,14 @@ const commonSinkShape = {
   backfill: z.boolean().default(false),
   max_value_bytes: positiveInt().default(DEFAULT_MAX_VALUE_BYTES),
   max_transaction_rows: positiveInt().default(DEFAULT_MAX_TRANSACTION_ROWS),
+  /** this sink's failed-message bounds; default: those under `apply:` */
+  failed_max_messages: positiveInt().optional(),
+  failed_max_bytes: positiveInt().optional(),
+  failed_envelope_max_bytes: positiveInt().optional(),
   /** inline function source, or a path to a .ts/.js module */
   filter: nonEmptyString().optional(),
+  /** when a table's columns change: backfill the table again (the rows in Redis no longer match), or ignore it */
+  on_schema_change: z.enum(['backfill', 'ignore']).default('backfill'),
   transform: nonEmptyString().optional(),
   route: nonEmptyString().optional(),
 };

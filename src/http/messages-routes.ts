@@ -98,7 +98,7 @@ export function registerMessageRoutes(app: FastifyInstance, deps: MessageRoutesD
     const id = apiMessageId(req.params.id);
     if (!known(name)) return apiError(reply, 404, 'sink_not_found', noSink(name));
     try {
-      if (!(await discardFailed(pipeline.redisFor(name), name, id))) return apiError(reply, 404, 'message_not_found', `sink "${name}" has no failed message ${id}`);
+      if (!(await discardFailed(pipeline.redisFor(name), name, id, pipeline.failedStore))) return apiError(reply, 404, 'message_not_found', `sink "${name}" has no failed message ${id}`);
       deps.log.info({ sink: name, id }, 'failed message discarded');
       return { id, discarded: true };
     } catch (err) {

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ControlError } from '../control/sink-control.js';
 import type { HttpDeps } from './deps.js';
 import { parseLsn } from '../core/lsn.js';
+import { failedKey } from '../core/keyspace.js';
 import { formatPosition } from '../core/position.js';
 import { sinkState } from '../plan/states.js';
 import { errorMessage, SluiceError } from '../util/errors.js';
@@ -18,7 +19,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /**
- * Sinks (SPEC §6): list and read them; create (the sink's YAML block as JSON), change (a JSON
+ * Sinks (docs/operations.md, HTTP API): list and read them; create (the sink's YAML block as JSON), change (a JSON
  * merge patch), delete, pause and resume them while Sluice runs.
  */
 export function registerSinkRoutes(app: FastifyInstance, deps: HttpDeps): void {
@@ -40,6 +41,9 @@ export function registerSinkRoutes(app: FastifyInstance, deps: HttpDeps): void {
       backfillsError = errorMessage(err);
     }
     const lane = pipeline.laneStates().find((l) => l.name === s.redis);
+    // waiting now: what the sink's hash holds (what Sluice counted when Redis does not answer)
+    const store = pipeline.failedStore.view(name);
+    const waiting = await withTimeout(pipeline.redisFor(name).hlen(failedKey(name)), REDIS_READ_TIMEOUT_MS, `Redis "${s.redis}"`).catch(() => store.messages);
     return {
       name: s.name,
       type: s.type,
@@ -50,7 +54,9 @@ export function registerSinkRoutes(app: FastifyInstance, deps: HttpDeps): void {
       paused: runtime.hold === 'paused',
       position: runtime.position === null ? null : formatPosition(runtime.position),
       changes_applied: changes.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0),
-      failed_messages: failed.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0),
+      failed_messages: waiting,
+      failed_total: failed.values.filter((v) => v.labels.sink === name).reduce((n, v) => n + v.value, 0),
+      failed_store: store,
       lag_ms: runtime.hold === null ? pipeline.lagMs() : null,
       lag_bytes: runtime.hold === null ? (monitor.last?.lagBytes ?? null) : held,
       held_wal_bytes: held,

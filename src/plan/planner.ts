@@ -9,7 +9,7 @@ import { errorMessage } from '../util/errors.js';
 import { MayHoldValues, VALUES_HIDDEN, withoutDetail } from '../util/log.js';
 import type { PlanOutput, RedisCommand } from '../sinks/sink.js';
 import { commandKeys, type RejectedCommand } from '../core/command.js';
-import { failedMessageCommand } from './failed-messages.js';
+import { FailedStore, planFailure, type PlannedFailure } from './failed-messages.js';
 import type { Batch, Batcher, CommandOrigin, LanePart } from './batcher.js';
 import { changesFor, positionAfter, takesFrom, truncatedTables, type SinkRuntime } from './route.js';
 import { Windows, type Window } from './windows.js';
@@ -17,7 +17,7 @@ import { Windows, type Window } from './windows.js';
 /** What planning tells the runtime about (logs and metrics): no I/O here. */
 export interface PlanEvents {
   /** `logged`: the reason as it may be logged (its row values hidden unless --log-values) */
-  failed(sink: string, change: Change, meta: MessageMeta, reason: string, logged: MayHoldValues | string): void;
+  failed(sink: string, change: Change, meta: MessageMeta, reason: string, logged: MayHoldValues | string, kept?: PlannedFailure): void;
   /** a TRUNCATE of `table` removes the sink's keys under `prefix` (null: no fixed prefix, cannot) */
   truncate(sink: string, table: TableInfo, prefix: string | null): void;
   /** a chunk of a large transaction is planned on its own (atomic per chunk only) */
@@ -41,6 +41,8 @@ export class Planner {
     private readonly sinks: () => readonly SinkRuntime[],
     /** Postgres time now (microseconds since 2000): stamps backfilled rows and failed messages */
     private readonly clock: () => bigint,
+    /** what each sink's failed messages hold: a failure is kept within its bounds */
+    readonly failedStore: FailedStore = new FailedStore(),
   ) {}
 
   /** A whole transaction (or a chunk of a large one) received on connection `generation`. */
@@ -148,12 +150,15 @@ export class Planner {
 
   /** Failed-message records for data commands Redis refused (written through the same lane, before the batch counts as applied). */
   rejected(rejected: readonly RejectedCommand[]): RedisCommand[] {
-    return rejected.map((r) => {
+    const out: RedisCommand[] = [];
+    for (const r of rejected) {
       const reason = `Redis rejected the command: ${r.error}`;
+      const kept = planFailure(r.origin.change, r.origin.meta, reason, microsToDate(this.clock()), this.failedStore);
       // Redis errors name commands and keys, never the values sent
-      this.events.failed(r.origin.sink, r.origin.change, r.origin.meta, reason, reason);
-      return failedMessageCommand(r.origin.change, r.origin.meta, reason, microsToDate(this.clock()));
-    });
+      this.events.failed(r.origin.sink, r.origin.change, r.origin.meta, reason, reason, kept);
+      if (kept.command !== null) out.push(kept.command);
+    }
+    return out;
   }
 
   private closeRows(w: Window, lsn: Lsn): void {
@@ -216,7 +221,7 @@ export class Planner {
   }
 
   private output(batch: Batch, part: LanePart, sinkName: string, meta: MessageMeta): Output {
-    const { batcher, events, clock } = this;
+    const { batcher, events, clock, failedStore } = this;
     const trackers = this.windows.keyTrackers(sinkName);
     let origin: CommandOrigin | null = null;
     let originOf: Change | null = null;
@@ -234,8 +239,9 @@ export class Planner {
         batcher.add(batch, part, cmd, null);
       },
       fail(change: Change, reason: string, withoutValues: string = reason): void {
-        batcher.add(batch, part, failedMessageCommand(change, meta, reason, microsToDate(clock())), null);
-        events.failed(sinkName, change, meta, reason, withoutValues === reason ? reason : new MayHoldValues(reason, withoutValues));
+        const kept = planFailure(change, meta, reason, microsToDate(clock()), failedStore);
+        if (kept.command !== null) batcher.add(batch, part, kept.command, null);
+        events.failed(sinkName, change, meta, reason, withoutValues === reason ? reason : new MayHoldValues(reason, withoutValues), kept);
       },
     };
     return out;

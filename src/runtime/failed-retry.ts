@@ -12,7 +12,7 @@ import type { PlanOutput, SinkType } from '../sinks/sink.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { failedKey } from '../core/keyspace.js';
-import { failedMessageForApi, storedMessageJson, withMessage, type FailedMessage } from '../plan/failed-messages.js';
+import { entryBytes, failedMessageForApi, storedMessageJson, withMessage, type FailedMessage, type FailedStore } from '../plan/failed-messages.js';
 import { messageId, parseMessageId, storedMessageId, type MessagePosition } from '../core/message-id.js';
 import type { Pipeline, SinkRuntime } from '../runtime/pipeline.js';
 
@@ -123,9 +123,13 @@ export async function getFailed(redis: RedisClient, sink: string, id: string): P
   return field === null ? null : redis.hget(failedKey(sink), field);
 }
 
-export async function discardFailed(redis: RedisClient, sink: string, id: string): Promise<boolean> {
+/** Deletes a failed message (id in either form); `store`: the counts of the store's bounds follow. */
+export async function discardFailed(redis: RedisClient, sink: string, id: string, store?: FailedStore): Promise<boolean> {
   const field = fieldOf(id);
-  return field !== null && (await redis.hdel(failedKey(sink), field)) > 0;
+  if (field === null) return false;
+  const deleted = (await redis.hdel(failedKey(sink), field)) > 0;
+  store?.remove(sink, field);
+  return deleted;
 }
 
 /** commit_timestamp (`…T…​.ffffffZ`) back to microseconds since 2000-01-01. */
@@ -176,7 +180,15 @@ export class FailedMessages {
       const stored = await getFailed(redis, sinkName, id);
       if (stored === null) throw new SluiceError('message_not_found', `sink "${sinkName}" has no failed message ${id}`);
       const record = JSON.parse(stored) as FailedMessage;
-      const envelope = storedMessageJson(stored);
+      let envelope = storedMessageJson(stored);
+      if (envelope === 'null' && record.message_omitted !== undefined) {
+        // kept without its envelope (too large): a state sink finds the row by its identity
+        if (!STATE_SINKS.has(runtime.sink.type)) {
+          throw new SluiceError('cannot_retry', `failed message ${id} was kept without its envelope (${record.message_omitted.why}), and a ${runtime.sink.type} sink replays the message itself: it cannot be retried; discard it`);
+        }
+        if (record.identity === undefined) throw new SluiceError('cannot_retry', `failed message ${id} was kept without its envelope and without the row's primary key; discard it and backfill the table if needed`);
+        envelope = `{"record":${record.identity}}`;
+      }
       if (envelope === 'null') {
         throw new SluiceError('cannot_retry', `failed message ${id} holds no message (the row could not be rendered: ${record.reason}); discard it and backfill the table if needed`);
       }
@@ -217,8 +229,9 @@ export class FailedMessages {
         if (reason !== null) {
           // it would fail again: nothing is written, the entry keeps its id with the new reason
           window.cancel('retry failed again');
-          const again = JSON.stringify({ ...omitMessage(record), reason, failed_at: new Date().toISOString() });
-          await redis.hset(failedKey(sinkName), record.id, withMessage(again, storedMessageJson(stored)));
+          const again = withMessage(JSON.stringify({ ...omitMessage(record), reason, failed_at: new Date().toISOString() }), storedMessageJson(stored));
+          await redis.hset(failedKey(sinkName), record.id, again);
+          this.pipeline.failedStore.put(sinkName, record.id, entryBytes(record.id, again));
           throw new SluiceError('retry_failed', reason);
         }
         return rows;
@@ -227,6 +240,7 @@ export class FailedMessages {
       fill: (rows) => this.pipeline.fillBackfillWindow(window.id, rows, [['HDEL', failedKey(sinkName), record.id]]),
       failure: 'retry failed',
     });
+    this.pipeline.failedStore.remove(sinkName, record.id);
     return rows.length === 0 ? 'row_gone' : applied.skipped > 0 ? 'superseded' : 'applied';
   }
 
@@ -289,6 +303,7 @@ export class FailedMessages {
     // after the HDEL and on the same connection: it is there by now
     const again = await getFailed(redis, sinkName, record.id);
     if (again !== null) throw new SluiceError('retry_failed', (JSON.parse(again) as FailedMessage).reason);
+    this.pipeline.failedStore.remove(sinkName, record.id);
     return 'replayed';
   }
 }

@@ -4,6 +4,7 @@ import type { RedisClient } from '../redis/connect.js';
 import type { Logger } from '../util/log.js';
 import type { ChangeSource, ChangeStreamOptions } from '../pg/change-stream.js';
 import type { Lane } from '../redis/apply-lane.js';
+import type { FailedLimits } from '../plan/failed-messages.js';
 
 export interface PipelineOptions {
   source: { url: string; slot: string; publication: string };
@@ -21,6 +22,8 @@ export interface PipelineOptions {
   onDataLoss?: (sinks: string[], redis: string) => void;
   /** the change stream (default: Postgres logical replication); tests pass an in-memory one */
   makeStream?: (opts: ChangeStreamOptions) => ChangeSource;
+  /** bounds of each sink's failed messages (default: plan/failed-messages.ts DEFAULT_FAILED_LIMITS) */
+  failedLimits?: (sink: string) => FailedLimits;
   /** the apply lane of a Redis connection (default: connect it, then standalone or Cluster lane) */
   makeLane?: (name: string, onDataLoss: () => void) => Promise<Lane>;
 }

@@ -33,6 +33,8 @@ import type { RedisClient } from '../redis/connect.js';
 import { ensureLane } from './lanes.js';
 import { Batcher } from '../plan/batcher.js';
 import { Planner, type PlanEvents } from '../plan/planner.js';
+import { FailedStore } from '../plan/failed-messages.js';
+import { readFailedSizes } from './failed-sizes.js';
 import { planEvents } from './plan-events.js';
 import { nextPipelineState, type PipelineState } from '../plan/states.js';
 import { ResendState, respec, sinkRuntime, type SinkRuntime, type SinkSpec } from '../plan/route.js';
@@ -87,7 +89,7 @@ export class Pipeline {
     this.sinkList = opts.sinks.map((s) => sinkRuntime(s, null, s.paused ? 'paused' : null));
     this.batcher = new Batcher({ maxCommands: opts.batchMaxCommands, maxBytes }, randomUUID);
     this.events = planEvents(opts.metrics, opts.log);
-    this.planner = new Planner(this.batcher, this.windows, this.events, () => this.sinkList, () => microsSince2000(Date.now()));
+    this.planner = new Planner(this.batcher, this.windows, this.events, () => this.sinkList, () => microsSince2000(Date.now()), new FailedStore(opts.failedLimits));
     this.lookups = new RowLookups(opts.source.url, opts.log);
     this.stream = (opts.makeStream ?? ((o) => new ChangeStream(o)))({
       ...opts.source,
@@ -147,6 +149,18 @@ export class Pipeline {
     return client;
   }
 
+  /** What each sink's failed messages hold, within their bounds (plan/failed-messages.ts). */
+  get failedStore(): FailedStore {
+    return this.planner.failedStore;
+  }
+
+  /** Counts what the sinks' failed-message hashes hold in Redis (at start: earlier runs' entries). */
+  private async loadFailedStores(redis: string, sinks: readonly string[]): Promise<void> {
+    const client = this.opts.redis.get(redis);
+    if (!client) return;
+    for (const sink of sinks) this.failedStore.load(sink, await readFailedSizes(client, sink));
+  }
+
   /** Where each held sink holds the slot (its position), for status and metrics. */
   heldPositions(): { sink: string; reason: string; position: string | null }[] {
     return this.sinkList.filter((s) => s.hold !== null).map((s) => ({ sink: s.name, reason: s.hold!, position: s.position === null ? null : formatPosition(s.position) }));
@@ -180,6 +194,7 @@ export class Pipeline {
       const lane = await this.ensureLane(name);
       const sinks = this.sinkList.filter((s) => s.redis === name);
       const loaded = await lane.load(sinks.map((s) => s.name));
+      await this.loadFailedStores(name, sinks.map((s) => s.name));
       for (const s of sinks) {
         const l = loaded.get(s.name);
         const pos = l?.skip ?? null;
@@ -246,6 +261,7 @@ export class Pipeline {
     try {
       const lane = await this.ensureLane(s.redis);
       const loaded = (await lane.load([s.name])).get(s.name);
+      await this.loadFailedStores(s.redis, [s.name]);
       s.startPosition = loaded?.skip ?? null;
     } catch (err) {
       this.sinkList = this.sinkList.filter((x) => x !== s);
@@ -288,6 +304,7 @@ export class Pipeline {
     this.windows.cancelAll(`sink "${name}" was deleted`, name);
     await this.afterQueued(); // batches planned before still write its position
     await this.lanes.get(s.redis)?.forget(name);
+    this.failedStore.forget(name);
   }
 
   /** Where the slot is: nothing before it will be streamed again. */
@@ -453,6 +470,8 @@ export class Pipeline {
 
   private async ensureLane(name: string): Promise<Lane> {
     const onDataLoss = (): void => {
+      // what Redis lost may include failed messages: count them again
+      this.loadFailedStores(name, this.sinkList.filter((s) => s.redis === name).map((s) => s.name)).catch((err: unknown) => this.opts.log.warn({ redis: name, err: errorMessage(err) }, 'could not count the failed messages again'));
       this.opts.metrics.dataLoss.inc({ redis: name });
       this.opts.onDataLoss?.(this.sinkList.filter((s) => s.redis === name).map((s) => s.name), name);
     };

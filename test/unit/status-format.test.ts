@@ -129,7 +129,7 @@ describe('renderStatus', () => {
     const input: StatusInput = {
       health: ok(healthy),
       source: ok(source()),
-      sinks: ok([sink({ name: 'users', changes_applied: 10, failed_messages: 2 }), sink({ name: 'feed', type: 'list', origin: 'api', lag_ms: 1500, lag_bytes: 4200 })]),
+      sinks: ok([sink({ name: 'users', changes_applied: 10, failed_messages: 2, failed_total: 5 }), sink({ name: 'feed', type: 'list', origin: 'api', lag_ms: 1500, lag_bytes: 4200 })]),
       rates: new Map([['users', 12.34], ['feed', 0]]),
     };
     const text = renderStatus(input);
@@ -139,9 +139,9 @@ describe('renderStatus', () => {
         'health   ok',
         'source   slot "sluice" streaming, lag 0 B / 12 ms, WAL retained 2.5 MB, confirmed 0/16B3F48',
         '',
-        'SINK   TYPE    ORIGIN  STATE   LAG    LAG BYTES  HELD WAL  RATE  FAILED',
-        'users  string  config  active  0 ms   0 B        -         12/s  2',
-        'feed   list    api     active  1.5 s  4.2 kB     -         0/s   0',
+        'SINK   TYPE    ORIGIN  STATE   LAG    LAG BYTES  HELD WAL  RATE  FAILED NOW  FAILED TOTAL',
+        'users  string  config  active  0 ms   0 B        -         12/s  2           5',
+        'feed   list    api     active  1.5 s  4.2 kB     -         0/s   0           -',
         '',
       ].join('\n'),
     );
@@ -157,7 +157,7 @@ describe('renderStatus', () => {
     assert.match(text, /^health {3}ok \(paused: feed\)$/m);
     assert.match(text, /^warning  paused sink "feed" holds 3\.4 MB of WAL in slot "sluice": Postgres keeps it until the sink is resumed or deleted$/m);
     assert.doesNotMatch(text, /sink "new"/, 'a sink that is starting is not paused');
-    assert.match(text, /^feed +string +config +paused +- +3\.4 MB +3\.4 MB +- +0$/m);
+    assert.match(text, /^feed +string +config +paused +- +3\.4 MB +3\.4 MB +- +0 +-$/m);
   });
 
   test('a held WAL not measured yet (negative or null) is said so, not printed as a number', () => {
@@ -168,7 +168,21 @@ describe('renderStatus', () => {
       rates: null,
     });
     assert.match(text, /paused sink "feed" holds WAL \(how much is not measured yet\)/);
-    assert.match(text, /^feed +string +config +paused +- +- +- +- +0$/m);
+    assert.match(text, /^feed +string +config +paused +- +- +- +- +0 +-$/m);
+  });
+
+  test('failed messages: waiting now and since start; a full store is marked and warned of', () => {
+    const store = { messages: 10_000, bytes: 3_200_000, max_messages: 10_000, max_bytes: 67_108_864, full: true, dropped: 3 };
+    const text = renderStatus({
+      health: ok(healthy),
+      source: ok(source()),
+      sinks: ok([sink({ name: 'users', failed_messages: 10_000, failed_total: 10_003, failed_store: store }), sink({ name: 'feed', failed_messages: 1, failed_total: 4, failed_store: { ...store, messages: 1, bytes: 900, full: false, dropped: 0 } })]),
+      rates: null,
+    });
+    assert.match(text, /^users +string +config +active +0 ms +0 B +- +- +10000 \(full\) +10003$/m);
+    assert.match(text, /^feed +string +config +active +0 ms +0 B +- +- +1 +4$/m);
+    assert.match(text, /^warning  failed messages of sink "users" are full \(10000 of 10000 messages, 3\.2 MB of 67\.1 MB\); 3 failure\(s\) since start were not stored, only logged: retry or discard them \(sluice messages\), or raise failed_max_messages \/ failed_max_bytes$/m);
+    assert.doesNotMatch(text, /sink "feed" are/);
   });
 
   test('unhealthy: each problem on its own line; backfills and their errors under the table', () => {
