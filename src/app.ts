@@ -20,6 +20,7 @@ import { explainPgConnectError, pgClientConfig, pgTlsWarning } from './pg/connec
 import { describePgUrl } from './pg/url.js';
 import { StateStore } from './state/state-store.js';
 import { SinkControl, specFromConfig } from './control/sink-control.js';
+import { SchemaWatch } from './control/schema-watch.js';
 
 export interface RunningSluice {
   readonly config: SluiceConfig;
@@ -66,7 +67,9 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     }
     cleanups.push(() => closeRedis(redis));
     let backfills: BackfillManager | null = null;
+    const schemas = await SchemaWatch.load(config, state, metrics, log);
     const pipeline = new Pipeline({
+      onRelation: (table) => schemas.onRelation(table),
       source: { url: config.source.url, slot: config.source.slot, publication: config.source.publication },
       sinks: config.sinks.map((s) => ({ ...specFromConfig(s, configDir), paused: stored.paused.has(s.name) })),
       redis,
@@ -117,6 +120,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     monitor.start();
     cleanups.push(() => monitor.stop());
     backfills = new BackfillManager(pipeline, config.source.url, log, metrics);
+    schemas.attach(backfills);
     const bf = backfills;
     cleanups.push(() => bf.stop());
     const control = new SinkControl(config, pipeline, state, bf, log, configDir);

@@ -20,6 +20,8 @@ export interface BackfillView extends BackfillRecord {
 export interface StartBackfillOptions {
   table?: string | undefined;
   from?: string | undefined;
+  /** why Sluice started it by itself (shown with its progress) */
+  reason?: string | undefined;
 }
 
 interface Running {
@@ -84,6 +86,7 @@ export class BackfillManager {
       superseded: 0,
       estimated_total: null,
       from: opts.from ?? null,
+      ...(opts.reason === undefined ? {} : { reason: opts.reason }),
       started_at: now,
       updated_at: now,
     }));

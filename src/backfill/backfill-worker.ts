@@ -24,6 +24,8 @@ export interface BackfillRecord {
   superseded: number;
   estimated_total: number | null;
   from: string | null;
+  /** why it runs when Sluice started it by itself: "schema change", "Redis lost writes", … */
+  reason?: string;
   started_at: string;
   updated_at: string;
   error?: string;

@@ -1,4 +1,4 @@
-import type { LogicalMessage, Transaction } from '../core/change.js';
+import type { LogicalMessage, TableInfo, Transaction } from '../core/change.js';
 import type { Lsn } from '../core/lsn.js';
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
@@ -22,6 +22,8 @@ export interface ChangeStreamOptions {
   onMessage(msg: LogicalMessage, generation: number): void;
   /** the server's position while nothing is being received */
   onKeepalive(walEnd: Lsn, generation: number): void;
+  /** a Relation message: a table's shape as the stream describes it now (first use per connection, and after a change) */
+  onRelation?(table: TableInfo): void;
   /** a new connection streams (Postgres resends from the confirmed position) */
   onConnected(generation: number): void;
   /**
@@ -64,6 +66,7 @@ export class ChangeStream implements ChangeSource {
       {
         transaction: (txn) => opts.onTransaction(txn, this.source.generation),
         logicalMessage: (msg) => opts.onMessage(msg, this.source.generation),
+        relation: (table) => opts.onRelation?.(table),
       },
       opts.maxTransactionRows,
       opts.maxTransactionBytes,

@@ -1,4 +1,5 @@
 import type { Metrics } from '../metrics.js';
+import type { TableInfo } from '../core/change.js';
 import type { SinkSpec } from '../plan/route.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { Logger } from '../util/log.js';
@@ -20,6 +21,8 @@ export interface PipelineOptions {
   batchMaxBytes?: number;
   /** Redis lost writes while running: these sinks must be backfilled again */
   onDataLoss?: (sinks: string[], redis: string) => void;
+  /** a table's shape as the stream describes it (schema changes are told from it) */
+  onRelation?: (table: TableInfo) => void;
   /** the change stream (default: Postgres logical replication); tests pass an in-memory one */
   makeStream?: (opts: ChangeStreamOptions) => ChangeSource;
   /** bounds of each sink's failed messages (default: plan/failed-messages.ts DEFAULT_FAILED_LIMITS) */

@@ -103,6 +103,7 @@ export class Pipeline {
         if (gen > 1) opts.metrics.reconnects.inc();
       },
       onFatal: (err) => this.fail(err),
+      onRelation: (table) => opts.onRelation?.(table),
     });
     this.applier = new Applier(this.lanes, this.stream, this.planner, opts.metrics);
     for (const [name, client] of opts.redis) {

@@ -10,8 +10,9 @@ export type HashSinkOptions =
   | { name: string; mode: 'field'; key: string; field: string; value: 'record' | 'message'; expireMs?: number | undefined; maxValueBytes: number };
 
 /**
- * Row mode: one hash per row, one field per column (SPEC §4): `HSET key col val …`, NULL columns
- * removed with `HDEL key col …`, `PEXPIRE key expire_ms`; delete: `DEL key`.
+ * Row mode: one hash per row, one field per column: `HSET key col val …`, NULL columns
+ * removed with `HDEL key col …`, `PEXPIRE key expire_ms`; delete: `DEL key`. A backfilled row
+ * (`read`) is `DEL key` then `HSET`: the hash is exactly the row, whatever columns it had before.
  * Field mode: one field per row in a shared hash: `HSET key field value`; delete: `HDEL key field`.
  */
 export function createHashSink(opts: HashSinkOptions): Sink {
@@ -39,6 +40,9 @@ export function createHashSink(opts: HashSinkOptions): Sink {
           writes = [['HSET', place.key, place.member, value]];
         }
         placement.beforeWrite(change, place, route, out);
+        // a row read by a backfill replaces the whole hash: fields of columns dropped or renamed
+        // since (a schema change) do not outlive it; DEL and HSET share the batch's MULTI
+        if (opts.mode === 'row' && change.action === 'read' && extras?.value === undefined) out.command(['DEL', place.key]);
         for (const w of writes) out.command(w);
         const ttl = route?.expire_ms ?? opts.expireMs;
         if (ttl) out.command(['PEXPIRE', place.key, String(ttl)]);
