@@ -62,7 +62,7 @@ export function sinkBlocks(text: string, source: string): Record<string, unknown
 /** Why the API refused: its message, then each problem with its path inside the body. */
 export function refusal(what: string, answer: ApiAnswer<unknown>): string {
   const e = apiErrorOf(answer.body);
-  let out = `sluice: ${what}: ${e.message}\n`;
+  let out = `sluice: ${what}: ${e.problems.length > 1 ? `${e.problems.length} problems in it` : e.message}\n`;
   for (const p of e.problems) out += `  ${p.path || '(the whole block)'}: ${p.message}\n`;
   return out;
 }
