@@ -119,7 +119,12 @@ export interface ApiSink {
   paused: boolean;
   position: string | null;
   changes_applied: number;
+  /** failed messages waiting now (in Redis) */
   failed_messages: number;
+  /** failures since this instance started */
+  failed_total: number;
+  /** the bounds of the sink's failed messages */
+  failed_store: ApiFailedStore;
   lag_ms: number | null;
   lag_bytes: number | null;
   held_wal_bytes: number | null;
@@ -128,6 +133,19 @@ export interface ApiSink {
   backfills: ApiBackfill[] | null;
   backfills_error?: string;
   config: ApiSinkBlock;
+}
+
+/** A sink's failed messages and their bounds (docs/operations.md, Failed messages). */
+export interface ApiFailedStore {
+  messages: number;
+  bytes: number;
+  max_messages: number;
+  max_bytes: number;
+  envelope_max_bytes: number;
+  /** no room for another entry: the next failure is not stored, only logged and counted */
+  full: boolean;
+  /** failures not stored since start because the store was full */
+  dropped: number;
 }
 
 export interface ApiSinks {
