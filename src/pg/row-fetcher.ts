@@ -45,16 +45,21 @@ export class RowFetcher {
     return out;
   }
 
-  /** Primary key column names of a table (null when it has none). */
+  /**
+   * The key columns of a table as the sinks' `{pk}` joins them (null when it has none): those of
+   * its primary key (REPLICA IDENTITY DEFAULT, and FULL, whose rows are keyed by the primary key)
+   * or of its replica identity index (USING INDEX), in column order, as pgoutput marks them.
+   */
   async primaryKey(qualified: string): Promise<string[] | null> {
     const client = await this.connect();
     const [schema, name] = splitTable(qualified);
     const r = await client.query<{ attname: string }>(
       `select a.attname from pg_index i
          join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
-         join unnest(i.indkey) with ordinality k(attnum, ord) on true
-         join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
-        where n.nspname = $1 and c.relname = $2 and i.indisprimary order by k.ord`,
+         join pg_attribute a on a.attrelid = c.oid and a.attnum = any(i.indkey::int2[])
+        where n.nspname = $1 and c.relname = $2
+          and (case when c.relreplident = 'i' then i.indisreplident else i.indisprimary end)
+        order by a.attnum`,
       [schema, name],
     );
     return r.rows.length > 0 ? r.rows.map((x) => x.attname) : null;
