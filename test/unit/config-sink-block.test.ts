@@ -74,6 +74,7 @@ test('a valid block of each sink type gives the same sink as in sluice.yaml, def
   });
   const l = ok(VALID.list);
   assert.ok(l.type === 'list');
+    on_schema_change: 'backfill',
   assert.deepEqual(l.actions, ['insert']);
   assert.equal(l.push, 'append');
   const h = ok(VALID.hash);

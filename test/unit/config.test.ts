@@ -126,6 +126,7 @@ test('the full example from the spec parses', () => {
     backfill: true,
     max_value_bytes: 16 * 1024 * 1024,
     max_transaction_rows: 20000,
+    on_schema_change: 'backfill',
   });
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1', token: 's3cret' });
   assert.deepEqual(cfg.log, { level: 'info', values: false });
