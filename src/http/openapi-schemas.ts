@@ -174,9 +174,14 @@ export function componentSchemas(): Record<string, Schema> {
         commit_idx: int('its index in the transaction'),
         commit_timestamp: time(''),
         failed_at: time(''),
-        message: { description: 'the envelope (docs/messages.md), numbers with every digit; null when the row could not be rendered or, in lists, when over 64 KiB' },
+        message: { description: 'the envelope (docs/messages.md), numbers with every digit; null when the row could not be rendered, when it was not kept (message_omitted) or, in lists, when over 64 KiB (message_truncated)' },
       },
-      { message_truncated: bool('in lists: the envelope is left out (GET the message for it)'), message_chars: int() },
+      {
+        identity: str("the row's primary key as JSON text (exact digits), when the change carried it"),
+        message_omitted: obj({ bytes: int('the size of the envelope not kept'), why: str() }, {}, 'the envelope was over failed_envelope_max_bytes, or did not fit: not kept'),
+        message_truncated: bool('in lists: the envelope is left out (GET the message for it)'),
+        message_chars: int(),
+      },
     ),
     FailedPage: obj({ messages: arr(ref('FailedMessage'), 'newest first'), next_cursor: nullable(messageId), total: int('failed messages the sink holds') }),
     Delivery: obj({
