@@ -74,6 +74,10 @@ export interface ApiSinkBlock {
   backfill?: boolean;
   max_value_bytes?: number;
   max_transaction_rows?: number;
+  failed_max_messages?: number;
+  failed_max_bytes?: number;
+  failed_envelope_max_bytes?: number;
+  on_schema_change?: 'backfill' | 'ignore';
   filter?: string;
   transform?: string;
   route?: string;
@@ -148,6 +152,19 @@ export interface ApiFailedStore {
   dropped: number;
 }
 
+/** A sink's failed-message store and its bounds. */
+export interface ApiFailedStore {
+  messages: number;
+  bytes: number;
+  max_messages: number;
+  max_bytes: number;
+  envelope_max_bytes: number;
+  /** no room for another entry: the next failure is only counted and logged */
+  full: boolean;
+  /** failures not stored since this instance started because the store was full */
+  dropped: number;
+}
+
 export interface ApiSinks {
   sinks: ApiSink[];
 }
@@ -165,7 +182,11 @@ export interface ApiFailedMessage {
   commit_idx: number;
   commit_timestamp: string;
   failed_at: string;
-  /** the envelope; null when the row itself could not be rendered */
+  /** the row's primary key columns, when known */
+  identity?: unknown;
+  /** set when the envelope was not kept (too large): its size, and why */
+  message_omitted?: { bytes: number; why: string };
+  /** the envelope; null when the row itself could not be rendered or was not kept */
   message: unknown;
   /** in lists, an envelope over 64 KiB is left out: GET …/messages/:id has it */
   message_truncated?: boolean;

@@ -31,6 +31,15 @@ describe('console in a browser, end to end', { skip }, () => {
   const errors: string[] = [];
   let redisDown = false;
 
+  /** a steady trickle of users (a few per second) so that the charts have something to show */
+  let stopWriting = false;
+  let writing: Promise<void> = Promise.resolve();
+  const writeUsers = async (): Promise<void> => {
+    for (let id = 1000; !stopWriting; id++) {
+      await env.pg.query(`insert into users values ($1, $2)`, [id, `writer${id}`]);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
   /** the steps build on each other: after a failure the later ones are skipped, not timed out */
   let broken: string | null = null;
   const step = (name: string, fn: () => Promise<void>): void => {
@@ -44,8 +53,13 @@ describe('console in a browser, end to end', { skip }, () => {
       }
     });
   };
-  const shot = async (name: string): Promise<void> => {
-    await page.screenshot({ path: join(shots, `${name}.png`) });
+  /** a screenshot once the charts are drawn, without the passing notices */
+  const shot = async (name: string, fullPage = false): Promise<void> => {
+    await page.locator('figure.chart .chart-canvas:not(:has(canvas))').first().waitFor({ state: 'detached' });
+    // (the page's CSP refuses injected style sheets: the notices are hidden through the DOM)
+    await page.evaluate("window.scrollTo(0, 0); document.querySelector('.toasts').style.display = 'none'");
+    await page.screenshot({ path: join(shots, `${name}.png`), fullPage });
+    await page.evaluate("document.querySelector('.toasts').style.display = ''");
   };
   const visible = async (l: Locator): Promise<Locator> => {
     await l.first().waitFor({ state: 'visible', timeout: WAIT_MS });
@@ -68,6 +82,7 @@ describe('console in a browser, end to end', { skip }, () => {
     writeFileSync(path, readFileSync(path, 'utf8').replace(/^http:\n/m, `http:\n  token: ${TOKEN}\n`));
     await env.start();
     redis = env.redis.client();
+    writing = writeUsers();
     profile = mkdtempSync(join(tmpdir(), 'sluice-chromium-'));
     shots = process.env.UPDATE_SCREENSHOTS === '1' ? join(REPO_ROOT, 'docs', 'screenshots') : mkdtempSync(join(tmpdir(), 'sluice-shots-'));
     mkdirSync(shots, { recursive: true });
@@ -88,6 +103,8 @@ describe('console in a browser, end to end', { skip }, () => {
   });
 
   after(async () => {
+    stopWriting = true;
+    await writing;
     await context?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
     if (shots && process.env.UPDATE_SCREENSHOTS !== '1') rmSync(shots, { recursive: true, force: true });
@@ -120,15 +137,15 @@ describe('console in a browser, end to end', { skip }, () => {
     await visible(page.locator('#f-transform-error').getByText('row 2: transform threw'));
     await visible(page.locator('#preview li[data-row="0"]').getByText('order:1'));
     assert.match(await page.locator('#preview li[data-row="2"] li.command').innerText(), /^SET order:3 \{"customer":"customer 3","amount":31\.50?\}/);
+    await page.getByRole('button', { name: 'Test connection' }).click();
+    await visible(page.locator('#redis-test-result').getByText('PONG'));
+    await shot('create-sink', true);
 
     await page.getByRole('textbox', { name: 'transform', exact: true }).fill(`function transform(action, record) {
   return { customer: record.customer, amount: record.amount };
 }`);
     await page.locator('#preview li.failed').waitFor({ state: 'detached' });
     await visible(page.locator('#preview li[data-row="1"]').getByText('order:2'));
-    await page.getByRole('button', { name: 'Test connection' }).click();
-    await visible(page.locator('#redis-test-result').getByText('PONG'));
-    await shot('create-sink');
     assert.equal(await redis.get('order:1'), null, 'a preview writes nothing');
 
     await page.getByRole('button', { name: 'Create sink' }).click();
@@ -189,7 +206,7 @@ describe('console in a browser, end to end', { skip }, () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview' }).click();
     await visible(page.locator('#sinks tr[data-sink="orders-cache"]'));
     await visible(page.locator('#chart-throughput[data-max]:not([data-max="0"])'));
-    await shot('overview');
+    await shot('overview', true);
     assert.deepEqual(errors, []);
 
     redisDown = true;
@@ -198,7 +215,7 @@ describe('console in a browser, end to end', { skip }, () => {
     await visible(page.locator('#health.bad').getByText(/redis/i));
     await visible(page.locator('#sinks tr[data-sink="orders-cache"] td.reason .error-text'));
     await visible(page.locator('#source').getByText('streaming'));
-    await shot('redis-down');
+    await shot('redis-down', true);
     await env.redis.start();
     await visible(page.locator('#health.ok'));
     redisDown = false;

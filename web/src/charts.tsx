@@ -21,7 +21,7 @@ export function ThroughputChart({ samples, sinks }: { samples: ApiHistorySample[
 }
 
 export function LatencyChart({ samples }: { samples: ApiHistorySample[] }) {
-  return <Chart id="chart-latency" title="Apply latency (mean time per MULTI/EXEC batch)" times={times(samples)} series={[{ label: 'apply', values: samples.map((s) => s.apply_ms) }]} format={ms} />;
+  return <Chart id="chart-latency" title="Apply latency (mean time per MULTI/EXEC batch)" times={times(samples)} series={[{ label: 'apply', values: samples.map((s) => s.apply_ms) }]} format={ms} spanGaps />;
 }
 
 export function LagChart({ samples }: { samples: ApiHistorySample[] }) {

@@ -14,6 +14,7 @@ export function bytes(n: number | null | undefined): string {
 
 export function ms(n: number | null | undefined): string {
   if (n === null || n === undefined) return '–';
+  if (n < 10 && !Number.isInteger(n)) return `${n.toFixed(1)} ms`;
   if (n < 1000) return `${Math.round(n)} ms`;
   if (n < 60_000) return `${(n / 1000).toFixed(1)} s`;
   return duration(n / 1000);

@@ -80,6 +80,10 @@ export const COMMON_FIELDS: readonly FieldSpec[] = [
   { name: 'expire_ms', label: 'Expire after (ms)', kind: 'number', hint: 'Time to live of the keys written, set again on every write (not for pubsub).' },
   { name: 'max_value_bytes', label: 'Max value bytes', kind: 'number', default: '16777216', hint: 'A larger value becomes a failed message instead of being written.' },
   { name: 'max_transaction_rows', label: 'Max transaction rows', kind: 'number', default: '20000', hint: 'Larger transactions are applied in chunks, each atomic on its own.' },
+  { name: 'on_schema_change', label: 'On schema change', kind: 'select', options: ['backfill', 'ignore'], default: 'backfill', hint: 'When a table\'s columns change: copy the table again (backfill), or leave the rows until each changes (ignore).' },
+  { name: 'failed_max_messages', label: 'Failed messages kept at most', kind: 'number', hint: 'Empty: apply.failed_max_messages (10000). A failure that does not fit is logged, not kept.' },
+  { name: 'failed_max_bytes', label: 'Failed messages bytes at most', kind: 'number', hint: 'Empty: apply.failed_max_bytes (64 MiB).' },
+  { name: 'failed_envelope_max_bytes', label: 'Largest envelope kept', kind: 'number', hint: 'Empty: apply.failed_envelope_max_bytes (1 MiB). A larger one keeps the reason and the row\'s key only.' },
 ];
 
 /** Options the form has its own inputs for (name, type, connection, tables, actions, backfill, functions). */

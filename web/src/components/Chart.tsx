@@ -21,9 +21,11 @@ interface Props {
   height?: number;
   /** the chart's id (for tests and links) */
   id?: string;
+  /** draw a line across missing samples (e.g. no batch applied: no latency) */
+  spanGaps?: boolean;
 }
 
-export function Chart({ title, times, series, format, height = 160, id }: Props) {
+export function Chart({ title, times, series, format, height = 160, id, spanGaps = false }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const labels = series.map((s) => s.label).join('\u0000');
@@ -43,7 +45,7 @@ export function Chart({ title, times, series, format, height = 160, id }: Props)
         { stroke: '#687085', grid: { stroke: '#eceef3' }, ticks: { stroke: '#e2e5ec' } },
         { stroke: '#687085', grid: { stroke: '#eceef3' }, ticks: { stroke: '#e2e5ec' }, size: 70, values: (_u, vals) => vals.map((v) => format(v)) },
       ],
-      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)), points: { show: false } }))],
+      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps, value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)) }))],
     };
     const u = new uPlot(opts, data, el);
     plot.current = u;

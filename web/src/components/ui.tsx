@@ -88,7 +88,7 @@ export function Confirm({ open, title, children, confirmLabel, danger, onClose }
 export function Toaster() {
   const [items, setItems] = useState<Notice[]>([]);
   useEffect(() => subscribe((n) => {
-    setItems((xs) => [...xs.slice(-3), n]);
+    setItems((xs) => [...xs.slice(-2), n]);
     window.setTimeout(() => setItems((xs) => xs.filter((x) => x !== n)), n.bad ? 9000 : 5000);
   }), []);
   return (

@@ -30,7 +30,9 @@ function Envelope({ sink, m }: { sink: string; m: ApiFailedMessage }) {
     <details class="envelope" onToggle={(e) => { if (e.currentTarget.open && m.message_truncated && !full) load(); }}>
       <summary>Envelope</summary>
       <ErrorNote error={error} />
-      {shown.message_truncated ? <p class="muted">{count(shown.message_chars)} characters: loading…</p> : (
+      {shown.message_omitted ? (
+        <p class="muted">Not kept ({count(shown.message_omitted.bytes)} bytes: {shown.message_omitted.why}).{shown.identity === undefined ? '' : ` Row key: ${JSON.stringify(shown.identity)}`}</p>
+      ) : shown.message_truncated ? <p class="muted">{count(shown.message_chars)} characters: loading…</p> : (
         <pre tabIndex={0}>{shown.message === null ? 'null (the row itself could not be rendered)' : JSON.stringify(shown.message, null, 2)}</pre>
       )}
     </details>
@@ -98,7 +100,7 @@ function FailedMessages({ sink }: { sink: ApiSink }) {
     <Card
       title="Failed messages"
       id="failed"
-      sub={p ? `${count(p.total)} waiting, newest first` : undefined}
+      sub={p ? `${count(p.total)} waiting, newest first${sink.failed_store.full ? ' — the store is full: new failures are only logged' : ''}` : undefined}
       actions={
         <div class="actions">
           <button type="button" disabled={!p || p.total === 0 || bulk !== null} onClick={() => void all('retry')}>Retry all</button>
@@ -148,7 +150,8 @@ function FailedMessages({ sink }: { sink: ApiSink }) {
 }
 
 function Deliveries({ sink }: { sink: ApiSink }) {
-  const list = usePoll(() => api.delivered(sink.name), [sink.name]);
+  const [limit, setLimit] = useState(25);
+  const list = usePoll(() => api.delivered(sink.name, limit), [sink.name, limit]);
   const d = list.data;
   return (
     <Card title="Recent deliveries" id="deliveries" sub="the last 100 since this instance started: keys, no values">
@@ -172,6 +175,7 @@ function Deliveries({ sink }: { sink: ApiSink }) {
               ))}
             </tbody>
           </table>
+          {d.messages.length === limit && limit < 100 ? <button type="button" onClick={() => setLimit(100)}>Show the last 100</button> : null}
         </div>
       )}
     </Card>

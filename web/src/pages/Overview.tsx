@@ -110,7 +110,10 @@ function SinksTable() {
                     <td class="num">{last ? rate(last.sinks[s.name] ?? 0) : '–'}</td>
                     <td class="num">{count(s.changes_applied)}</td>
                     <td class="num">{s.paused ? bytes(s.held_wal_bytes) : ms(s.lag_ms)}</td>
-                    <td class="num">{s.failed_messages > 0 ? <a href={href({ page: 'sink', name: s.name, tab: 'messages' })}>{count(s.failed_messages)}</a> : '0'}</td>
+                    <td class="num" title={`${count(s.failed_total)} since this instance started`}>
+                      {s.failed_messages > 0 ? <a href={href({ page: 'sink', name: s.name, tab: 'messages' })}>{count(s.failed_messages)}</a> : '0'}
+                      {s.failed_store.full ? <span class="warn-text"> (full)</span> : null}
+                    </td>
                     <td>
                       {s.backfills_error ? <span class="muted" title={s.backfills_error}>unknown</span> : running.length === 0 ? <span class="muted">–</span> : running.map((b) => (
                         <div key={b.id + b.table} class="bf-mini">

@@ -68,7 +68,10 @@ function SinkOverview({ sink }: { sink: ApiSink }) {
           <Stat label="State"><Pill state={sink.state} /></Stat>
           <Stat label="Rate">{last ? rate(last.sinks[sink.name] ?? 0) : '–'}</Stat>
           <Stat label="Changes applied">{count(sink.changes_applied)}</Stat>
-          <Stat label="Failed messages">{sink.failed_messages > 0 ? <a href={href({ page: 'sink', name: sink.name, tab: 'messages' })}>{count(sink.failed_messages)}</a> : '0'}</Stat>
+          <Stat label="Failed messages">
+            {sink.failed_messages > 0 ? <a href={href({ page: 'sink', name: sink.name, tab: 'messages' })}>{count(sink.failed_messages)} waiting</a> : '0 waiting'}
+            <span class="muted"> ({count(sink.failed_total)} since start)</span>
+          </Stat>
           <Stat label="Lag">{sink.paused ? 'paused' : `${ms(sink.lag_ms)} / ${bytes(sink.lag_bytes)}`}</Stat>
           {sink.held_wal_bytes !== null ? <Stat label="WAL held">{bytes(sink.held_wal_bytes)}</Stat> : null}
           <Stat label="Position"><code>{sink.position ?? '–'}</code></Stat>
@@ -118,6 +121,12 @@ export function SinkPage({ name, tab }: { name: string; tab: Tab }) {
         <Actions sink={sink} />
       </div>
       {reason ? <p class={sink.paused ? 'banner warn' : 'banner bad'} role="status">{reason}</p> : null}
+      {sink.failed_store.full ? (
+        <p class="banner warn" role="status" id="failed-store-full">
+          The failed-message store is full ({count(sink.failed_store.messages)} of {count(sink.failed_store.max_messages)} messages, {bytes(sink.failed_store.bytes)} of {bytes(sink.failed_store.max_bytes)}):
+          new failures are logged but not kept{sink.failed_store.dropped > 0 ? ` (${count(sink.failed_store.dropped)} so far)` : ''}. Retry or discard some.
+        </p>
+      ) : null}
       <ErrorNote error={sinks.error} stale />
       <nav class="tabs" aria-label={`${sink.name} sections`}>
         {TABS.map((t) => (
