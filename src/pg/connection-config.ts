@@ -181,6 +181,9 @@ export function explainPgConnectError(err: unknown, url: string): string {
   } catch {
     tls = undefined;
   }
+  if (code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+    return `the server's certificate is self-signed (sslmode=${tls?.mode ?? '?'}): ${msg} — to trust it, set sslrootcert to that certificate itself (or sslmode=no-verify for testing)`;
+  }
   if (CERT_VERIFY_ERROR_CODES.has(code)) {
     const fix = tls?.rootCert !== undefined && tls.rootCert !== 'system'
       ? `sslrootcert (${tls.rootCert}) is not the CA that signed the server's certificate — point sslrootcert at that CA`
@@ -188,7 +191,7 @@ export function explainPgConnectError(err: unknown, url: string): string {
     return `server certificate verification failed (sslmode=${tls?.mode ?? '?'}): ${msg} — ${fix}`;
   }
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
-    return `server certificate verification failed (sslmode=${tls?.mode ?? '?'}): ${msg} — the server needs a currently valid certificate`;
+    return `server certificate verification failed (sslmode=${tls?.mode ?? '?'}): ${msg} — the server needs a currently valid certificate (or sslmode=no-verify for testing)`;
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     return `the server's certificate does not match the host name (sslmode=verify-full): ${msg} — connect with a name the certificate lists, or use sslmode=verify-ca to check the chain only`;

@@ -149,6 +149,25 @@ function warnInsecure(spec: RedisConnectionSpec, connectionName: string, log: Re
  * connection and process); without it the warning goes to stderr.
  */
 export function createRedisClient(spec: RedisConnectionSpec, connectionName = 'sluice', log?: RedisConnectLogger): RedisClient {
+  const client = newClient(spec, connectionName, log);
+  specs.set(client, spec);
+  return client;
+}
+
+/** the spec each client was made from, to explain its connection errors */
+const specs = new WeakMap<RedisClient, RedisConnectionSpec>();
+
+/**
+ * A failed connectRedis() of a client createRedisClient made, as one sentence naming the
+ * connection and saying what to change (a TLS certificate refused, a wrong password, …).
+ */
+export function redisConnectError(client: RedisClient, name: string, err: unknown): Error {
+  const spec = specs.get(client);
+  if (spec === undefined || err instanceof SluiceError) return err instanceof Error ? err : new Error(String(err));
+  return new SluiceError('redis_connect', `cannot connect to Redis "${name}" at ${describeRedis(spec)}: ${explainRedisError(err, spec)}`, { cause: err });
+}
+
+function newClient(spec: RedisConnectionSpec, connectionName: string, log: RedisConnectLogger | undefined): RedisClient {
   const tlsOn = usesTls(spec);
   const tls = tlsOn ? tlsOptions(spec.tls) : undefined;
   if (tlsOn && spec.tls?.insecure) warnInsecure(spec, connectionName, log);
@@ -268,6 +287,9 @@ export function explainRedisError(err: unknown, spec: RedisConnectionSpec): stri
   const msg = plainSslMessage(errorMessage(err));
   const tlsOn = usesTls(spec);
   const tls = spec.tls;
+  if (code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+    return `the server's certificate is self-signed: ${msg} — to trust it, set tls.ca to that certificate itself (or tls.insecure: true for testing)`;
+  }
   if (CERT_VERIFY_ERROR_CODES.has(code)) {
     const fix = tls?.ca !== undefined
       ? `tls.ca (${tls.ca}) is not the CA that signed the server's certificate — set tls.ca to that CA, or tls.insecure: true for testing`

@@ -1,7 +1,7 @@
 import { Cluster } from 'ioredis';
 import { ApplyLane, type Lane } from '../redis/apply-lane.js';
 import { ClusterApplyLane } from '../redis/cluster-apply-lane.js';
-import { connectRedis, type RedisClient } from '../redis/connect.js';
+import { connectRedis, redisConnectError, type RedisClient } from '../redis/connect.js';
 import type { Logger } from '../util/log.js';
 import { databaseFinding } from '../redis/inspect.js';
 import { SluiceError } from '../util/errors.js';
@@ -12,7 +12,9 @@ export async function ensureLane(lanes: Map<string, Lane>, redis: ReadonlyMap<st
   if (existing) return existing;
   const client = redis.get(name);
   if (!client) throw new Error(`no Redis connection named "${name}"`);
-  await connectRedis(client);
+  await connectRedis(client).catch((err: unknown) => {
+    throw redisConnectError(client, name, err);
+  });
   // a database the server does not have: ioredis would write into database 0 instead
   const db = await databaseFinding(name, client);
   if (db?.severity === 'error') throw new SluiceError('redis_database', db.message);

@@ -1,6 +1,8 @@
 // A throwaway TLS-only redis-server for the integration tests, with certificates made by
 // openssl in a temp dir: a CA, a server certificate for 127.0.0.1 / localhost signed by it, a
 // client certificate signed by it (mutual TLS), and a second, unrelated CA (the "wrong CA").
+// Bad server certificates too, for the refusals: one signed by the CA that expired in 2020, one
+// signed by the CA for another host name only, and a self-signed one for 127.0.0.1 / localhost.
 // Free port on 127.0.0.1; never touches the system Redis.
 
 import { execFile } from 'node:child_process';
@@ -24,6 +26,13 @@ export interface TestCertificates {
   /** client certificate + key signed by `ca`, for mutual TLS */
   clientCert: string;
   clientKey: string;
+  /** signed by `ca` for 127.0.0.1 / localhost, valid only on 2020-01-01 (key: serverKey) */
+  expiredCert: string;
+  /** signed by `ca`, valid now, for the host name wrong.example only (key: serverKey) */
+  wrongHostCert: string;
+  /** self-signed (no CA) for 127.0.0.1 / localhost, valid now */
+  selfSignedCert: string;
+  selfSignedKey: string;
 }
 
 export interface TestTlsRedis {
@@ -43,6 +52,9 @@ export interface StartTlsRedisOptions {
   certs?: TestCertificates;
   /** extra redis-server arguments */
   args?: string[];
+  /** the certificate and key the server presents; default certs.serverCert / certs.serverKey */
+  serverCert?: string;
+  serverKey?: string;
 }
 
 function openssl(args: string[], cwd: string): Promise<void> {
@@ -72,6 +84,16 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
   // sequential: both use ca.srl
   await leaf('server', 'localhost');
   await leaf('client', 'sluice-test-client');
+  // the server's request again: for another host name only, and (openssl ca, which takes dates) expired
+  writeFileSync(join(dir, 'wrong-host.ext'), 'subjectAltName=DNS:wrong.example\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n');
+  await openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'wrong-host.crt', '-days', '2', '-extfile', 'wrong-host.ext'], dir);
+  writeFileSync(join(dir, 'ca.cnf'), '[ ca ]\ndefault_ca = test\n[ test ]\ndatabase = index.txt\nnew_certs_dir = .\nserial = ca.serial\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[ any ]\ncommonName = supplied\n');
+  writeFileSync(join(dir, 'index.txt'), '');
+  writeFileSync(join(dir, 'ca.serial'), '1000\n');
+  await openssl(['ca', '-batch', '-config', 'ca.cnf', '-cert', 'ca.crt', '-keyfile', 'ca.key', '-in', 'server.csr', '-out', 'expired.crt',
+    '-startdate', '20200101000000Z', '-enddate', '20200102000000Z', '-extfile', 'server.ext', '-notext'], dir);
+  await openssl(['req', '-x509', ...ec, '-keyout', 'self-signed.key', '-out', 'self-signed.crt', '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-addext', 'extendedKeyUsage=serverAuth'], dir);
   return {
     dir,
     ca: join(dir, 'ca.crt'),
@@ -80,6 +102,10 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
     serverKey: join(dir, 'server.key'),
     clientCert: join(dir, 'client.crt'),
     clientKey: join(dir, 'client.key'),
+    expiredCert: join(dir, 'expired.crt'),
+    wrongHostCert: join(dir, 'wrong-host.crt'),
+    selfSignedCert: join(dir, 'self-signed.crt'),
+    selfSignedKey: join(dir, 'self-signed.key'),
   };
 }
 
@@ -124,8 +150,8 @@ export async function startTlsRedis(opts: StartTlsRedisOptions = {}): Promise<Te
     '--port', '0',
     '--tls-port', String(port),
     '--bind', '127.0.0.1',
-    '--tls-cert-file', certs.serverCert,
-    '--tls-key-file', certs.serverKey,
+    '--tls-cert-file', opts.serverCert ?? certs.serverCert,
+    '--tls-key-file', opts.serverKey ?? certs.serverKey,
     '--tls-ca-cert-file', certs.ca,
     '--tls-auth-clients', opts.requireClientCert ? 'yes' : 'no',
     '--save', '',
@@ -136,6 +162,8 @@ export async function startTlsRedis(opts: StartTlsRedisOptions = {}): Promise<Te
   ];
   const tlsOpts = {
     tls: {
+      // a bad server certificate on purpose is not verified by the readiness probe
+      rejectUnauthorized: opts.serverCert === undefined,
       ca: readFileSync(certs.ca),
       cert: readFileSync(certs.clientCert),
       key: readFileSync(certs.clientKey),

@@ -73,6 +73,8 @@ test('errors in plain words', () => {
   const tlsSpec = url('rediss://h', { insecure: false, ca: '/x/ca.pem' });
   assert.match(explainRedisError(err('self-signed certificate in certificate chain', 'SELF_SIGNED_CERT_IN_CHAIN'), url('rediss://h')), /^certificate verification failed: self-signed certificate in certificate chain — set tls\.ca to the CA that signed the server's certificate, or tls\.insecure: true for testing$/);
   assert.match(explainRedisError(err('unable to get local issuer certificate', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'), tlsSpec), /tls\.ca \(\/x\/ca\.pem\) is not the CA that signed/);
+  assert.equal(explainRedisError(err('self-signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT'), tlsSpec), "the server's certificate is self-signed: self-signed certificate — to trust it, set tls.ca to that certificate itself (or tls.insecure: true for testing)");
+  assert.equal(explainRedisError(err('certificate has expired', 'CERT_HAS_EXPIRED'), tlsSpec), 'certificate verification failed: certificate has expired — the server needs a currently valid certificate (or tls.insecure: true for testing)');
   assert.match(explainRedisError(err('x:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:../rec.c:1601:SSL alert number 116\n'), url('rediss://h')), /^the server requires a client certificate \(tlsv13 alert certificate required\) — set tls\.cert and tls\.key/);
   assert.match(explainRedisError(err('x:SSL routines:ssl3_get_record:wrong version number:'), url('rediss://h')), /does not speak TLS on this port/);
   assert.match(explainRedisError(err('WRONGPASS invalid username-password pair or user is disabled.'), url('redis://al:pw@h')), /^authentication failed for user "al": WRONGPASS/);
