@@ -97,7 +97,7 @@ describe('sluice status, and a bounded stop while Redis is down', () => {
     assert.equal(text.code, 0, text.err);
     assert.match(text.out, /^health {3}ok$/m, text.out);
     assert.match(text.out, /^source {3}slot "sluice" streaming, lag .+ WAL retained /m, text.out);
-    assert.match(text.out, /^SINK +TYPE +ORIGIN +STATE +LAG +LAG BYTES +HELD WAL +RATE +FAILED$/m, text.out);
+    assert.match(text.out, /^SINK +TYPE +ORIGIN +STATE +LAG +LAG BYTES +HELD WAL +RATE +FAILED NOW +FAILED TOTAL$/m, text.out);
     assert.match(text.out, /^users +string +config +active +\S+( ms| s) +\S+ \S*B +- +\S+\/s +0$/m, text.out);
     assert.match(text.out, /^events +list +api +active /m, text.out);
 
