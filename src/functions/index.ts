@@ -20,6 +20,11 @@ export const ROUTE_FIELDS: Readonly<Record<SinkType, readonly (keyof RouteOverri
   zset: ['key', 'action', 'expire_ms', 'member', 'score'],
   stream: ['key', 'action', 'expire_ms'],
   pubsub: ['channel', 'key', 'action'],
+  geo: ['key', 'action', 'expire_ms', 'member'],
+  hyperloglog: ['key', 'action', 'expire_ms'],
+  bitmap: ['key', 'action', 'expire_ms'],
+  // aggregate sinks take no functions (the config refuses them)
+  aggregate: [],
 };
 
 type FunctionsConfig = Pick<SinkConfig, 'name' | 'type' | 'filter' | 'transform' | 'route'>;

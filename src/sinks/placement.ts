@@ -1,28 +1,39 @@
 import type { Change, TableInfo } from '../core/change.js';
-import { templateColumns, type TemplateCache } from '../core/template.js';
+import { templateColumns, type TemplatePart } from '../core/template.js';
 import type { Tuple } from '../core/tuple.js';
 import { checkKey, type PlanExtras, type PlanOutput, type RedisCommand, type RouteOverride } from './sink.js';
 import { indexDeleteCommand, indexWriteCommand, type RemoveCommand } from './reverse-index.js';
 
-/** Where a row lives in a keyed sink: a key and, for set/zset/hash field mode, a member or field. */
+/** Where a row lives in a keyed sink: a key and, for set/zset/geo/hash field mode, a member or field (bitmap: the offset). */
 export interface Place {
   readonly key: string;
   /** '' for hash row mode (the row is the whole key) */
   readonly member: string;
 }
 
+/** A template (TemplateCache), or anything else rendered from a row's columns (a bitmap's offset column). */
+export interface RowRenderer {
+  readonly parts: readonly TemplatePart[];
+  render(table: TableInfo, row: Tuple): string;
+}
+
 export interface PlacementOptions {
   sinkName: string;
-  key: TemplateCache;
-  /** the member (set, zset) or field (hash field mode) template; null for hash row mode */
-  member: TemplateCache | null;
+  key: RowRenderer;
+  /** the member (set, zset, geo), field (hash field mode) or offset (bitmap); null for hash row mode */
+  member: RowRenderer | null;
   /** what the member is called in messages and in RouteOverride */
   memberName: 'member' | 'field';
   remove: RemoveCommand;
+  /**
+   * Checks (and may normalize) a member, routed or rendered: throws MessageError when it cannot be
+   * written (a bitmap offset out of range). An old place whose member fails it was never written.
+   */
+  checkMember?: (member: string) => string;
 }
 
 /**
- * Key and member of rows in the keyed sinks (hash, set, zset), and the removal of a row's old
+ * Key and member of rows in the keyed sinks (hash, set, zset, geo, bitmap), and the removal of a row's old
  * place when an update moves it or a delete takes it away. The old place comes from the old row
  * Postgres sends (identity columns when they changed, the whole row with REPLICA IDENTITY FULL),
  * or, when the templates read other columns of a table without FULL, from the reverse index.
@@ -56,12 +67,15 @@ export class Placement {
   place(table: TableInfo, row: Tuple, route: RouteOverride | undefined): Place {
     const key = checkKey(route?.key ?? this.opts.key.render(table, row));
     if (!this.opts.member) return { key, member: '' };
-    return { key, member: this.routeMember(route) ?? this.opts.member.render(table, row) };
+    const member = this.routeMember(route) ?? this.opts.member.render(table, row);
+    return { key, member: this.opts.checkMember ? this.opts.checkMember(member) : member };
   }
 
   /** The command that removes a place. */
   removeCommand(p: Place): RedisCommand {
-    return this.opts.remove === 'DEL' ? ['DEL', p.key] : [this.opts.remove, p.key, p.member];
+    if (this.opts.remove === 'DEL') return ['DEL', p.key];
+    if (this.opts.remove === 'SETBIT') return ['SETBIT', p.key, p.member, '0'];
+    return [this.opts.remove, p.key, p.member];
   }
 
   /**
@@ -112,7 +126,8 @@ export class Placement {
     try {
       // a key that fails the checks was never written: nothing to remove
       const key = checkKey(this.opts.key.render(change.table, change.oldRow));
-      const member = this.opts.member ? this.opts.member.render(change.table, change.oldRow) : '';
+      let member = this.opts.member ? this.opts.member.render(change.table, change.oldRow) : '';
+      if (this.opts.checkMember) member = this.opts.checkMember(member);
       return { key, member };
     } catch {
       return null;
@@ -121,8 +136,8 @@ export class Placement {
 }
 
 /**
- * Set and zset store no value besides the member: a transform's value is the member (unless the
- * route names one), handled like a routed member.
+ * Set, zset, geo and bitmap store no value besides the member (bitmap: the offset): a transform's
+ * value is the member (unless the route names one), handled like a routed member.
  */
 export function memberRoute(extras: PlanExtras | undefined): RouteOverride | undefined {
   const route = extras?.route;

@@ -21,7 +21,7 @@ import { reverseIndexKey } from '../core/keyspace.js';
  *   EVAL script 1 <index>           <old id> ""       <remove command> ""            (delete)
  *
  * The script removes the place recorded under <old id> when it differs from <new entry>
- * (`DEL key`, `HDEL key field`, `SREM key member` or `ZREM key member`), then records the new
+ * (`DEL key`, `HDEL key field`, `SREM key member`, `ZREM key member` or `SETBIT key offset 0`), then records the new
  * entry under <new id> (or only drops the old one, on delete). The key it removes from is read
  * from the index, so it is not declared in KEYS: on Redis Cluster this only works when that key
  * is in the index's slot (see docs/sinks.md).
@@ -31,14 +31,19 @@ if prev and prev ~= ARGV[4] then
   local c = string.find(prev, ':', 1, true)
   local n = tonumber(string.sub(prev, 1, c - 1))
   local key = string.sub(prev, c + 1, c + n)
-  if ARGV[3] == 'DEL' then redis.call('DEL', key) else redis.call(ARGV[3], key, string.sub(prev, c + n + 1)) end
+  if ARGV[3] == 'DEL' then redis.call('DEL', key)
+  elseif ARGV[3] == 'SETBIT' then redis.call('SETBIT', key, string.sub(prev, c + n + 1), 0)
+  else redis.call(ARGV[3], key, string.sub(prev, c + n + 1)) end
 end
 if ARGV[2] == '' or ARGV[1] ~= ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[4]) end
 return prev and 1 or 0`;
 
-/** How the script removes an old place: the whole key (hash row mode) or one member/field. */
-export type RemoveCommand = 'DEL' | 'HDEL' | 'SREM' | 'ZREM';
+/**
+ * How the script removes an old place: the whole key (hash row mode), one member/field (ZREM also
+ * removes a geo member), or one bit cleared (bitmap: `SETBIT key offset 0`).
+ */
+export type RemoveCommand = 'DEL' | 'HDEL' | 'SREM' | 'ZREM' | 'SETBIT';
 
 /**
  * One index entry: `<byte length of key>:<key><member>`. Length-prefixed (in bytes, as Lua

@@ -15,7 +15,7 @@ export interface PlanOutput {
   fail(change: Change, reason: string, withoutValues?: string): void;
 }
 
-export type SinkType = 'string' | 'hash' | 'list' | 'set' | 'zset' | 'stream' | 'pubsub';
+export type SinkType = 'string' | 'hash' | 'list' | 'set' | 'zset' | 'stream' | 'pubsub' | 'geo' | 'hyperloglog' | 'bitmap' | 'aggregate';
 
 /**
  * What the sink's `route` function decided for one message. Each field replaces what the sink's

@@ -1,0 +1,94 @@
+import type { Change, TableInfo } from '../core/change.js';
+import type { MessageMeta } from '../core/render.js';
+import { MessageError, TemplateCache, templatePrefix } from '../core/template.js';
+import { planSafely, type PlanExtras, type PlanOutput, type Sink } from './sink.js';
+import { memberRoute, Placement } from './placement.js';
+import { ColumnValue, quoteValue } from './column-value.js';
+
+export interface GeoSinkOptions {
+  name: string;
+  key: string;
+  member: string;
+  /** the columns holding the place's longitude and latitude (degrees, WGS84) */
+  longitude: string;
+  latitude: string;
+  expireMs?: number | undefined;
+}
+
+/** What GEOADD accepts (Redis's GEO_LONG_MIN/MAX, GEO_LAT_MIN/MAX: the Web Mercator square). */
+export const GEO_LONGITUDE_LIMIT = 180;
+export const GEO_LATITUDE_LIMIT = 85.05112878;
+
+const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/**
+ * `GEOADD key longitude latitude member` (then `PEXPIRE`); delete: `ZREM key member` (a geo set is a
+ * sorted set). A row whose key or member changes is removed from its old place in the same
+ * transaction, as in set and zset sinks; new coordinates alone need nothing more (GEOADD moves the
+ * member). Coordinates that are NULL, not numbers, or outside what Redis can index (longitude
+ * ±180, latitude ±85.05112878) are a failed message with the reason. A transform's value is the
+ * member; a route may give `key` and `member`.
+ */
+export function createGeoSink(opts: GeoSinkOptions): Sink {
+  const key = new TemplateCache(opts.key);
+  const placement = new Placement({ sinkName: opts.name, key, member: new TemplateCache(opts.member), memberName: 'member', remove: 'ZREM' });
+  const lon = new ColumnValue(opts.longitude, 'longitude');
+  const lat = new ColumnValue(opts.latitude, 'latitude');
+  return {
+    name: opts.name,
+    type: 'geo',
+    plan(change: Change, _meta: MessageMeta, out: PlanOutput, extras?: PlanExtras): void {
+      planSafely(change, out, () => {
+        const route = memberRoute(extras);
+        if ((route?.action ?? change.action) === 'delete') {
+          placement.planDelete(change, route, out);
+          return;
+        }
+        const place = placement.place(change.table, change.row, route);
+        const longitude = coordinate(lon, change, GEO_LONGITUDE_LIMIT);
+        const latitude = coordinate(lat, change, GEO_LATITUDE_LIMIT);
+        placement.beforeWrite(change, place, route, out);
+        out.command(['GEOADD', place.key, longitude, latitude, place.member]);
+        const ttl = route?.expire_ms ?? opts.expireMs;
+        if (ttl) out.command(['PEXPIRE', place.key, String(ttl)]);
+      });
+    },
+    truncatePattern(table: TableInfo): string | null {
+      return templatePrefix(key.parts, table);
+    },
+  };
+}
+
+/** A coordinate as GEOADD takes it (the column's text), or a MessageError saying what is wrong. */
+function coordinate(column: ColumnValue, change: Change, limit: number): string {
+  const what = `${column.option} column "${column.column}"`;
+  const v = column.read(change.table, change.row);
+  if (v === null) throw new MessageError(`the ${what} is NULL; a geo sink needs a number`);
+  if (!NUMBER.test(v)) {
+    throw new MessageError(`the ${what} is ${quoteValue(v)}, not a number; a geo sink needs a number`, `the ${what} is not a number; a geo sink needs a number`);
+  }
+  const n = Number(v);
+  if (!(n >= -limit && n <= limit)) {
+    const range = `Redis indexes ${column.option}s from -${limit} to ${limit}`;
+    throw new MessageError(`the ${what} is ${quoteValue(v)}, out of range: ${range}`, `the ${what} is out of range: ${range}`);
+  }
+  return v;
+}
+
+/**
+ * The sorted-set score GEOADD gives a place: its 52-bit geohash (Redis's geohashEncodeWGS84, 26
+ * steps: latitude bits at even positions, longitude bits at odd ones), for `sluice verify`.
+ */
+export function geohashScore(longitude: number, latitude: number): number {
+  const step = 2 ** 26;
+  const latBits = Math.trunc(((latitude + GEO_LATITUDE_LIMIT) / (2 * GEO_LATITUDE_LIMIT)) * step);
+  const lonBits = Math.trunc(((longitude + GEO_LONGITUDE_LIMIT) / (2 * GEO_LONGITUDE_LIMIT)) * step);
+  let score = 0;
+  let weight = 1;
+  for (let i = 0; i < 27; i++) {
+    // bit 26 is set only at the upper edge (offset 1.0), as in Redis's uint32 interleave
+    score += ((Math.floor(latBits / 2 ** i) % 2) + (Math.floor(lonBits / 2 ** i) % 2) * 2) * weight;
+    weight *= 4;
+  }
+  return score;
+}
