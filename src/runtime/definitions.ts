@@ -20,7 +20,7 @@ export interface SinkDefinition {
   readonly primary_keys: Readonly<Record<string, readonly string[]>>;
 }
 
-const TEMPLATE_OPTIONS = ['key', 'field', 'member', 'score', 'channel'] as const;
+const TEMPLATE_OPTIONS = ['key', 'field', 'member', 'score', 'channel', 'element', 'longitude', 'latitude', 'offset'] as const;
 
 export async function sinkDefinition(sink: SinkConfig, fetcher: RowFetcher): Promise<SinkDefinition> {
   const templates: Record<string, string | number> = {};
