@@ -28,6 +28,8 @@ export interface BenchOptions {
   profileDir: string | null;
   /** wait for the machine to be quiet before each measurement */
   waitQuiet: boolean;
+  /** wait: rounds of update → LSN → wait per phase; null: the scenario's default */
+  rounds: number | null;
 }
 
 const USAGE = `usage: npm run bench -- [--changes N] [--rows N] [--runs R] [--scenario NAME[,NAME...]] [--profile DIR]
@@ -36,7 +38,8 @@ const USAGE = `usage: npm run bench -- [--changes N] [--rows N] [--runs R] [--sc
                   inserts (default 1000000) ($BENCH_ROWS)
   --runs R        measure each side R times on the same data, report medians (default: $BENCH_RUNS or 1;
                   catch-up and backfill)
-  --scenario S    scenarios to run (default: all; known: catch-up, backfill, large-txn)
+  --rounds N      wait: rounds of update → LSN → wait per phase (default 500) ($BENCH_ROUNDS)
+  --scenario S    scenarios to run (default: all; known: catch-up, backfill, large-txn, wait)
   --profile DIR   write a CPU profile of each measured Sluice phase to DIR (slows Sluice a little)
   --no-wait-quiet do not wait (up to 1 minute) for other processes to leave the cores idle before each measurement`;
 
@@ -44,6 +47,7 @@ export function parseBenchArgs(argv: readonly string[], env: NodeJS.ProcessEnv, 
   let changes = env.BENCH_CHANGES !== undefined && env.BENCH_CHANGES !== '' ? parseCount(env.BENCH_CHANGES, 'BENCH_CHANGES') : 1_000_000;
   let rows = env.BENCH_ROWS !== undefined && env.BENCH_ROWS !== '' ? parseCount(env.BENCH_ROWS, 'BENCH_ROWS') : null;
   let runs = env.BENCH_RUNS !== undefined && env.BENCH_RUNS !== '' ? parseRuns(env.BENCH_RUNS, 'BENCH_RUNS') : 1;
+  let rounds = env.BENCH_ROUNDS !== undefined && env.BENCH_ROUNDS !== '' ? parseCount(env.BENCH_ROUNDS, 'BENCH_ROUNDS') : null;
   let scenarios = [...known];
   let waitQuiet = true;
   let profileDir: string | null = env.BENCH_PROFILE_DIR !== undefined && env.BENCH_PROFILE_DIR !== '' ? env.BENCH_PROFILE_DIR : null;
@@ -65,6 +69,9 @@ export function parseBenchArgs(argv: readonly string[], env: NodeJS.ProcessEnv, 
       case '--runs':
         runs = parseRuns(value(), '--runs');
         break;
+      case '--rounds':
+        rounds = parseCount(value(), '--rounds');
+        break;
       case '--scenario':
       case '--scenarios':
         scenarios = value().split(',').filter((s) => s !== '');
@@ -85,7 +92,7 @@ export function parseBenchArgs(argv: readonly string[], env: NodeJS.ProcessEnv, 
         throw new Error(`unknown argument "${arg}"\n${USAGE}`);
     }
   }
-  return { changes, rows, runs, scenarios, profileDir, waitQuiet };
+  return { changes, rows, runs, scenarios, profileDir, waitQuiet, rounds };
 }
 
 function parseRuns(s: string, what: string): number {
