@@ -29,8 +29,11 @@ export interface TestPostgres {
   version: number;
   /** runs a statement on a small pool kept for test setup */
   query(sql: string, params?: unknown[]): Promise<pg.QueryResult>;
-  /** fast shutdown, then start again on the same port with the same data */
-  restart(): Promise<void>;
+  /**
+   * shutdown, then start again on the same port with the same data: `fast` (default, SIGINT)
+   * or `immediate` (SIGQUIT: no checkpoint, crash recovery at the start)
+   */
+  restart(opts?: { mode?: 'fast' | 'immediate' }): Promise<void>;
   /** fast shutdown, removes the data dir; idempotent */
   stop(): Promise<void>;
 }
@@ -233,13 +236,13 @@ async function startSystemPostgres(binDir: string, version: number, settings: Re
     }
   };
 
-  /** fast shutdown of the running postmaster, if any */
-  const shutdown = async (): Promise<void> => {
+  /** fast (or immediate) shutdown of the running postmaster, if any */
+  const shutdown = async (mode: 'fast' | 'immediate' = 'fast'): Promise<void> => {
     const c = child;
     child = undefined;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((r) => c.once('exit', () => r()));
-    c.kill('SIGINT');
+    c.kill(mode === 'immediate' ? 'SIGQUIT' : 'SIGINT');
     if (!(await settlesWithin(exited, SHUTDOWN_TIMEOUT_MS))) {
       c.kill('SIGQUIT');
       await settlesWithin(exited, 5000);
@@ -264,9 +267,9 @@ async function startSystemPostgres(binDir: string, version: number, settings: Re
     logFile,
     version,
     query: (sql, params) => pool.query(sql, params as unknown[] | undefined),
-    async restart() {
+    async restart(ropts = {}) {
       if (stopped) throw new Error('restart() after stop()');
-      await shutdown();
+      await shutdown(ropts.mode);
       await launch();
     },
     async stop() {
@@ -374,8 +377,15 @@ async function startEmbeddedPostgres(settings: Record<string, string> | undefine
     logFile,
     version: 18,
     query: (sql, params) => pool.query(sql, params as unknown[] | undefined),
-    async restart() {
+    async restart(ropts = {}) {
       if (stopped) throw new Error('restart() after stop()');
+      const c = ep.process;
+      if (ropts.mode === 'immediate' && c && c.exitCode === null && c.signalCode === null) {
+        const exited = new Promise<void>((r) => c.once('exit', () => r()));
+        c.kill('SIGQUIT');
+        if (!(await settlesWithin(exited, SHUTDOWN_TIMEOUT_MS))) c.kill('SIGKILL');
+        await keepAlive(exited);
+      }
       await stopEp();
       await startEp();
     },

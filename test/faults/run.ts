@@ -1,0 +1,279 @@
+// npm run test:faults -- [--seed N] [--size small|full] [--faults N] [--transactions N]
+//                        [--out DIR] [--keep] [--verbose]
+//
+// One random workload (from the seed) through sinks of every type on four Redis setups, while
+// faults of every kind hit Sluice, Postgres, Redis and the network between them at moments set
+// by the seed and paced by progress; then an independent checker compares every sink with what
+// Postgres committed. Prints a table; exit code 0 only with 0 discrepancies. The run's folder
+// (seed, fault timeline, Sluice's and the servers' logs) is kept when something is found, or
+// with --keep; `--seed N --size S` replays the same workload and the same faults.
+
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { check, type CheckResult, type Discrepancy } from './checker.js';
+import { FAULT_KINDS, NOT_COVERED, type FaultKind } from './faults.js';
+import { Monitor } from './monitor.js';
+import { formatReport, type FaultRecord, type Finding, type RunSummary } from './report.js';
+import { Rng } from './rng.js';
+import { BEAT_RECOVERY, type IdSpace } from './schema.js';
+import { CONNS, beatSpecs, handlerOf, sinkSpecs, type Conn, type SinkSpec } from './sinks.js';
+import { Subscriber } from './subscriber.js';
+import { startFaultEnv, writeSluiceConfig, type FaultEnv } from './topology.js';
+import { Workload, prepopulateSql } from './workload.js';
+
+export interface SizeProfile {
+  /** transactions the writer makes, at least */
+  transactions: number;
+  /** faults: passes over every kind, each pass in an order drawn from the seed */
+  passes: number;
+  bigCount: number;
+  ids: IdSpace;
+  lagBudget: number;
+  /** length of timed faults, ms */
+  lengthMs: [number, number];
+}
+
+export const SIZES: Record<string, SizeProfile> = {
+  small: { transactions: 1500, passes: 1, bigCount: 2, ids: { acct: 200, mv: 150, doc: 6, ck: 20, part: 40, groups: 8 }, lagBudget: 300, lengthMs: [300, 1500] },
+  full: { transactions: 100_000, passes: 13, bigCount: 6, ids: { acct: 2000, mv: 1000, doc: 12, ck: 100, part: 300, groups: 20 }, lagBudget: 2000, lengthMs: [500, 5000] },
+};
+
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const RECOVERY_TIMEOUT_MS = 180_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** bumps the recovery beat in Postgres and waits until every Redis shows it; returns the ms taken */
+async function probe(env: FaultEnv, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  const deadline = t0 + timeoutMs;
+  let n: number | undefined;
+  while (n === undefined) {
+    try {
+      n = Number((await env.pg.query(`update beat set n = n + 1 where id = ${BEAT_RECOVERY} returning n`)).rows[0].n);
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`Postgres did not take the probe within ${timeoutMs} ms: ${(err as Error).message}`);
+      await sleep(50);
+    }
+  }
+  const waiting = new Set<Conn>(CONNS);
+  while (waiting.size > 0) {
+    for (const conn of [...waiting]) {
+      const v = await env.views[conn].client.get(`beat:${BEAT_RECOVERY}`).catch(() => null);
+      if (v !== null && Number((JSON.parse(v) as { n: number }).n) >= n) waiting.delete(conn);
+    }
+    if (waiting.size === 0) break;
+    if (Date.now() > deadline) throw new Error(`not caught up after ${timeoutMs} ms: Redis ${[...waiting].join(', ')} does not show beat ${n}`);
+    await sleep(20);
+  }
+  return Date.now() - t0;
+}
+
+async function maxSeq(env: FaultEnv): Promise<number> {
+  for (;;) {
+    try {
+      return Number((await env.pg.query('select coalesce(max(seq), 0) as m from audit')).rows[0].m);
+    } catch {
+      await sleep(100);
+    }
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      seed: { type: 'string' },
+      size: { type: 'string', default: 'small' },
+      faults: { type: 'string' },
+      transactions: { type: 'string' },
+      out: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const size = values.size!;
+  const profile = SIZES[size];
+  if (!profile) throw new Error(`--size must be one of ${Object.keys(SIZES).join(', ')}`);
+  const seed = values.seed !== undefined ? Number(values.seed) : Date.now() % 1_000_000;
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error('--seed must be a non-negative integer');
+  const transactions = values.transactions !== undefined ? Number(values.transactions) : profile.transactions;
+  const kinds: FaultKind[] = FAULT_KINDS;
+  const faultCount = values.faults !== undefined ? Number(values.faults) : profile.passes * kinds.length;
+  const extra = [values.faults !== undefined ? `--faults ${faultCount}` : '', values.transactions !== undefined ? `--transactions ${transactions}` : ''].filter(Boolean).join(' ');
+  const replay = `npm run test:faults -- --seed ${seed} --size ${size}${extra ? ` ${extra}` : ''}`;
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const dir = values.out ?? join(REPO_ROOT, 'test', 'faults', 'runs', `seed-${seed}-${size}-${stamp}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'replay.txt'), `${replay}\n`);
+  console.log(`fault run: seed ${seed}, size ${size}, ${faultCount} faults, ≥ ${transactions} transactions`);
+  console.log(`replay with: ${replay}`);
+  console.log(`run folder: ${relative(process.cwd(), dir) || dir}`);
+
+  const startedAt = new Date();
+  const rng = new Rng(seed);
+  const specs: SinkSpec[] = [...sinkSpecs(), ...beatSpecs()];
+  for (const s of specs) handlerOf(s); // every sink has a checker
+  const checked = specs.filter((s) => s.table !== 'beat');
+  const faults: FaultRecord[] = [];
+  const discrepancies: Discrepancy[] = [];
+  const findings: Finding[] = [];
+  const lossBoundary: Partial<Record<Conn, number>> = {};
+  let result: CheckResult | null = null;
+
+  const env = await startFaultEnv(dir, values.verbose!);
+  const log = env.log;
+  const subscriber = new Subscriber(env.main.port, Subscriber.patternsOf(specs));
+  const monitor = new Monitor(env.views, checked, rng.fork('monitor'), profile.ids);
+  const workload = new Workload({
+    url: env.pg.url,
+    rng: rng.fork('workload'),
+    ids: profile.ids,
+    bigCount: profile.bigCount,
+    expectedTransactions: transactions,
+    lagBudget: profile.lagBudget,
+    progressView: env.views.main,
+    log,
+  });
+  try {
+    await env.pg.query(prepopulateSql(profile.ids));
+    writeSluiceConfig(env, specs);
+    await env.sluice.start();
+    log('sluice started; waiting for the initial backfill to reach every Redis');
+    await probe(env, RECOVERY_TIMEOUT_MS);
+    const sinceSeq = await maxSeq(env);
+    await subscriber.start();
+    monitor.start();
+    workload.start();
+    log(`workload started (history sinks are checked from audit seq ${sinceSeq})`);
+
+    // the faults: passes over every kind, each pass shuffled by the seed
+    const faultRng = rng.fork('faults');
+    const plan: FaultKind[] = [];
+    while (plan.length < faultCount) plan.push(...faultRng.shuffle(kinds));
+    plan.length = faultCount;
+    const perFault = transactions / Math.max(1, faultCount);
+    for (const [i, kind] of plan.entries()) {
+      // a random moment, by progress: some transactions committed since the last recovery
+      const gap = Math.round(perFault * (0.5 + faultRng.next()));
+      await workload.waitCommitted(workload.committed + gap);
+      const at = new Date();
+      const t0 = Date.now();
+      if (kind.lossy) monitor.beginLossy(kind.lossy);
+      let detail = '';
+      let error: string | undefined;
+      try {
+        const outcome = await kind.run({ env, rng: faultRng, workload, lengthMs: profile.lengthMs });
+        detail = typeof outcome === 'string' ? outcome : outcome.detail;
+        if (typeof outcome !== 'string' && outcome.finding) findings.push({ fault: i, kind: kind.name, finding: outcome.finding, at: at.toISOString() });
+      } catch (err) {
+        error = (err as Error).message.split('\n')[0]!;
+        detail = `could not be done: ${error}`;
+      }
+      const faultMs = Date.now() - t0;
+      if (kind.lossy) {
+        lossBoundary[kind.lossy] = await maxSeq(env);
+        monitor.endLossy(kind.lossy);
+      }
+      let recoveryMs: number | null = null;
+      try {
+        recoveryMs = await probe(env, RECOVERY_TIMEOUT_MS);
+      } catch (err) {
+        discrepancies.push({ sink: '-', conn: '-', kind: 'no recovery', detail: `after fault #${i} ${kind.name} (${detail}): ${(err as Error).message}` });
+      }
+      const rec: FaultRecord = { index: i, kind: kind.name, target: kind.target, detail, at: at.toISOString(), faultMs, recoveryMs, ...(error ? { error } : {}) };
+      faults.push(rec);
+      appendFileSync(join(dir, 'faults.jsonl'), `${JSON.stringify(rec)}\n`);
+      log(`fault #${i} ${kind.name}: ${detail}; recovered in ${recoveryMs ?? '—'} ms (${workload.committed} transactions committed)`);
+      if (!values.verbose) process.stdout.write(`  #${i} ${kind.name}: ${detail}; recovered in ${recoveryMs === null ? 'NEVER' : `${recoveryMs} ms`}\n`);
+      if (recoveryMs === null) break;
+      if (!env.sluice.running) {
+        discrepancies.push({ sink: '-', conn: '-', kind: 'sluice exited', detail: `after fault #${i} ${kind.name}:\n${env.sluice.tail(20)}` });
+        break;
+      }
+    }
+
+    // the rest of the workload, then everything applied
+    if (discrepancies.length === 0) await workload.waitCommitted(transactions);
+    await workload.stop();
+    if (discrepancies.length === 0) await probe(env, RECOVERY_TIMEOUT_MS);
+    await monitor.stop();
+    log(`workload stopped: ${workload.committed} transactions; checking`);
+
+    // keyed sinks may still be rebuilding (a re-backfill after a data loss): check until clean,
+    // for a while
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      result = await check({ query: (sql, params) => env.pg.query(sql, params), views: env.views, specs: checked, sinceSeq, lossBoundary, received: subscriber.received, monitor: monitor.violations });
+      if (result.discrepancies.length === 0 || Date.now() > deadline) break;
+      log(`check: ${result.discrepancies.length} discrepancies; checking again in 5 s (re-backfills may still run)`);
+      await sleep(5000);
+    }
+    discrepancies.push(...result.discrepancies);
+    subscriber.stop();
+    const exit = env.sluice.proc ? await env.sluice.proc.stop(30_000) : undefined;
+    if (exit && exit.code !== 0) {
+      findings.push({ fault: -1, kind: 'sluice stop', at: new Date().toISOString(), finding: `SIGTERM at the end of the run: Sluice ${env.sluice.proc?.lines.some((l) => /sluice stopped/.test(l.line)) ? 'logged "sluice stopped" but its process did not exit' : 'did not stop'} within 30 s (exit code ${exit.code}, signal ${exit.signal}: it was SIGKILLed)` });
+    }
+  } catch (err) {
+    discrepancies.push({ sink: '-', conn: '-', kind: 'run aborted', detail: (err as Error).stack ?? String(err) });
+  } finally {
+    await workload.stop().catch(() => undefined);
+    await monitor.stop().catch(() => undefined);
+    subscriber.stop();
+    if (discrepancies.length > 0 || findings.length > 0 || values.keep) {
+      try {
+        if (existsSync(env.pg.logFile)) copyFileSync(env.pg.logFile, join(dir, 'postgres.log'));
+        writeFileSync(join(dir, 'redis-main.log'), env.main.output.join('\n'));
+        writeFileSync(join(dir, 'redis-volatile.log'), env.volatile.output.join('\n'));
+      } catch {
+        // best effort
+      }
+    }
+    await env.stop();
+  }
+
+  const summary: RunSummary = {
+    seed,
+    size,
+    replay,
+    dir,
+    startedAt: startedAt.toISOString(),
+    durationS: (Date.now() - startedAt.getTime()) / 1000,
+    faults,
+    transactionsCommitted: workload.committed,
+    bigTransactions: workload.bigDone,
+    writerRetries: workload.retried,
+    writerRolledBack: workload.rolledBack,
+    check: result,
+    monitorSamples: monitor.samples,
+    pubsubReceived: subscriber.received.length,
+    notable: env.sluice.notable,
+    sluiceStarts: env.sluice.starts,
+    discrepancies,
+    findings,
+    notCovered: NOT_COVERED,
+    skippedSinkTypes: [],
+  };
+  const report = formatReport(summary);
+  console.log(`\n${report}`);
+  writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2));
+  writeFileSync(join(dir, 'report.txt'), `${report}\n`);
+  if (discrepancies.length === 0 && findings.length === 0 && !values.keep) {
+    rmSync(join(dir, 'sluice.log'), { force: true });
+    rmSync(join(dir, 'run.log'), { force: true });
+  }
+  return discrepancies.length === 0 ? 0 : 1;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exit(2);
+    },
+  );
+}

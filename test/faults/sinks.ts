@@ -1,0 +1,411 @@
+// The sinks the fault suite runs, and what each type must hold: the checker's own model of the
+// sink types, written from docs/sinks.md and independent of Sluice's code (nothing here imports
+// src/). A new sink type plugs in with a handler in HANDLERS and a few entries in sinkSpecs().
+
+import type { Cluster, Redis } from 'ioredis';
+import { TABLES, type TableDef } from './schema.js';
+
+/** the Redis connections of the suite */
+export type Conn = 'main' | 'volatile' | 'cluster' | 'sentinel';
+export const CONNS: readonly Conn[] = ['main', 'volatile', 'cluster', 'sentinel'];
+
+/**
+ * Connections whose Redis may lose acknowledged writes by design of the fault (restart without
+ * persistence, Sentinel failover to a replica that lacked them): keyed sinks there must be
+ * rebuilt (re-backfill), and history sinks may miss changes committed before the fault ended.
+ * On the others (AOF with fsync always, coordinated Cluster failover, resharding) nothing may
+ * be lost.
+ */
+export const LOSSY_CONNS: ReadonlySet<Conn> = new Set(['volatile', 'sentinel']);
+
+export interface SinkSpec {
+  name: string;
+  /** Sluice's sink type */
+  type: string;
+  conn: Conn;
+  table: string;
+  /** the rest of the sink's configuration (key, field, member, score, channel, actions, …) */
+  options: Record<string, unknown>;
+}
+
+/** A Redis as the checker and the monitor read it (never through the fault proxies). */
+export interface RedisView {
+  conn: Conn;
+  client: Redis | Cluster;
+  /** every key matching a glob pattern (SCAN on every master) */
+  scan(match: string): Promise<string[]>;
+}
+
+export type Row = Record<string, unknown>;
+
+/** one entry of a history (list, stream) or one pub/sub message */
+export interface HistoryEntry {
+  action: string;
+  record: Row | null;
+}
+
+interface StateHandler {
+  kind: 'state';
+  /** key → canonical value, from the table's rows */
+  expected(spec: SinkSpec, rows: readonly Row[]): Map<string, string>;
+  /** canonical value of one key; undefined when it does not exist */
+  read(spec: SinkSpec, view: RedisView, key: string): Promise<string | undefined>;
+  /** versions at a key for the monitor: (identity within the key, ver) pairs; absent: [] */
+  versions?(spec: SinkSpec, view: RedisView, key: string): Promise<[string, number][]>;
+}
+interface HistoryHandler {
+  kind: 'history';
+  /** actions a sink of this type records when `actions` is not set */
+  defaultActions: string[];
+  read(view: RedisView, key: string): Promise<HistoryEntry[]>;
+  /** its length, for the monitor (a history never shrinks) */
+  length(view: RedisView, key: string): Promise<number>;
+}
+interface PubsubHandler {
+  kind: 'pubsub';
+  defaultActions: string[];
+}
+export type TypeHandler = StateHandler | HistoryHandler | PubsubHandler;
+
+// ---------------------------------------------------------------------------------------------
+// Templates (docs/sinks.md › Templates), rendered the way the docs say
+
+/** a column's value as templates print it: the record's JSON without quotes */
+export function valueText(v: unknown): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+export function render(template: string, table: TableDef, row: Row): string | undefined {
+  let out = '';
+  for (let i = 0; i < template.length; i++) {
+    const ch = template[i]!;
+    if (ch === '{' && template[i + 1] === '{') {
+      out += '{';
+      i++;
+    } else if (ch === '}' && template[i + 1] === '}') {
+      out += '}';
+      i++;
+    } else if (ch === '{') {
+      const end = template.indexOf('}', i);
+      const name = template.slice(i + 1, end);
+      i = end;
+      let v: string | undefined;
+      if (name === 'table') v = table.name;
+      else if (name === 'schema') v = 'public';
+      else if (name === 'pk') {
+        const parts = table.pk.map((c) => valueText(row[c]));
+        v = parts.every((p) => p !== undefined) ? parts.join(':') : undefined;
+      } else v = valueText(row[name]);
+      if (v === undefined) return undefined;
+      out += v;
+    } else out += ch;
+  }
+  return out;
+}
+
+/** the fixed start of a template (up to its first row placeholder), as a SCAN pattern */
+export function scanPattern(template: string, table: TableDef): string {
+  let fixed = '';
+  let open = false;
+  for (let i = 0; i < template.length; i++) {
+    const ch = template[i]!;
+    if ((ch === '{' || ch === '}') && template[i + 1] === ch) {
+      fixed += ch;
+      i++;
+    } else if (ch === '{') {
+      const end = template.indexOf('}', i);
+      const name = template.slice(i + 1, end);
+      i = end;
+      if (name === 'table') fixed += table.name;
+      else if (name === 'schema') fixed += 'public';
+      else {
+        open = true;
+        break;
+      }
+    } else fixed += ch;
+  }
+  const escaped = fixed.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+  return open ? `${escaped}*` : escaped;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Canonical values: JSON with sorted keys, so that two equal values have one text
+
+export function canon(v: unknown): string {
+  return JSON.stringify(sortDeep(v));
+}
+function sortDeep(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortDeep);
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortDeep((v as Row)[k])]));
+  }
+  return v;
+}
+function parseOr(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return `<not JSON: ${text.slice(0, 80)}>`;
+  }
+}
+
+const keyOf = (spec: SinkSpec, row: Row): string | undefined => render(String(spec.options.key), TABLES[spec.table]!, row);
+
+function groupBy(spec: SinkSpec, rows: readonly Row[], inner: (row: Row) => [string, unknown] | undefined): Map<string, string> {
+  const groups = new Map<string, Row>();
+  for (const row of rows) {
+    const key = keyOf(spec, row);
+    const e = inner(row);
+    if (key === undefined || e === undefined) continue;
+    const g = groups.get(key) ?? {};
+    g[e[0]] = e[1];
+    groups.set(key, g);
+  }
+  return new Map([...groups].map(([k, g]) => [k, canon(g)]));
+}
+
+/** a hash row's fields: every non-NULL column, strings unquoted, the rest as JSON */
+function hashFields(row: Row): Row {
+  const out: Row = {};
+  for (const [c, v] of Object.entries(row)) {
+    const t = valueText(v);
+    if (t !== undefined) out[c] = t;
+  }
+  return out;
+}
+
+async function guard<T>(p: Promise<T>): Promise<T | string> {
+  try {
+    return await p;
+  } catch (err) {
+    return `<error: ${(err as Error).message}>`;
+  }
+}
+
+const numberOr = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+
+// ---------------------------------------------------------------------------------------------
+// The sink types
+
+const stringHandler: StateHandler = {
+  kind: 'state',
+  expected: (spec, rows) => new Map(rows.flatMap((r) => {
+    const k = keyOf(spec, r);
+    return k === undefined ? [] : [[k, canon(r)] as [string, string]];
+  })),
+  async read(_spec, view, key) {
+    const v = await guard(view.client.get(key));
+    if (v === null) return undefined;
+    return v.startsWith('<error') ? v : canon(parseOr(v));
+  },
+  async versions(_spec, view, key) {
+    const v = await view.client.get(key);
+    if (v === null) return [];
+    return [['', numberOr((parseOr(v) as Row).ver)]];
+  },
+};
+
+const hashRowHandler: StateHandler = {
+  kind: 'state',
+  expected: (spec, rows) => new Map(rows.flatMap((r) => {
+    const k = keyOf(spec, r);
+    return k === undefined ? [] : [[k, canon(hashFields(r))] as [string, string]];
+  })),
+  async read(_spec, view, key) {
+    const h = await guard(view.client.hgetall(key));
+    if (typeof h === 'string') return h;
+    return Object.keys(h).length === 0 ? undefined : canon(h);
+  },
+  async versions(_spec, view, key) {
+    const v = await view.client.hget(key, 'ver');
+    return v === null ? [] : [['', Number(v)]];
+  },
+};
+
+const hashFieldHandler: StateHandler = {
+  kind: 'state',
+  expected: (spec, rows) => groupBy(spec, rows, (r) => {
+    const f = render(String(spec.options.field), TABLES[spec.table]!, r);
+    return f === undefined ? undefined : [f, sortDeep(r)];
+  }),
+  async read(_spec, view, key) {
+    const h = await guard(view.client.hgetall(key));
+    if (typeof h === 'string') return h;
+    if (Object.keys(h).length === 0) return undefined;
+    return canon(Object.fromEntries(Object.entries(h).map(([f, v]) => [f, parseOr(v)])));
+  },
+  async versions(_spec, view, key) {
+    const h = await view.client.hgetall(key);
+    return Object.entries(h).map(([f, v]) => [f, numberOr((parseOr(v) as Row).ver)]);
+  },
+};
+
+const setHandler: StateHandler = {
+  kind: 'state',
+  expected: (spec, rows) => groupBy(spec, rows, (r) => {
+    const m = render(String(spec.options.member), TABLES[spec.table]!, r);
+    return m === undefined ? undefined : [m, true];
+  }),
+  async read(_spec, view, key) {
+    const m = await guard(view.client.smembers(key));
+    if (typeof m === 'string') return m;
+    return m.length === 0 ? undefined : canon(Object.fromEntries(m.map((x) => [x, true])));
+  },
+};
+
+const zsetHandler: StateHandler = {
+  kind: 'state',
+  expected: (spec, rows) => groupBy(spec, rows, (r) => {
+    const m = render(String(spec.options.member), TABLES[spec.table]!, r);
+    return m === undefined ? undefined : [m, numberOr(r[String(spec.options.score)])];
+  }),
+  async read(_spec, view, key) {
+    const flat = await guard(view.client.zrange(key, 0, -1, 'WITHSCORES'));
+    if (typeof flat === 'string') return flat;
+    if (flat.length === 0) return undefined;
+    const out: Row = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = Number(flat[i + 1]);
+    return canon(out);
+  },
+};
+
+function entryOf(text: string): HistoryEntry {
+  const m = parseOr(text) as { action?: unknown; record?: unknown };
+  if (typeof m !== 'object' || m === null) return { action: `<not a message: ${text.slice(0, 80)}>`, record: null };
+  return { action: String(m.action), record: (m.record ?? null) as Row | null };
+}
+
+const listHandler: HistoryHandler = {
+  kind: 'history',
+  defaultActions: ['insert'],
+  async read(view, key) {
+    const out: HistoryEntry[] = [];
+    for (let start = 0; ; start += 5000) {
+      const part = await view.client.lrange(key, start, start + 4999);
+      for (const v of part) out.push(entryOf(v));
+      if (part.length < 5000) return out;
+    }
+  },
+  length: (view, key) => view.client.llen(key),
+};
+
+const streamHandler: HistoryHandler = {
+  kind: 'history',
+  defaultActions: ['insert', 'update', 'delete'],
+  async read(view, key) {
+    const out: HistoryEntry[] = [];
+    let from = '-';
+    for (;;) {
+      const part = await view.client.xrange(key, from, '+', 'COUNT', 5000);
+      for (const [, fields] of part) {
+        const f: Record<string, string> = {};
+        for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+        out.push({ action: String(f.action), record: (f.record === undefined ? null : parseOr(f.record)) as Row | null });
+      }
+      if (part.length < 5000) return out;
+      from = `(${part[part.length - 1]![0]}`;
+    }
+  },
+  length: (view, key) => view.client.xlen(key),
+};
+
+const pubsubHandler: PubsubHandler = { kind: 'pubsub', defaultActions: ['insert', 'update', 'delete'] };
+
+/** by `type`, or `type:mode` for the hash sink's modes */
+export const HANDLERS: Record<string, TypeHandler> = {
+  string: stringHandler,
+  'hash:row': hashRowHandler,
+  'hash:field': hashFieldHandler,
+  set: setHandler,
+  zset: zsetHandler,
+  list: listHandler,
+  stream: streamHandler,
+  pubsub: pubsubHandler,
+};
+
+export function handlerOf(spec: SinkSpec): TypeHandler {
+  const key = spec.type === 'hash' ? `hash:${String(spec.options.mode ?? 'row')}` : spec.type;
+  const h = HANDLERS[key];
+  if (!h) throw new Error(`the fault suite has no checker for sink type ${key} (sink ${spec.name})`);
+  return h;
+}
+
+/** the actions a history or pub/sub sink records */
+export function actionsOf(spec: SinkSpec, h: HistoryHandler | PubsubHandler): string[] {
+  return (spec.options.actions as string[] | undefined) ?? h.defaultActions;
+}
+
+/** the key (or channel) template of a sink */
+export function templateOf(spec: SinkSpec): string {
+  return String(spec.type === 'pubsub' ? spec.options.channel : spec.options.key);
+}
+
+/**
+ * What a history entry or message holds for a change (docs/messages.md › The record): the new
+ * row; for a delete, the old row's identity (the whole old row with REPLICA IDENTITY FULL).
+ */
+export function recordOf(table: TableDef, op: string, oldRow: Row | null, newRow: Row | null): Row {
+  if (op !== 'D') return newRow!;
+  if (table.identityFull) return oldRow!;
+  return Object.fromEntries(table.columns.map((c) => [c, table.pk.includes(c) ? oldRow![c] : null]));
+}
+
+export const ACTION_OF_OP: Record<string, string> = { I: 'insert', U: 'update', D: 'delete' };
+
+// ---------------------------------------------------------------------------------------------
+// The suite's sinks
+
+const ALL = ['insert', 'update', 'delete'];
+const state = (name: string, type: string, conn: Conn, table: string, options: Record<string, unknown>): SinkSpec => ({ name, type, conn, table, options: { ...options, backfill: true } });
+const history = (name: string, type: string, conn: Conn, table: string, options: Record<string, unknown>): SinkSpec => ({ name, type, conn, table, options });
+
+/** every sink of the suite, of every type the checker knows */
+export function sinkSpecs(): SinkSpec[] {
+  return [
+    // main: standalone, AOF with fsync always, behind the Redis proxy
+    state('acct-str', 'string', 'main', 'acct', { key: 's:{id}' }),
+    state('acct-hash', 'hash', 'main', 'acct', { key: 'h:{id}' }),
+    state('acct-hf', 'hash', 'main', 'acct', { mode: 'field', key: 'hf:{grp}', field: '{id}' }),
+    state('acct-set', 'set', 'main', 'acct', { key: 'set:{grp}', member: '{id}' }),
+    state('acct-zset', 'zset', 'main', 'acct', { key: 'z:{grp}', member: '{id}', score: 'score' }),
+    history('acct-list', 'list', 'main', 'acct', { key: 'l:acct', actions: ALL }),
+    history('acct-stream', 'stream', 'main', 'acct', { key: 'x:acct:{id}' }),
+    history('mv-list', 'list', 'main', 'mv', { key: 'ml:{grp}', actions: ALL }),
+    history('mv-pub', 'pubsub', 'main', 'mv', { channel: 'mp:{grp}' }),
+    state('mv-zset', 'zset', 'main', 'mv', { key: 'mz:{grp}', member: '{id}', score: 'score' }),
+    state('doc-str', 'string', 'main', 'doc', { key: 'd:{id}' }),
+    state('doc-hash', 'hash', 'main', 'doc', { key: 'dh:{id}' }),
+    state('ck-str', 'string', 'main', 'ck', { key: 'sluice:{table}:{pk}' }),
+    history('ck-stream', 'stream', 'main', 'ck', { key: 'sluice:{schema}.{table}' }),
+    state('part-str', 'string', 'main', 'part', { key: 'p:{pk}' }),
+    history('part-list', 'list', 'main', 'part', { key: 'pl:{region}', actions: ALL }),
+    state('bulk-str', 'string', 'main', 'bulk', { key: 'b:{id}' }),
+    state('bulk-zset', 'zset', 'main', 'bulk', { key: 'bz:{grp}', member: '{id}', score: 'ver' }),
+    // smaller than a large transaction: those are applied in chunks
+    history('bulk-stream', 'stream', 'main', 'bulk', { key: 'bx', max_transaction_rows: 7500 }),
+    // volatile: standalone without persistence, restarted empty
+    state('v-acct-str', 'string', 'volatile', 'acct', { key: 'vs:{id}' }),
+    state('v-acct-zset', 'zset', 'volatile', 'acct', { key: 'vz:{grp}', member: '{id}', score: 'score' }),
+    history('v-mv-stream', 'stream', 'volatile', 'mv', { key: 'vx:{grp}' }),
+    state('v-bulk-str', 'string', 'volatile', 'bulk', { key: 'vb:{id}' }),
+    // sentinel: a master, a replica, three sentinels
+    state('s-acct-hash', 'hash', 'sentinel', 'acct', { key: 'sh:{id}' }),
+    state('s-acct-set', 'set', 'sentinel', 'acct', { key: 'ss:{grp}', member: '{id}' }),
+    state('s-ck-str', 'string', 'sentinel', 'ck', { key: 'sck:{pk}' }),
+    history('s-mv-stream', 'stream', 'sentinel', 'mv', { key: 'sx:{grp}' }),
+    // cluster: three masters with a replica each (moves need REPLICA IDENTITY FULL there: mv)
+    state('c-acct-str', 'string', 'cluster', 'acct', { key: 'cs:{id}' }),
+    history('c-acct-stream', 'stream', 'cluster', 'acct', { key: 'cx:{id}' }),
+    state('c-mv-zset', 'zset', 'cluster', 'mv', { key: 'cz:{grp}', member: '{id}', score: 'score' }),
+    state('c-mv-hf', 'hash', 'cluster', 'mv', { mode: 'field', key: 'chf:{grp}', field: '{id}' }),
+    history('c-mv-list', 'list', 'cluster', 'mv', { key: 'cl:{grp}', actions: ALL }),
+    state('c-doc-hash', 'hash', 'cluster', 'doc', { key: 'cdh:{id}' }),
+    state('c-part-hash', 'hash', 'cluster', 'part', { key: 'cp:{pk}' }),
+  ];
+}
+
+/** the heartbeat sinks (one per connection, key beat:{id}): how the runner sees progress */
+export function beatSpecs(): SinkSpec[] {
+  return CONNS.map((conn) => ({ name: `beat-${conn}`, type: 'string', conn, table: 'beat', options: { key: 'beat:{id}' } }));
+}
