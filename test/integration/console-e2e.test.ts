@@ -18,6 +18,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'e2e-console-token';
 const WAIT_MS = 15_000;
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium; .ci/run does) to run the console's end-to-end test`;
+const UPDATE_SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === '1';
 const built = existsSync(join(REPO_ROOT, 'dist', 'console', 'index.html'));
 
 describe('console in a browser, end to end', { skip }, () => {
@@ -84,7 +85,7 @@ describe('console in a browser, end to end', { skip }, () => {
     redis = env.redis.client();
     writing = writeUsers();
     profile = mkdtempSync(join(tmpdir(), 'sluice-chromium-'));
-    shots = process.env.UPDATE_SCREENSHOTS === '1' ? join(REPO_ROOT, 'docs', 'screenshots') : mkdtempSync(join(tmpdir(), 'sluice-shots-'));
+    shots = UPDATE_SCREENSHOTS ? join(REPO_ROOT, 'docs', 'screenshots') : mkdtempSync(join(tmpdir(), 'sluice-shots-'));
     mkdirSync(shots, { recursive: true });
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -107,7 +108,7 @@ describe('console in a browser, end to end', { skip }, () => {
     await writing;
     await context?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
-    if (shots && process.env.UPDATE_SCREENSHOTS !== '1') rmSync(shots, { recursive: true, force: true });
+    if (shots && !UPDATE_SCREENSHOTS) rmSync(shots, { recursive: true, force: true });
     await env?.stop();
   });
 
@@ -206,6 +207,8 @@ describe('console in a browser, end to end', { skip }, () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview' }).click();
     await visible(page.locator('#sinks tr[data-sink="orders-cache"]'));
     await visible(page.locator('#chart-throughput[data-max]:not([data-max="0"])'));
+    // for the documentation's picture, curves of half a minute (a test run is shorter)
+    if (UPDATE_SCREENSHOTS) await eventually(() => page.locator('#chart-throughput').getAttribute('data-points'), (n) => Number(n) >= 15, 45_000, '15 samples');
     await shot('overview', true);
     assert.deepEqual(errors, []);
 

@@ -10,6 +10,9 @@ export interface ChartSeries {
   values: (number | null)[];
 }
 
+/** the time axis spans at least this (seconds): a young history is not stretched over the width */
+const MIN_SPAN_S = 30;
+
 const COLORS = ['#2f6fde', '#d9822b', '#1f8a4c', '#8e44ad', '#c53030', '#0f8b8d', '#7a5c00', '#5b6478'];
 
 interface Props {
@@ -40,7 +43,7 @@ export function Chart({ title, times, series, format, height = 160, id, spanGaps
       height,
       legend: { show: series.length > 1 },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+      scales: { x: { time: true, range: (_u, min, max) => (max - min < MIN_SPAN_S ? [max - MIN_SPAN_S, max] : [min, max]) }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       axes: [
         { stroke: '#687085', grid: { stroke: '#eceef3' }, ticks: { stroke: '#e2e5ec' } },
         { stroke: '#687085', grid: { stroke: '#eceef3' }, ticks: { stroke: '#e2e5ec' }, size: 70, values: (_u, vals) => vals.map((v) => format(v)) },
