@@ -186,6 +186,19 @@ describe('console in a browser, end to end', { skip }, () => {
     assert.deepEqual(errors, []);
   });
 
+  step('edit the sink: the form starts from its block and saves what changed', async () => {
+    await page.locator('.page-head').getByRole('link', { name: 'Edit' }).click();
+    const key = await visible(page.getByRole('textbox', { name: 'Key', exact: true }));
+    assert.equal(await key.inputValue(), 'order:{id}');
+    await key.fill('order:v2:{id}');
+    await visible(page.locator('#preview li[data-row="0"]').getByText('order:v2:1'));
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await visible(page.locator('#sink-config').getByText('"key": "order:v2:{id}"'));
+    await env.pg.query(`insert into orders values (13, 'dan', 2)`);
+    assert.equal(await redisHas('order:v2:13'), '{"customer":"dan","amount":2}');
+    assert.deepEqual(errors, []);
+  });
+
   step('a failed message is listed with its reason and envelope, then retried', async () => {
     await env.pg.query(`insert into users values (1, null)`);
     await page.goto(`http://127.0.0.1:${env.httpPort}/#/sinks/users/messages`);
@@ -222,6 +235,27 @@ describe('console in a browser, end to end', { skip }, () => {
     await env.redis.start();
     await visible(page.locator('#health.ok'));
     redisDown = false;
+    assert.deepEqual(errors, []);
+  });
+
+  step('delete the sink by keyboard, once confirmed (Escape cancels)', async () => {
+    await page.goto(`http://127.0.0.1:${env.httpPort}/#/sinks/orders-cache`);
+    const del = await visible(page.locator('.page-head').getByRole('button', { name: 'Delete' }));
+    const dialog = page.getByRole('dialog', { name: 'Delete sink orders-cache?' });
+    await del.focus();
+    await page.keyboard.press('Enter');
+    await visible(dialog);
+    assert.equal(await page.evaluate('document.activeElement.textContent'), 'Cancel', 'focus starts on Cancel');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    await del.focus();
+    await page.keyboard.press('Enter');
+    await visible(dialog);
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate('document.activeElement.textContent'), 'Delete sink');
+    await page.keyboard.press('Enter');
+    await visible(page.locator('#sinks tr[data-sink="users"]'));
+    await page.locator('#sinks tr[data-sink="orders-cache"]').waitFor({ state: 'detached' });
     assert.deepEqual(errors, []);
   });
 });

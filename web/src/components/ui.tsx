@@ -1,6 +1,6 @@
 // Small building blocks shared by the pages.
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import { subscribe, type Notice } from '../notify.js';
 import { tone } from '../format.js';
 
@@ -66,6 +66,7 @@ export function Confirm({ open, title, children, confirmLabel, danger, onClose }
   onClose: (confirmed: boolean) => void;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
@@ -73,8 +74,8 @@ export function Confirm({ open, title, children, confirmLabel, danger, onClose }
     if (!open && d.open) d.close();
   }, [open]);
   return (
-    <dialog ref={ref} class="confirm" aria-labelledby="confirm-title" onCancel={(e) => { e.preventDefault(); onClose(false); }}>
-      <h2 id="confirm-title">{title}</h2>
+    <dialog ref={ref} class="confirm" aria-labelledby={titleId} onCancel={(e) => { e.preventDefault(); onClose(false); }}>
+      <h2 id={titleId}>{title}</h2>
       <div class="confirm-body">{children}</div>
       <div class="actions">
         <button type="button" onClick={() => onClose(false)} autofocus>Cancel</button>
