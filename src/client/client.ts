@@ -134,9 +134,12 @@ class Signal {
   }
 }
 
+/** The longest delay a Node timer takes (about 24.8 days). */
+const MAX_MS = 2 ** 31 - 1;
+
 const positive = (v: unknown, name: string, allowZero = false): number => {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
-    throw new SluiceClientError('bad_option', `${name} must be a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds (got ${JSON.stringify(v)})`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_MS || (!allowZero && v === 0)) {
+    throw new SluiceClientError('bad_option', `${name} must be a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds up to ${MAX_MS} (got ${JSON.stringify(v)})`);
   }
   return Math.round(v);
 };

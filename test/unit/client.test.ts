@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { SluiceClient, type ReadOptions } from '../../src/client/client.js';
 import { SluiceClientError } from '../../src/client/errors.js';
 import { later, reaches, readPosition, timeoutError, toLsn } from '../../src/client/fence.js';
 import { parseDefinition, renderFromDefinition, resolveTable, type SinkDefinition } from '../../src/client/keys.js';
@@ -142,5 +143,39 @@ describe('sluice/client: keys rendered as the sinks render them', () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('sluice/client: options and close, without a server', () => {
+  // nothing here reaches Redis: the URL's connection is lazy and every call fails before a command
+  const unused = (): SluiceClient => new SluiceClient({ redis: 'redis://127.0.0.1:1', sinks: ['products'] });
+
+  test('a connection the client cannot use is refused with bad_option', () => {
+    assert.equal(code(() => new SluiceClient({ redis: 42 as unknown as string })), 'bad_option');
+    assert.equal(code(() => new SluiceClient(undefined as unknown as { redis: string })), 'bad_option');
+    assert.equal(code(() => new SluiceClient({ redis: 'redis://x', sinks: [''] })), 'bad_option');
+    assert.equal(code(() => new SluiceClient({ redis: 'redis://x', lockPrefix: '' })), 'bad_option');
+  });
+
+  test('calls checked before any command: bad_lsn, no_sinks, bad_option', async () => {
+    const c = unused();
+    await assert.rejects(c.waitFor('0/0/0'), (e: unknown) => e instanceof SluiceClientError && e.code === 'bad_lsn');
+    await assert.rejects(c.waitFor('0/0', { sinks: [] }), (e: unknown) => e instanceof SluiceClientError && e.code === 'no_sinks');
+    await assert.rejects(c.waitFor('0/0', { timeoutMs: 2 ** 31 }), (e: unknown) => e instanceof SluiceClientError && e.code === 'bad_option');
+    await assert.rejects(c.read('k', () => 1, {} as ReadOptions), (e: unknown) => e instanceof SluiceClientError && e.code === 'bad_option');
+    await assert.rejects(c.read('k', () => 1, { ttlMs: 1000, lockMs: -1 }), (e: unknown) => e instanceof SluiceClientError && e.code === 'bad_option');
+    await assert.rejects(c.read('', () => 1, { ttlMs: 1000 }), (e: unknown) => e instanceof SluiceClientError && e.code === 'bad_option');
+    await c.close();
+  });
+
+  test('close() of a client never used resolves at once, again and again; then every call is closed', async () => {
+    const c = unused();
+    const started = performance.now();
+    await c.close();
+    await c.close();
+    assert.ok(performance.now() - started < 500, 'no connection to say goodbye on');
+    await assert.rejects(c.waitFor('0/0'), (e: unknown) => e instanceof SluiceClientError && e.code === 'closed');
+    await assert.rejects(c.read('k', () => 1, { ttlMs: 1000 }), (e: unknown) => e instanceof SluiceClientError && e.code === 'closed');
+    await assert.rejects(c.keyFor('products', { id: 1 }), (e: unknown) => e instanceof SluiceClientError && e.code === 'closed');
   });
 });
