@@ -204,7 +204,7 @@ export async function main(argv: string[]): Promise<number> {
 
     // keyed sinks may still be rebuilding (a re-backfill after a data loss): check until clean,
     // for a while
-    const deadline = Date.now() + 120_000;
+    const deadline = Date.now() + (size === 'small' ? 40_000 : 120_000);
     for (;;) {
       result = await check({ query: (sql, params) => env.pg.query(sql, params), views: env.views, specs: checked, sinceSeq, lossBoundary, received: subscriber.received, monitor: monitor.violations });
       if (result.discrepancies.length === 0 || Date.now() > deadline) break;

@@ -44,7 +44,7 @@ export const TABLES: Record<string, TableDef> = {
   acct: {
     name: 'acct',
     pk: ['id'],
-    columns: ['id', 'grp', 'score', 'ver', 'name', 'note'],
+    columns: ['id', 'grp', 'score', 'ver', 'name', 'note', 'lon', 'lat'],
     identityFull: false,
     audited: true,
     sampleRow: (rng, s) => ({ id: 1 + rng.int(s.acct), grp: rng.int(s.groups) }),
@@ -52,7 +52,7 @@ export const TABLES: Record<string, TableDef> = {
   mv: {
     name: 'mv',
     pk: ['id'],
-    columns: ['id', 'grp', 'score', 'ver', 'tag'],
+    columns: ['id', 'grp', 'score', 'ver', 'tag', 'lon', 'lat'],
     identityFull: true,
     audited: true,
     sampleRow: (rng, s) => ({ id: 1 + rng.int(s.mv), grp: rng.int(s.groups) }),
@@ -127,8 +127,8 @@ begin
     case when tg_op <> 'DELETE' then to_jsonb(new) - 'body' end);
   return null;
 end $$;
-create table acct (id int primary key, grp int not null, score int not null, ver bigint not null, name text not null, note text);
-create table mv (id int primary key, grp int not null, score int not null, ver bigint not null, tag text not null);
+create table acct (id int primary key, grp int not null, score int not null, ver bigint not null, name text not null, note text, lon float8 not null, lat float8 not null);
+create table mv (id int primary key, grp int not null, score int not null, ver bigint not null, tag text not null, lon float8 not null, lat float8 not null);
 alter table mv replica identity full;
 create table doc (id int primary key, ver bigint not null, title text not null, body text not null);
 alter table doc alter column body set storage external;

@@ -44,12 +44,30 @@ export interface HistoryEntry {
   record: Row | null;
 }
 
+/** a committed change, from the audit log */
+export interface Change {
+  seq: number;
+  op: string;
+  old: Row | null;
+  new: Row | null;
+}
+
+/** what a keyed sink's expected content is computed from */
+export interface StateSource {
+  /** the table's rows now */
+  rows: readonly Row[];
+  /** every change ever committed to the table, in commit order (for sinks that never forget) */
+  changes(): Promise<readonly Change[]>;
+}
+
 interface StateHandler {
   kind: 'state';
-  /** key → canonical value, from the table's rows */
-  expected(spec: SinkSpec, rows: readonly Row[]): Map<string, string>;
-  /** canonical value of one key; undefined when it does not exist */
-  read(spec: SinkSpec, view: RedisView, key: string): Promise<string | undefined>;
+  /** key → canonical value */
+  expected(spec: SinkSpec, source: StateSource): Map<string, string> | Promise<Map<string, string>>;
+  /** canonical value of one key (given what is expected there); undefined when it does not exist */
+  read(spec: SinkSpec, view: RedisView, key: string, want: string | undefined): Promise<string | undefined>;
+  /** expected and found agree (default: the same text) */
+  same?(want: string, got: string): boolean;
   /** versions at a key for the monitor: (identity within the key, ver) pairs; absent: [] */
   versions?(spec: SinkSpec, view: RedisView, key: string): Promise<[string, number][]>;
 }
@@ -190,7 +208,7 @@ const numberOr = (v: unknown): number => (typeof v === 'number' ? v : Number(v))
 
 const stringHandler: StateHandler = {
   kind: 'state',
-  expected: (spec, rows) => new Map(rows.flatMap((r) => {
+  expected: (spec, { rows }) => new Map(rows.flatMap((r) => {
     const k = keyOf(spec, r);
     return k === undefined ? [] : [[k, canon(r)] as [string, string]];
   })),
@@ -208,7 +226,7 @@ const stringHandler: StateHandler = {
 
 const hashRowHandler: StateHandler = {
   kind: 'state',
-  expected: (spec, rows) => new Map(rows.flatMap((r) => {
+  expected: (spec, { rows }) => new Map(rows.flatMap((r) => {
     const k = keyOf(spec, r);
     return k === undefined ? [] : [[k, canon(hashFields(r))] as [string, string]];
   })),
@@ -225,7 +243,7 @@ const hashRowHandler: StateHandler = {
 
 const hashFieldHandler: StateHandler = {
   kind: 'state',
-  expected: (spec, rows) => groupBy(spec, rows, (r) => {
+  expected: (spec, { rows }) => groupBy(spec, rows, (r) => {
     const f = render(String(spec.options.field), TABLES[spec.table]!, r);
     return f === undefined ? undefined : [f, sortDeep(r)];
   }),
@@ -243,7 +261,7 @@ const hashFieldHandler: StateHandler = {
 
 const setHandler: StateHandler = {
   kind: 'state',
-  expected: (spec, rows) => groupBy(spec, rows, (r) => {
+  expected: (spec, { rows }) => groupBy(spec, rows, (r) => {
     const m = render(String(spec.options.member), TABLES[spec.table]!, r);
     return m === undefined ? undefined : [m, true];
   }),
@@ -256,7 +274,7 @@ const setHandler: StateHandler = {
 
 const zsetHandler: StateHandler = {
   kind: 'state',
-  expected: (spec, rows) => groupBy(spec, rows, (r) => {
+  expected: (spec, { rows }) => groupBy(spec, rows, (r) => {
     const m = render(String(spec.options.member), TABLES[spec.table]!, r);
     return m === undefined ? undefined : [m, numberOr(r[String(spec.options.score)])];
   }),
@@ -267,6 +285,108 @@ const zsetHandler: StateHandler = {
     const out: Row = {};
     for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = Number(flat[i + 1]);
     return canon(out);
+  },
+};
+
+/** Redis stores geo coordinates as a 52-bit geohash: they come back within about 1e-5 degrees */
+const GEO_TOLERANCE = 1e-4;
+
+const geoHandler: StateHandler = {
+  kind: 'state',
+  expected: (spec, { rows }) => groupBy(spec, rows, (r) => {
+    const m = render(String(spec.options.member), TABLES[spec.table]!, r);
+    return m === undefined ? undefined : [m, [numberOr(r[String(spec.options.longitude)]), numberOr(r[String(spec.options.latitude)])]];
+  }),
+  async read(_spec, view, key) {
+    const members = await guard(view.client.zrange(key, 0, -1));
+    if (typeof members === 'string') return members;
+    if (members.length === 0) return undefined;
+    const pos = await view.client.geopos(key, ...members);
+    return canon(Object.fromEntries(members.map((m, i) => {
+      const p = pos[i] as [string, string] | null | undefined;
+      return [m, p ? [Number(p[0]), Number(p[1])] : null];
+    })));
+  },
+  same(want, got) {
+    const w = parseOr(want) as Record<string, [number, number]>;
+    const g = parseOr(got) as Record<string, [number, number] | null>;
+    if (typeof w !== 'object' || typeof g !== 'object' || g === null) return false;
+    const wk = Object.keys(w).sort();
+    const gk = Object.keys(g).sort();
+    if (wk.join('\u0000') !== gk.join('\u0000')) return false;
+    return wk.every((k) => {
+      const p = g[k];
+      return p !== null && p !== undefined && Math.abs(p[0] - w[k]![0]) < GEO_TOLERANCE && Math.abs(p[1] - w[k]![1]) < GEO_TOLERANCE;
+    });
+  },
+};
+
+const bitmapHandler: StateHandler = {
+  kind: 'state',
+  expected: (spec, { rows }) => groupBy(spec, rows, (r) => {
+    const o = valueText(r[String(spec.options.offset)]);
+    return o === undefined ? undefined : [o, true];
+  }),
+  async read(_spec, view, key) {
+    const buf = await guard(view.client.getBuffer(key));
+    if (typeof buf === 'string') return buf;
+    if (buf === null) return undefined;
+    const bits: Row = {};
+    // bit 0 is the most significant bit of the first byte
+    for (let i = 0; i < buf.length; i++) for (let k = 0; k < 8; k++) if ((buf[i]! >> (7 - k)) & 1) bits[String(i * 8 + k)] = true;
+    // a bitmap whose bits were all cleared holds nothing
+    return Object.keys(bits).length === 0 ? undefined : canon(bits);
+  },
+};
+
+/**
+ * A HyperLogLog cannot be compared with rows exactly. Each element it must have counted (every
+ * insert and update ever committed, deletes forget nothing) is PFADDed to a copy of the key: a
+ * PFADD that changes the copy proves that element was never added; and PFCOUNT must be within
+ * 3% (about 4 standard errors) of the number of elements.
+ */
+const hyperloglogHandler: StateHandler = {
+  kind: 'state',
+  async expected(spec, source) {
+    const table = TABLES[spec.table]!;
+    const actions = new Set((spec.options.actions as string[] | undefined) ?? ['insert', 'update']);
+    const byKey = new Map<string, Set<string>>();
+    const add = (row: Row): void => {
+      const k = keyOf(spec, row);
+      const e = render(String(spec.options.element), table, row);
+      if (k === undefined || e === undefined) return;
+      const set = byKey.get(k) ?? new Set<string>();
+      set.add(e);
+      byKey.set(k, set);
+    };
+    for (const c of await source.changes()) if (c.new && actions.has(ACTION_OF_OP[c.op]!)) add(c.new);
+    return new Map([...byKey].map(([k, set]) => [k, canon({ elements: [...set].sort() })]));
+  },
+  async read(_spec, view, key, want) {
+    const count = await guard(view.client.pfcount(key));
+    if (typeof count === 'string') return count;
+    if (count === 0 && (await view.client.exists(key)) === 0) return undefined;
+    const elements = want ? (parseOr(want) as { elements: string[] }).elements : [];
+    const copy = `faultcheck:${key}`;
+    const missing: string[] = [];
+    await view.client.call('COPY', key, copy, 'REPLACE');
+    try {
+      for (let i = 0; i < elements.length; i += 1000) {
+        const part = elements.slice(i, i + 1000);
+        const added = await Promise.all(part.map((e) => view.client.pfadd(copy, e)));
+        part.forEach((e, j) => {
+          if (added[j] === 1) missing.push(e);
+        });
+      }
+    } finally {
+      await view.client.del(copy);
+    }
+    return canon({ count, missing: missing.slice(0, 10), missingCount: missing.length });
+  },
+  same(want, got) {
+    const n = (parseOr(want) as { elements: string[] }).elements.length;
+    const g = parseOr(got) as { count?: number; missingCount?: number };
+    return g.missingCount === 0 && typeof g.count === 'number' && Math.abs(g.count - n) <= Math.max(2, Math.ceil(0.03 * n));
   },
 };
 
@@ -322,6 +442,9 @@ export const HANDLERS: Record<string, TypeHandler> = {
   list: listHandler,
   stream: streamHandler,
   pubsub: pubsubHandler,
+  geo: geoHandler,
+  bitmap: bitmapHandler,
+  hyperloglog: hyperloglogHandler,
 };
 
 export function handlerOf(spec: SinkSpec): TypeHandler {
@@ -374,6 +497,11 @@ export function sinkSpecs(): SinkSpec[] {
     history('mv-list', 'list', 'main', 'mv', { key: 'ml:{grp}', actions: ALL }),
     history('mv-pub', 'pubsub', 'main', 'mv', { channel: 'mp:{grp}' }),
     state('mv-zset', 'zset', 'main', 'mv', { key: 'mz:{grp}', member: '{id}', score: 'score' }),
+    state('acct-geo', 'geo', 'main', 'acct', { key: 'g:{grp}', member: '{id}', longitude: 'lon', latitude: 'lat' }),
+    state('mv-geo', 'geo', 'main', 'mv', { key: 'mg:{grp}', member: '{id}', longitude: 'lon', latitude: 'lat' }),
+    state('acct-bitmap', 'bitmap', 'main', 'acct', { key: 'bm:{grp}', offset: 'id' }),
+    // a HyperLogLog forgets nothing: on a Redis that never loses writes only
+    state('acct-hll', 'hyperloglog', 'main', 'acct', { key: 'hll:{grp}', element: '{id}' }),
     state('doc-str', 'string', 'main', 'doc', { key: 'd:{id}' }),
     state('doc-hash', 'hash', 'main', 'doc', { key: 'dh:{id}' }),
     state('ck-str', 'string', 'main', 'ck', { key: 'sluice:{table}:{pk}' }),
@@ -389,10 +517,12 @@ export function sinkSpecs(): SinkSpec[] {
     state('v-acct-zset', 'zset', 'volatile', 'acct', { key: 'vz:{grp}', member: '{id}', score: 'score' }),
     history('v-mv-stream', 'stream', 'volatile', 'mv', { key: 'vx:{grp}' }),
     state('v-bulk-str', 'string', 'volatile', 'bulk', { key: 'vb:{id}' }),
+    state('v-mv-geo', 'geo', 'volatile', 'mv', { key: 'vg:{grp}', member: '{id}', longitude: 'lon', latitude: 'lat' }),
     // sentinel: a master, a replica, three sentinels
     state('s-acct-hash', 'hash', 'sentinel', 'acct', { key: 'sh:{id}' }),
     state('s-acct-set', 'set', 'sentinel', 'acct', { key: 'ss:{grp}', member: '{id}' }),
     state('s-ck-str', 'string', 'sentinel', 'ck', { key: 'sck:{pk}' }),
+    state('s-acct-bitmap', 'bitmap', 'sentinel', 'acct', { key: 'sbm:{grp}', offset: 'id' }),
     history('s-mv-stream', 'stream', 'sentinel', 'mv', { key: 'sx:{grp}' }),
     // cluster: three masters with a replica each (moves need REPLICA IDENTITY FULL there: mv)
     state('c-acct-str', 'string', 'cluster', 'acct', { key: 'cs:{id}' }),
@@ -401,6 +531,8 @@ export function sinkSpecs(): SinkSpec[] {
     state('c-mv-hf', 'hash', 'cluster', 'mv', { mode: 'field', key: 'chf:{grp}', field: '{id}' }),
     history('c-mv-list', 'list', 'cluster', 'mv', { key: 'cl:{grp}', actions: ALL }),
     state('c-doc-hash', 'hash', 'cluster', 'doc', { key: 'cdh:{id}' }),
+    state('c-mv-geo', 'geo', 'cluster', 'mv', { key: 'cg:{grp}', member: '{id}', longitude: 'lon', latitude: 'lat' }),
+    state('c-mv-bitmap', 'bitmap', 'cluster', 'mv', { key: 'cbm:{grp}', offset: 'id' }),
     state('c-part-hash', 'hash', 'cluster', 'part', { key: 'cp:{pk}' }),
   ];
 }

@@ -4,6 +4,7 @@
 // its output appended to a log file across restarts.
 
 import { appendFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Cluster, RedisOptions } from 'ioredis';
@@ -13,9 +14,21 @@ import { startRedisCluster, type TestRedisCluster } from '../harness/redis-clust
 import { startRedisSentinel, type TestRedisSentinel } from '../harness/redis-sentinel.js';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
 import { spawnSluice, type ManagedProcess } from '../harness/process.js';
-import { freePort } from '../../src/util/free-port.js';
 import { SCHEMA_SQL } from './schema.js';
 import type { Conn, RedisView, SinkSpec } from './sinks.js';
+
+/** a port free on 127.0.0.1 now (the fault suite imports nothing from src/) */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ port: 0, host: '127.0.0.1' }, () => {
+      const a = server.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 export interface SluiceRunner {
   readonly proc: ManagedProcess | undefined;

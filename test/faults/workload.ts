@@ -171,20 +171,25 @@ export class Workload {
     const ver = `nextval('fault_ver')`;
     const table = rng.weighted([['acct', 35], ['mv', 30], ['ck', 10], ['part', 12], ['doc', 4], ['bulk', 3]] as const);
     const g = (): number => rng.int(ids.groups);
+    // a place on Earth Redis can index (latitude within ±85.05)
+    const lon = (): string => ((rng.int(36_000_000) - 18_000_000) / 100_000).toFixed(5);
+    const lat = (): string => ((rng.int(17_000_000) - 8_500_000) / 100_000).toFixed(5);
     const word = (): string => `w${rng.int(100_000)}`;
     switch (table) {
       case 'acct':
       case 'mv': {
         const id = 1 + rng.int(table === 'acct' ? ids.acct : ids.mv);
         const last = table === 'acct' ? 'name' : 'tag';
-        const kind = rng.weighted([['upsert', 4], ['move', 3], ['score', 2], ['null', table === 'acct' ? 1 : 0], ['delete', 2], ['group', 0.3]] as const);
+        const kind = rng.weighted([['upsert', 4], ['move', 3], ['score', 2], ['place', 1], ['null', table === 'acct' ? 1 : 0], ['delete', 2], ['group', 0.3]] as const);
         switch (kind) {
           case 'upsert': {
-            const cols = table === 'acct' ? 'id, grp, score, ver, name, note' : 'id, grp, score, ver, tag';
-            const vals = table === 'acct' ? `${id}, ${g()}, ${rng.int(1000)}, ${ver}, '${word()}', ${rng.chance(0.3) ? 'null' : `'${word()}'`}` : `${id}, ${g()}, ${rng.int(1000)}, ${ver}, '${word()}'`;
-            const set = table === 'acct' ? 'grp = excluded.grp, score = excluded.score, ver = excluded.ver, name = excluded.name, note = excluded.note' : 'grp = excluded.grp, score = excluded.score, ver = excluded.ver, tag = excluded.tag';
+            const cols = table === 'acct' ? 'id, grp, score, ver, name, note, lon, lat' : 'id, grp, score, ver, tag, lon, lat';
+            const vals = table === 'acct' ? `${id}, ${g()}, ${rng.int(1000)}, ${ver}, '${word()}', ${rng.chance(0.3) ? 'null' : `'${word()}'`}, ${lon()}, ${lat()}` : `${id}, ${g()}, ${rng.int(1000)}, ${ver}, '${word()}', ${lon()}, ${lat()}`;
+            const set = `grp = excluded.grp, score = excluded.score, ver = excluded.ver, ${table === 'acct' ? 'name = excluded.name, note = excluded.note' : 'tag = excluded.tag'}, lon = excluded.lon, lat = excluded.lat`;
             return `insert into ${table} (${cols}) values (${vals}) on conflict (id) do update set ${set}`;
           }
+          case 'place':
+            return `update ${table} set lon = ${lon()}, lat = ${lat()}, ver = ${ver} where id = ${id}`;
           case 'move':
             return `update ${table} set grp = ${g()}, ver = ${ver} where id = ${id}`;
           case 'score':
@@ -236,8 +241,8 @@ export class Workload {
 export function prepopulateSql(ids: IdSpace): string {
   const half = (n: number): number => Math.max(1, Math.floor(n / 2));
   return `
-    insert into acct select g, g % ${ids.groups}, g % 1000, nextval('fault_ver'), 'seed' || g, case when g % 3 = 0 then null else 'note' || g end from generate_series(1, ${half(ids.acct)}) g;
-    insert into mv select g, g % ${ids.groups}, g % 1000, nextval('fault_ver'), 'seed' || g from generate_series(1, ${half(ids.mv)}) g;
+    insert into acct select g, g % ${ids.groups}, g % 1000, nextval('fault_ver'), 'seed' || g, case when g % 3 = 0 then null else 'note' || g end, (g * 7.31) % 360 - 180, (g * 3.17) % 170 - 85 from generate_series(1, ${half(ids.acct)}) g;
+    insert into mv select g, g % ${ids.groups}, g % 1000, nextval('fault_ver'), 'seed' || g, (g * 5.13) % 360 - 180, (g * 2.71) % 170 - 85 from generate_series(1, ${half(ids.mv)}) g;
     insert into doc select g, nextval('fault_ver'), 'seed' || g, ${docBodySql("seed' || g || '")} from generate_series(1, ${ids.doc}) g;
     insert into ck select t, g, nextval('fault_ver'), g from unnest(array[${TENANTS.map((t) => `'${t}'`).join(', ')}]) t, generate_series(1, ${half(ids.ck)}) g;
     insert into part select r, g, nextval('fault_ver'), g from unnest(array[${REGIONS.join(', ')}]) r, generate_series(1, ${half(ids.part)}) g;
