@@ -136,6 +136,11 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     if (config.http.port > 0) {
       http = await startHttpServer({ config, pipeline, metrics, monitor, backfills: bf, control, deliveries, fences, log }).catch((err: unknown) => {
         const code = (err as { code?: string }).code;
+        const socket = config.http.socket;
+        if (socket !== undefined && (code === 'EADDRINUSE' || code === 'EACCES' || code === 'ENOENT')) {
+          const why = code === 'EADDRINUSE' ? 'is in use by another process (or is not a socket): stop it, or set http.socket to another path' : code === 'EACCES' ? 'cannot be created here: permission denied' : 'cannot be created: its directory does not exist';
+          throw new SluiceError('http_socket', `the HTTP API's Unix socket ${socket} ${why}`);
+        }
         if (code === 'EADDRINUSE') throw new SluiceError('http_port_in_use', `HTTP port ${config.http.port} on ${config.http.host} is already in use: stop the other process or set http.port to another port (0 turns the API off)`);
         if (code === 'EACCES') throw new SluiceError('http_port_denied', `not allowed to listen on HTTP port ${config.http.port} on ${config.http.host}: use a port above 1023`);
         throw err;

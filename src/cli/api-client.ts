@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import type { SluiceConfig } from '../config/schema.js';
 import { SluiceError } from '../util/errors.js';
 
@@ -16,12 +17,15 @@ export class ApiClient {
   readonly base: string;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
+  /** http.socket: the instance listens on this Unix socket instead of a port */
+  private readonly socket: string | undefined;
 
   constructor(config: SluiceConfig, opts: { timeoutMs?: number } = {}) {
     if (config.http.port === 0) throw new SluiceError('http_off', 'http.port is 0, so there is no API to ask: set http.port in the config');
     // an instance listening on every interface is asked on the loopback one
     const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host === '::' ? '::1' : config.http.host;
-    this.base = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
+    this.socket = config.http.socket;
+    this.base = this.socket !== undefined ? `unix:${this.socket}` : `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
     this.headers = config.http.token ? { authorization: `Bearer ${config.http.token}` } : {};
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
@@ -42,22 +46,21 @@ export class ApiClient {
    * answer within the timeout), or when it refuses the token (401): one sentence, naming the URL.
    */
   async read<T>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>> {
-    let res: Response;
+    let res: { status: number; ok: boolean; text: () => Promise<string> };
+    // a content-type without a body is a 400 from the server (an empty JSON body)
+    const headers = body === undefined ? this.headers : { ...this.headers, 'content-type': 'application/json' };
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     try {
-      res = await fetch(`${this.base}${path}`, {
-        method,
-        // a content-type without a body is a 400 from the server (an empty JSON body)
-        headers: body === undefined ? this.headers : { ...this.headers, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
+      res = this.socket !== undefined
+        ? await unixRequest(this.socket, method, path, headers, payload, this.timeoutMs)
+        : await fetch(`${this.base}${path}`, { method, headers, body: payload, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
       throw new SluiceError(
         'not_running',
         timedOut
           ? `Sluice at ${this.base} did not answer ${method} ${path} within ${this.timeoutMs / 1000} s: is it stuck? Check its log, or restart it with sluice start`
-          : `no Sluice is answering at ${this.base}: start it with sluice start (with this config), or check http.host and http.port`,
+          : `no Sluice is answering at ${this.base}: start it with sluice start (with this config), or check ${this.socket !== undefined ? 'http.socket' : 'http.host and http.port'}`,
         { cause: err },
       );
     }
@@ -69,6 +72,9 @@ export class ApiClient {
       // not JSON: keep the text
     }
     if (res.status === 401) {
+      throw new SluiceError('unauthorized', `Sluice at ${this.base} needs a token: set http.token in the config to the token the instance was started with`);
+    }
+    if (res.status === 403 && apiErrorOf(parsed).code === 'forbidden') {
       throw new SluiceError('unauthorized', `Sluice at ${this.base} refused the token: set http.token in the config to the token the instance was started with`);
     }
     return { status: res.status, ok: res.ok, body: parsed as T };
@@ -79,6 +85,29 @@ export class ApiClient {
     if (!answer.ok) throw new SluiceError('api_error', `${method} ${path} failed (${answer.status}): ${apiErrorMessage(answer.body)}`);
     return answer.body as T;
   }
+}
+
+/** One request over a Unix socket (fetch cannot use one): the answer's status and text. */
+function unixRequest(socketPath: string, method: string, path: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; ok: boolean; text: () => Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath, method, path, headers: { ...headers, host: 'localhost', ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) }, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status, ok: status >= 200 && status < 300, text: () => Promise.resolve(text) });
+      });
+    });
+    req.on('timeout', () => {
+      const err = new Error('timed out');
+      err.name = 'TimeoutError';
+      req.destroy(err);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** One mistake in a request body, with its path inside the body (`tables[1]`). */

@@ -60,6 +60,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const DEFAULT_HTTP_PORT = 7376;
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
+/** the largest request body the API reads (Fastify's bodyLimit); a sink block is a few KB */
+export const DEFAULT_HTTP_BODY_LIMIT_BYTES = 1024 * 1024;
+/** what the kernel takes as a Unix socket's path (sun_path, with its NUL) */
+const MAX_SOCKET_PATH_BYTES = 107;
 export const DEFAULT_SLOT = 'sluice';
 export const DEFAULT_PUBLICATION = 'sluice';
 export const DEFAULT_STATE_SCHEMA = 'sluice';
@@ -110,7 +114,20 @@ export const httpSchema = strict({
   port: z.int().min(0).max(65535).default(DEFAULT_HTTP_PORT),
   host: nonEmptyString().default(DEFAULT_HTTP_HOST),
   token: z.string().min(1, { error: 'must not be empty (leave token out to run without one)' }).optional(),
+  /** a Unix socket to listen on instead of host:port (only local processes that may open the file can connect) */
+  socket: nonEmptyString()
+    .refine((p) => p.startsWith('/'), { error: 'must be an absolute path' })
+    .refine((p) => Buffer.byteLength(p) <= MAX_SOCKET_PATH_BYTES, { error: `must be at most ${MAX_SOCKET_PATH_BYTES} bytes long (the limit of a Unix socket's path)` })
+    .optional(),
+  /** requests with a larger body are refused (413) before they are read */
+  body_limit_bytes: positiveInt().default(DEFAULT_HTTP_BODY_LIMIT_BYTES),
 });
+
+/** true for host names and addresses that only this machine can reach (127.0.0.0/8, ::1, localhost) */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(?:\.\d{1,3}){3}$/.test(h) || /^::ffff:127(?:\.\d{1,3}){3}$/.test(h);
+}
 
 export const logSchema = strict({
   level: z.enum(LOG_LEVELS).default('info'),
@@ -156,6 +173,16 @@ const rawConfigSchema = strict({
 /** Cross-field rules. Runs even when parts are invalid (so every problem is reported at once). */
 function crossCheck(cfg: unknown, ctx: z.RefinementCtx): void {
   if (!isRecord(cfg)) return;
+  const http = isRecord(cfg.http) ? cfg.http : {};
+  // an API without a token may only be reachable from this machine (it creates sinks, runs their functions, shows failed rows)
+  const host = typeof http.host === 'string' ? http.host : DEFAULT_HTTP_HOST;
+  if (http.port !== 0 && http.socket === undefined && http.token === undefined && !isLoopbackHost(host)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['http', 'token'],
+      message: `is required when http.host is ${JSON.stringify(host)}, which other machines can reach: without it anyone who reaches the port could create sinks, run functions and read failed rows. Set a token, or listen on 127.0.0.1 or a Unix socket (http.socket)`,
+    });
+  }
   const redis = isRecord(cfg.redis) ? cfg.redis : undefined;
   const connectionNames = redis === undefined ? [] : Object.keys(redis);
   if (redis !== undefined) {

@@ -28,6 +28,8 @@ export const DEFAULT_FAILED_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_FAILED_ENVELOPE_MAX_BYTES = 1024 * 1024;
 
 export const SINK_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
+/** it names keys, metric labels and URL paths */
+export const SINK_NAME_MAX = 100;
 const TABLE_RE = new RegExp(`^(?:(${IDENT})\\.)?(${IDENT}|\\*)$`, 'u');
 
 // ---------------------------------------------------------------------------------------------
@@ -68,7 +70,10 @@ const actionsSchema = (defaults: SinkAction[]) =>
 const ALL_ACTIONS: SinkAction[] = ['insert', 'update', 'delete'];
 
 const commonSinkShape = {
-  name: z.string().regex(SINK_NAME_RE, { error: 'must match [a-z0-9][a-z0-9_-]* (lowercase letters, digits, _ and -)' }),
+  name: z
+    .string()
+    .regex(SINK_NAME_RE, { error: 'must match [a-z0-9][a-z0-9_-]* (lowercase letters, digits, _ and -)' })
+    .max(SINK_NAME_MAX, { error: `must be at most ${SINK_NAME_MAX} characters` }),
   /** a connection name from `redis:`; filled in (see defaultSinkRedis) when there is only one */
   redis: nonEmptyString().optional(),
   tables: z

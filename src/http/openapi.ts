@@ -359,13 +359,16 @@ function consolePage(operationId: string): Operation {
 
 let cached: Record<string, unknown> | null = null;
 
-/** The whole document. Every operation that needs the token also documents its 401. */
+/** The whole document. Every operation that needs the token also documents its 401 and 403. */
 export function openApiDocument(): Record<string, unknown> {
   if (cached) return cached;
   const paths = operations();
   for (const item of Object.values(paths)) {
     for (const op of Object.values(item)) {
-      if (op.security === undefined) op.responses[401] = error('`http.token` is set and the request does not carry it (`unauthorized`)');
+      if (op.security === undefined) {
+        op.responses[401] = error('`http.token` is set and the request does not carry it (`unauthorized`)');
+        op.responses[403] = error('the request carries another token than `http.token` (`forbidden`)');
+      }
     }
   }
   const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -1,5 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { registerSinkRoutes } from './sinks-routes.js';
 import { registerWaitRoute } from './wait-route.js';
@@ -9,8 +8,9 @@ import { SluiceError, errorMessage } from '../util/errors.js';
 import { Repairer } from '../verify/repair.js';
 import { registerMessageRoutes } from './messages-routes.js';
 import { registerRedisRoutes } from './redis-routes.js';
-import { isConsolePath, registerConsoleRoute } from './console-route.js';
-import { OPENAPI_PATH, registerOpenApiRoute } from './openapi.js';
+import { registerConsoleRoute } from './console-route.js';
+import { registerOpenApiRoute } from './openapi.js';
+import { clearStaleSocket, frameworkErrors, listenOptions, registerAccessControl, registerErrorHandler, restrictSocket } from './security.js';
 
 export interface HttpServer {
   readonly url: string;
@@ -30,7 +30,10 @@ export interface RegisteredRoute {
 /** API, console, /metrics and /health, listening. */
 export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
   const { app } = await buildHttpApp(deps);
-  const address = await app.listen({ port: deps.config.http.port, host: deps.config.http.host });
+  const http = deps.config.http;
+  if (http.socket !== undefined) await clearStaleSocket(http.socket);
+  const address = await app.listen(listenOptions(http));
+  if (http.socket !== undefined) restrictSocket(http.socket);
   deps.log.info({ url: address }, 'HTTP server listening');
   return { url: address, app, close: () => app.close() };
 }
@@ -41,20 +44,14 @@ export async function startHttpServer(deps: HttpDeps): Promise<HttpServer> {
  */
 export async function buildHttpApp(deps: HttpDeps): Promise<{ app: FastifyInstance; routes: RegisteredRoute[] }> {
   const { config, pipeline, metrics, monitor } = deps;
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, bodyLimit: config.http.body_limit_bytes, frameworkErrors });
   const routes: RegisteredRoute[] = [];
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) routes.push({ method, url: r.url });
   });
-  const token = config.http.token;
-  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    const path = req.url.split('?', 1)[0]!;
-    if (!token || req.url === '/health' || path === OPENAPI_PATH || isConsolePath(path)) return;
-    const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-    const a = Buffer.from(given);
-    const b = Buffer.from(token);
-    if (a.length !== b.length || !timingSafeEqual(a, b)) return apiError(reply, 401, 'unauthorized', 'missing or wrong bearer token: send Authorization: Bearer <http.token>');
-  });
+  // the token (401/403), no requests from other sites' pages, errors as the API's JSON
+  registerAccessControl(app, config.http);
+  registerErrorHandler(app, config.http, deps.log);
   // 200 only while the source streams and every sink can write; otherwise 503 naming each problem
   app.get('/health', async (_req, reply) => {
     const problems = pipeline.problems();

@@ -125,8 +125,8 @@ describe('console and failed-messages API, end to end', () => {
     assert.equal((await call('POST', '/api/sinks/preview', { token: null, body: {} })).status, 401);
     assert.equal((await call('GET', '/api/sinks/users/messages', { token: null })).status, 401);
     const wrong = await call('POST', msgPath('users', '0-0-0', 'discard'), { token: 'nope' });
-    assert.equal(wrong.status, 401);
-    assert.equal(wrong.json.error.code, 'unauthorized');
+    assert.equal(wrong.status, 403);
+    assert.equal(wrong.json.error.code, 'forbidden');
     assert.equal((await call('GET', '/health', { token: null })).status, 200);
     assert.equal((await call('GET', '/api/source')).status, 200);
   });

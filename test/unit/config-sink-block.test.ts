@@ -71,10 +71,10 @@ test('a valid block of each sink type gives the same sink as in sluice.yaml, def
     backfill: true,
     max_value_bytes: 16 * 1024 * 1024,
     max_transaction_rows: 20000,
+    on_schema_change: 'backfill',
   });
   const l = ok(VALID.list);
   assert.ok(l.type === 'list');
-    on_schema_change: 'backfill',
   assert.deepEqual(l.actions, ['insert']);
   assert.equal(l.push, 'append');
   const h = ok(VALID.hash);

@@ -74,7 +74,8 @@ async function call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string
   }
   if (res.ok || okStatuses.includes(res.status)) return json as T;
   const error = (json as Partial<ApiErrorBody> | null)?.error;
-  if (res.status === 401) for (const f of unauthorizedListeners) f();
+  // 401: no token sent, 403 `forbidden`: not the token in http.token
+  if (res.status === 401 || (res.status === 403 && error?.code === 'forbidden')) for (const f of unauthorizedListeners) f();
   throw new ApiError(res.status, error?.code ?? `http_${res.status}`, error?.message ?? `${method} ${path} answered ${res.status}`, error?.problems ?? []);
 }
 

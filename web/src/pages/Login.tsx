@@ -16,7 +16,7 @@ export function Login({ onDone, expired }: { onDone: () => void; expired: boolea
       onDone();
     } catch (err) {
       auth.clear();
-      setError(err instanceof ApiError && err.status === 401 ? 'This token is not the one in http.token.' : errorText(err));
+      setError(err instanceof ApiError && (err.status === 401 || err.status === 403) ? 'This token is not the one in http.token.' : errorText(err));
     } finally {
       setBusy(false);
     }
