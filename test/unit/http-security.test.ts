@@ -4,7 +4,8 @@
 // it may listen (the config refuses an exposed address without a token), and the Unix socket.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { lstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -180,10 +181,9 @@ describe('where the API may listen', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-sock-'));
     const socket = join(dir, 'api.sock');
     try {
-      // a file left by a process that is gone: a socket nobody listens on
-      const leftover = await startHttpServer(deps(config(`  socket: ${socket}\n`)));
-      await leftover.app.server.close();
-      writeFileSync(join(dir, 'other'), 'x');
+      // a file left by a process that is gone (killed while listening): a socket nobody listens on
+      spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socket)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+      assert.equal(lstatSync(socket).isSocket(), true, 'the stale socket file is there');
       const server = await startHttpServer(deps(config(`  socket: ${socket}\n  token: ${TOKEN}\n`)));
       try {
         assert.equal(statSync(socket).mode & 0o777, 0o600);
