@@ -96,6 +96,16 @@ describe('the API with a token', () => {
     }
   });
 
+  test('the console page: public, sent with a CSP that forbids framing and other origins', async () => {
+    const page = await app.inject({ method: 'GET', url: '/' });
+    assert.notEqual(page.statusCode, 401);
+    const csp = String(page.headers['content-security-policy']);
+    for (const directive of ["default-src 'none'", "frame-ancestors 'none'", "connect-src 'self'", "script-src 'self'", "form-action 'none'", "base-uri 'none'"]) assert.ok(csp.includes(directive), `${directive} in ${csp}`);
+    assert.equal(page.headers['x-frame-options'], 'DENY');
+    assert.equal(page.headers['x-content-type-options'], 'nosniff');
+    assert.doesNotMatch(page.body, new RegExp(TOKEN), 'the page does not hold the token');
+  });
+
   test('CORS is off: no Access-Control-Allow-* header, preflights refused', async () => {
     const preflight = await app.inject({ method: 'OPTIONS', url: '/api/sinks', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
     assert.ok(preflight.statusCode >= 400, String(preflight.statusCode));
