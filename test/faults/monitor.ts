@@ -24,9 +24,24 @@ export interface MonitorViolation {
   what: 'older value' | 'history shrank';
 }
 
+/** "0/16B3748" or "0/16B3740:19999" (a position inside a large transaction) → the LSN */
+export function lsnOf(position: string): bigint | undefined {
+  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)/.exec(position);
+  return m ? (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`) : undefined;
+}
+
+/** a change of a Sluice position key seen by the tracer */
+export interface PositionSample {
+  at: string;
+  key: string;
+  value: string;
+}
+
 export class Monitor {
   samples = 0;
   readonly violations: MonitorViolation[] = [];
+  /** Sluice's positions (sluice:pos:<sink>) as they moved, for the report of a lost change */
+  readonly positions: PositionSample[] = [];
   private readonly newest = new Map<string, number>();
   private readonly paused = new Set<Conn>();
   private stopping = false;
@@ -38,6 +53,26 @@ export class Monitor {
     private readonly rng: Rng,
     private readonly ids: IdSpace,
   ) {}
+
+  /** also follows these position keys on `conn` (every 10 ms, changes only) */
+  tracePositions(conn: Conn, keys: readonly string[]): void {
+    const view = this.views[conn];
+    const last = new Map<string, string>();
+    this.loops.push(
+      (async () => {
+        while (!this.stopping) {
+          await new Promise((r) => setTimeout(r, 10));
+          const values = await Promise.all(keys.map((k) => view.client.get(k).catch(() => null)));
+          keys.forEach((k, i) => {
+            const v = values[i];
+            if (v === null || v === undefined || last.get(k) === v) return;
+            last.set(k, v);
+            this.positions.push({ at: new Date().toISOString(), key: k, value: v });
+          });
+        }
+      })(),
+    );
+  }
 
   start(): void {
     for (const conn of Object.keys(this.views) as Conn[]) {

@@ -42,6 +42,8 @@ export interface RunSummary {
   pubsubReceived: number;
   notable: Record<string, number>;
   sluiceStarts: number;
+  /** recovery probes committed again because the first did not show up within 15 s */
+  probeRebumps: number;
   discrepancies: Discrepancy[];
   findings: Finding[];
   notCovered: string[];
@@ -87,6 +89,7 @@ export function formatReport(s: RunSummary): string {
     ['pub/sub messages checked', c ? `${num(c.messagesChecked)} received (at most once each, in commit order)` : '—'],
     ['monitor samples', `${num(s.monitorSamples)} (no key may go back to an older version)`],
     ['Sluice starts', String(s.sluiceStarts)],
+    ['recovery probes sent again', `${s.probeRebumps} (a probe not shown within 15 s)`],
     ...Object.entries(s.notable).map(([k, v]) => [`Sluice log: ${k}`, num(v)] as [string, string]),
     ['discrepancies', String(s.discrepancies.length)],
     ['findings (not data)', String(s.findings.length)],

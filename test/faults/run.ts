@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { check, type CheckResult, type Discrepancy } from './checker.js';
 import { FAULT_KINDS, NOT_COVERED, type FaultKind } from './faults.js';
-import { Monitor } from './monitor.js';
+import { Monitor, lsnOf } from './monitor.js';
 import { formatReport, type FaultRecord, type Finding, type RunSummary } from './report.js';
 import { Rng } from './rng.js';
 import { BEAT_RECOVERY, type IdSpace } from './schema.js';
@@ -44,19 +44,30 @@ const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RECOVERY_TIMEOUT_MS = 180_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** bumps the recovery beat in Postgres and waits until every Redis shows it; returns the ms taken */
+/** how often the probe commits its beat again while waiting (a lost beat must not stall the run) */
+const PROBE_REBUMP_MS = 15_000;
+let probeRebumps = 0;
+
+/**
+ * Commits a beat in Postgres and waits until every Redis shows it (or a later one); returns the
+ * ms taken. Every PROBE_REBUMP_MS without it, the beat is committed again: if Sluice lost the
+ * first one (the checker reports that from the history sinks), the run goes on.
+ */
 async function probe(env: FaultEnv, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
   const deadline = t0 + timeoutMs;
-  let n: number | undefined;
-  while (n === undefined) {
-    try {
-      n = Number((await env.pg.query(`update beat set n = n + 1 where id = ${BEAT_RECOVERY} returning n`)).rows[0].n);
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`Postgres did not take the probe within ${timeoutMs} ms: ${(err as Error).message}`);
-      await sleep(50);
+  const bump = async (): Promise<number> => {
+    for (;;) {
+      try {
+        return Number((await env.pg.query(`update beat set n = n + 1 where id = ${BEAT_RECOVERY} returning n`)).rows[0].n);
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`Postgres did not take the probe within ${timeoutMs} ms: ${(err as Error).message}`);
+        await sleep(50);
+      }
     }
-  }
+  };
+  const n = await bump();
+  let bumpedAt = Date.now();
   const waiting = new Set<Conn>(CONNS);
   while (waiting.size > 0) {
     for (const conn of [...waiting]) {
@@ -65,6 +76,12 @@ async function probe(env: FaultEnv, timeoutMs: number): Promise<number> {
     }
     if (waiting.size === 0) break;
     if (Date.now() > deadline) throw new Error(`not caught up after ${timeoutMs} ms: Redis ${[...waiting].join(', ')} does not show beat ${n}`);
+    if (Date.now() - bumpedAt > PROBE_REBUMP_MS) {
+      probeRebumps++;
+      env.log(`probe: beat ${n} not shown by ${[...waiting].join(', ')} after ${PROBE_REBUMP_MS} ms; committing another`);
+      await bump();
+      bumpedAt = Date.now();
+    }
     await sleep(20);
   }
   return Date.now() - t0;
@@ -146,6 +163,8 @@ export async function main(argv: string[]): Promise<number> {
     const sinceSeq = await maxSeq(env);
     await subscriber.start();
     monitor.start();
+    // where a lost change went: Sluice's position for two main sinks, as it moved
+    monitor.tracePositions('main', ['sluice:pos:acct-list', 'sluice:pos:mv-list']);
     workload.start();
     log(`workload started (history sinks are checked from audit seq ${sinceSeq})`);
 
@@ -211,6 +230,17 @@ export async function main(argv: string[]): Promise<number> {
       log(`check: ${result.discrepancies.length} discrepancies; checking again in 5 s (re-backfills may still run)`);
       await sleep(5000);
     }
+    // each lost transaction: when Sluice's position went past it, and the fault around then
+    for (const lostTx of result.lostTransactions) {
+      const at = lsnOf(lostTx.lsn)!;
+      const passed = monitor.positions.find((p) => (lsnOf(p.value) ?? 0n) > at);
+      const when = passed ? Date.parse(passed.at) : undefined;
+      const fault = when === undefined ? undefined : [...faults].reverse().find((f) => Date.parse(f.at) <= when);
+      const d = result.discrepancies.find((x) => x.kind === 'transaction missing from history sinks' && x.detail.startsWith(`txid ${lostTx.tx} `));
+      if (d && passed) {
+        d.detail += `; Sluice's position for ${passed.key.slice('sluice:pos:'.length)} went past it at ${passed.at} (to ${passed.value})${fault ? `, ${((when! - Date.parse(fault.at)) / 1000).toFixed(1)} s after fault #${fault.index} ${fault.kind} began` : ''}`;
+      }
+    }
     discrepancies.push(...result.discrepancies);
     subscriber.stop();
     const exit = env.sluice.proc ? await env.sluice.proc.stop(30_000) : undefined;
@@ -228,6 +258,7 @@ export async function main(argv: string[]): Promise<number> {
         if (existsSync(env.pg.logFile)) copyFileSync(env.pg.logFile, join(dir, 'postgres.log'));
         writeFileSync(join(dir, 'redis-main.log'), env.main.output.join('\n'));
         writeFileSync(join(dir, 'redis-volatile.log'), env.volatile.output.join('\n'));
+        writeFileSync(join(dir, 'positions.log'), monitor.positions.map((p) => `${p.at} ${p.key} ${p.value}`).join('\n'));
       } catch {
         // best effort
       }
@@ -252,6 +283,7 @@ export async function main(argv: string[]): Promise<number> {
     pubsubReceived: subscriber.received.length,
     notable: env.sluice.notable,
     sluiceStarts: env.sluice.starts,
+    probeRebumps,
     discrepancies,
     findings,
     notCovered: NOT_COVERED,
