@@ -238,6 +238,23 @@ describe('console in a browser, end to end', { skip }, () => {
     assert.deepEqual(errors, []);
   });
 
+  step('in a phone-wide window nothing is cut: the page never scrolls sideways (wide tables scroll in place)', async () => {
+    await page.setViewportSize({ width: 390, height: 800 });
+    const pages: [string, string][] = [
+      ['#/', '#sinks tr[data-sink="orders-cache"]'],
+      ['#/sinks/orders-cache', '#backfills li.backfill'],
+      ['#/sinks/users/messages', '#deliveries tbody tr'],
+      ['#/new', '#preview'],
+    ];
+    for (const [hash, content] of pages) {
+      await page.goto(`http://127.0.0.1:${env.httpPort}/${hash}`);
+      await visible(page.locator(content));
+      assert.ok(Number(await page.evaluate('document.documentElement.scrollWidth')) <= 390, `${hash} is wider than the window`);
+    }
+    await page.setViewportSize({ width: 1200, height: 820 });
+    assert.deepEqual(errors, []);
+  });
+
   step('delete the sink by keyboard, once confirmed (Escape cancels)', async () => {
     await page.goto(`http://127.0.0.1:${env.httpPort}/#/sinks/orders-cache`);
     const del = await visible(page.locator('.page-head').getByRole('button', { name: 'Delete' }));

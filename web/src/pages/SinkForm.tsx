@@ -67,18 +67,19 @@ function RedisTest({ name }: { name: string }) {
 export function SinkForm({ edit }: { edit?: string }) {
   const { sinks, source } = useLive();
   const original = edit === undefined ? undefined : sinks.data?.sinks.find((s) => s.name === edit);
-  const [state, setState] = useState<FormState>(emptyForm);
-  const [loadedFrom, setLoadedFrom] = useState<string | null>(null);
+  // the edit form starts from the stored block (never shown empty first)
+  const [state, setState] = useState<FormState>(() => (original ? formFromConfig(original.config) : emptyForm()));
+  const [loadedFrom, setLoadedFrom] = useState<string | null>(original?.name ?? null);
   const [problems, setProblems] = useState<readonly ApiProblem[]>([]);
   const [submitError, setSubmitError] = useState<string | null>(null);
   const [saving, setSaving] = useState(false);
   const [preview, setPreview] = useState<PreviewState>({ result: null, error: null, loading: false, outdated: false });
   const [limit, setLimit] = useState(5);
   const [action, setAction] = useState<PreviewAction>('insert');
-  const [shownFunctions, setShownFunctions] = useState<Set<FunctionKind>>(new Set());
+  const [shownFunctions, setShownFunctions] = useState<Set<FunctionKind>>(() => new Set(original ? FUNCTION_KINDS.filter((k) => (original.config[k] ?? '') !== '') : []));
   const seq = useRef(0);
 
-  // the edit form starts from the stored block, once it has arrived
+  // … or from the block once it has arrived (a page opened at #/sinks/x/edit)
   useEffect(() => {
     if (original && loadedFrom !== original.name) {
       const form = formFromConfig(original.config);
@@ -157,6 +158,7 @@ export function SinkForm({ edit }: { edit?: string }) {
   if (original && original.origin === 'config') {
     return <p>Sink <code>{original.name}</code> is defined in sluice.yaml: change it there and restart Sluice.</p>;
   }
+  if (edit !== undefined && loadedFrom === null) return <p class="muted">Loading…</p>;
 
   const typeFields = visibleFields(state);
   return (
