@@ -7,6 +7,7 @@ import { Pipeline } from './runtime/pipeline.js';
 import type { FailedLimits } from './plan/failed-messages.js';
 import { Deliveries } from './runtime/deliveries.js';
 import { Fences } from './runtime/fences.js';
+import { listenForFenceRequests } from './runtime/fence-requests.js';
 import { ProgressPublisher } from './runtime/progress.js';
 import { publishDefinitions } from './runtime/definitions.js';
 import { FenceEmitter } from './pg/fence-emitter.js';
@@ -104,6 +105,8 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       fenceWritten: () => metrics.fences.inc(),
     });
     pipeline.onBatchApplied(() => fences.check());
+    const stopFenceRequests = listenForFenceRequests(redis, fences, () => pipeline.sinks.map((s) => s.name), log);
+    cleanups.push(stopFenceRequests);
     // positions and sink definitions for sluice/client (read your writes, keyFor)
     const progress = new ProgressPublisher((sink) => {
       const s = pipeline.sinkRuntime(sink);
@@ -168,6 +171,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
           for (const s of pipeline.sinks) s.functions?.dispose();
           await monitor.stop();
           await http?.close();
+          await stopFenceRequests();
           await closeRedis(redis);
           await fenceEmitter.close();
           await state.close();

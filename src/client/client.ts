@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { appliedKey, sinkDefinitionKey } from '../core/keyspace.js';
-import type { Lsn } from '../core/lsn.js';
+import { appliedKey, FENCE_REQUEST_CHANNEL, sinkDefinitionKey } from '../core/keyspace.js';
+import { formatLsn, type Lsn } from '../core/lsn.js';
 import type { Position } from '../core/position.js';
 import { closeConn, isConn, keyPrefixOf, type Conn, type RedisInput } from './connection.js';
 import { redisError, SluiceClientError } from './errors.js';
@@ -231,7 +231,11 @@ export class SluiceClient {
       this.waiters.add(w);
       this.prepare(sinks).then(
         () => {
-          if (this.waiters.has(w) && sinks.every((s) => reaches(this.positions.get(s) ?? null, target))) this.settle(w, null);
+          if (!this.waiters.has(w)) return;
+          if (sinks.every((s) => reaches(this.positions.get(s) ?? null, target))) this.settle(w, null);
+          // not there yet: ask Sluice for a fence, so an idle database does not leave the wait to
+          // the next keepalive (a nudge only: the wait does not depend on it)
+          else this.command('asking for a fence', 'PUBLISH', FENCE_REQUEST_CHANNEL, `${formatLsn(target)} ${sinks.join(',')}`).catch(() => undefined);
         },
         (err: unknown) => this.settle(w, err instanceof Error ? err : redisError(err, 'reading applied positions')),
       );

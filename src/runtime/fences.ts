@@ -21,6 +21,8 @@ export interface FenceDeps {
   /** a wait ended: how, and how long it took */
   observe?(outcome: 'applied' | 'timeout', seconds: number): void;
   fenceWritten?(): void;
+  /** a client asked for a fence (through Redis) */
+  fenceRequested?(): void;
 }
 
 interface Waiter {
@@ -67,6 +69,16 @@ export class Fences {
     });
   }
 
+  /**
+   * A client (sluice/client, through Redis) waits for `lsn` elsewhere: if a sink has not reached
+   * it, write a fence so the stream brings the sinks past it.
+   */
+  nudge(lsn: Lsn, sinks: readonly string[]): void {
+    if (this.stopped || sinks.every((s) => this.reached(s, lsn))) return;
+    this.deps.fenceRequested?.();
+    this.requestFence();
+  }
+
   /** After each applied batch: wakes the waiters it served. */
   check(): void {
     for (const w of this.waiters) if (w.sinks.every((s) => this.reached(s, w.lsn))) this.finish(w, true);
@@ -90,13 +102,14 @@ export class Fences {
       this.again = true;
       return;
     }
+    // a fence for clients is written even when no HTTP waiter is left to serve
     this.emitting = true;
     this.deps.emit().then(
       () => this.deps.fenceWritten?.(),
       (err: unknown) => this.deps.log.warn({ err: errorMessage(err) }, 'could not write a fence in Postgres; waiters are served when the stream moves'),
     ).finally(() => {
       this.emitting = false;
-      if (this.again && !this.stopped && this.waiters.size > 0) {
+      if (this.again && !this.stopped) {
         this.again = false;
         this.requestFence();
       }

@@ -68,6 +68,7 @@ describe('sluice/client', () => {
     await env.pg.query(`
       create table products (id int primary key, price numeric);
       create table noise (id bigserial primary key, v text);
+      create table unpublished (id bigserial primary key, v text);
       create table lines (b int, a int, v text, primary key (a, b));
       insert into products values (1, 0), (2, 0);
       insert into lines values (2, 1, 'x');`);
@@ -160,6 +161,17 @@ describe('sluice/client', () => {
     } finally {
       await fetch(`${base}/api/sinks/other/resume`, { method: 'POST' });
     }
+  });
+
+  test('an idle database: a waitFor past the last published commit asks Sluice for a fence and is served at once, not at the next keepalive', async () => {
+    await app.query(`insert into unpublished (v) values ('x')`); // WAL that no sink streams
+    const lsn = await lsnNow();
+    const started = performance.now();
+    assert.equal(await client.waitFor(lsn, { timeoutMs: 10_000 }), true);
+    // a keepalive would take seconds (wal_sender_timeout / 2); a fence takes a round trip through the stream
+    assert.ok(performance.now() - started < 5000, `${Math.round(performance.now() - started)} ms`);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /sluice_fences_total [1-9]/);
   });
 
   test('an LSN beyond anything written times out (timeoutMs 0: one look)', async () => {
