@@ -88,6 +88,12 @@ export function appliedKey(sink: string): string {
   return `sluice:applied:${sink}`;
 }
 
+/**
+ * The channel clients publish an LSN on when they wait for it and the sinks are not there yet:
+ * Sluice writes a fence in Postgres, so the wait does not depend on the database being busy.
+ */
+export const FENCE_REQUEST_CHANNEL = 'sluice:fence-request';
+
 /** A sink's definition for clients (`keyFor`): JSON with its type, tables, templates and primary keys. */
 export function sinkDefinitionKey(sink: string): string {
   return `sluice:sink:${sink}`;
