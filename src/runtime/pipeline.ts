@@ -201,7 +201,7 @@ export class Pipeline {
         const pos = l?.skip ?? null;
         s.startPosition = s.position = s.written = pos;
         // paused with no position in Redis yet: it holds the slot where the slot is
-        if (pos === null && s.hold !== null) s.position = this.slotPosition();
+        if (pos === null && s.hold !== null) s.position = s.written = this.slotPosition();
         if (lane.behindCheck && pos !== null && slotConfirmed !== null && pos.lsn < slotConfirmed) {
           behind.push(s.name);
           this.opts.log.error({ sink: s.name, position: formatPosition(pos), slot: formatLsn(slotConfirmed) }, 'Redis is behind the replication slot: it lost writes');
@@ -257,7 +257,8 @@ export class Pipeline {
   async addSink(spec: SinkSpec, paused = false): Promise<SinkRuntime> {
     if (this.sinkRuntime(spec.sink.name)) throw new Error(`a sink named "${spec.sink.name}" exists`);
     const s = sinkRuntime(spec, this.planner.planned ?? this.slotPosition(), 'starting');
-    s.written = null;
+    // nothing before its start is for it: it holds the slot there until its first batch
+    s.written = s.position;
     this.sinkList = [...this.sinkList, s];
     try {
       const lane = await this.ensureLane(s.redis);
@@ -289,6 +290,8 @@ export class Pipeline {
     if (s.hold === null) s.hold = 'paused';
     // it holds the slot where it is: nothing before was for it (a sink with no position yet)
     s.position ??= this.planner.planned ?? this.slotPosition();
+    // what it has for sure, never what it will plan when it replays (the slot is held there)
+    s.written ??= s.position;
   }
 
   resumeSink(name: string): void {
