@@ -57,7 +57,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     const stored = await SinkControl.load(config, state, log);
     config.sinks.push(...stored.apiSinks);
     const apiNames = new Set(stored.apiSinks.map((s) => s.name));
-    const slotConfirmed = await prepare(config, log, (name) => apiNames.has(name));
+    const slotConfirmed = await prepare(config, log, (name) => apiNames.has(name), state);
     const metrics = new Metrics();
     const redis = new Map<string, RedisClient>();
     for (const [name, spec] of Object.entries(config.redis)) {
@@ -197,7 +197,7 @@ function failedLimitsOf(config: SluiceConfig, sink: string): FailedLimits {
 }
 
 /** Creates the slot and publication (or extends it); returns the slot's confirmed position (null: new slot). */
-async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean): Promise<Lsn | null> {
+async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean, state: StateStore): Promise<Lsn | null> {
   const admin = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-setup' }));
   await admin.connect().catch((err: unknown) => {
     throw new SluiceError('pg_connect', `cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}`, { cause: err });
@@ -209,6 +209,8 @@ async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) 
       (msg) => log.info(msg),
       (msg) => log.warn(msg),
     );
+    // sluice teardown drops the publication only if Sluice created it
+    if (source.publicationCreated) await state.recordCreated('publication', source.database, config.source.publication);
     return !source.slotCreated && source.slot.confirmedFlush ? parseLsn(source.slot.confirmedFlush) : null;
   } finally {
     await admin.end();

@@ -15,6 +15,7 @@ Commands:
   verify SINK        compare Postgres rows with the sink's Redis keys (--repair, --examples N)
   sinks              list, add, pause, resume or rm sinks of the running instance (sinks --help)
   messages           list, retry or discard a sink's failed messages (messages --help)
+  teardown           retire Sluice: drop its slot, its publication, its state (--keys, --yes)
 
 Options:
   -c, --config FILE  config file (default ./sluice.yaml, or $SLUICE_CONFIG)
@@ -23,6 +24,16 @@ Options:
 `;
 
 const COMMAND_HELP: Record<string, string> = {
+  teardown: `Usage: sluice teardown [-c sluice.yaml] [--keys] [--yes]
+
+Retires Sluice from the source database, for good: drops the replication slot (Postgres stops
+keeping WAL for it), the publication if Sluice created it (one it found is left, with the
+command that drops it), and the state schema (only Sluice's tables when the schema holds
+anything else). --keys also deletes Sluice's own keys in every Redis connection (positions,
+batch markers, failed messages, backfill records, indexes; every master of a Cluster); what the
+sinks wrote stays. Prints what it will do and asks first; --yes answers (needed without a
+terminal). Refuses while the slot is in use (sluice start running): stop it first.
+`,
   start: `Usage: sluice start [-c sluice.yaml] [--log-values]
 
 Creates the publication and replication slot if missing, then streams every committed change
@@ -139,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       cursor: { type: 'string' },
       'log-values': { type: 'boolean' },
+      keys: { type: 'boolean' },
     },
   });
   const [command, ...rest] = positionals;
@@ -165,6 +177,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./verify.js')).runVerify(values.config, rest[0], values.repair === true, values.examples);
     case 'sinks':
       return (await import('./sinks.js')).runSinks(values.config, rest[0], rest.slice(1), { json: values.json === true, file: values.file, yes: values.yes === true });
+    case 'teardown':
+      return (await import('./teardown.js')).runTeardown(values.config, { yes: values.yes === true, keys: values.keys === true });
     case 'messages':
       return (await import('./messages.js')).runMessages(values.config, rest[0], rest.slice(1), {
         json: values.json === true,

@@ -202,7 +202,8 @@ export class SinkControl {
         const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
         throw new ControlError(400, 'invalid_sink', `${problems[0]!.option}: ${problems[0]!.message}${more}`, problems.map((p) => ({ path: p.option, message: p.message })));
       }
-      await prepareSource(admin, { slot: this.config.source.slot, publication: this.config.source.publication, sinks: [{ name: sink.name, path: 'tables', tables: sink.tables }] }, (msg) => this.log.info(msg));
+      const prepared = await prepareSource(admin, { slot: this.config.source.slot, publication: this.config.source.publication, sinks: [{ name: sink.name, path: 'tables', tables: sink.tables }] }, (msg) => this.log.info(msg));
+      if (prepared.publicationCreated) await this.state.recordCreated('publication', prepared.database, this.config.source.publication);
     } catch (err) {
       if (err instanceof ControlError) throw err;
       throw new ControlError(503, 'publication_failed', `could not add the sink's tables to publication "${this.config.source.publication}": ${errorMessage(err)}`);

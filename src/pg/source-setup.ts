@@ -292,7 +292,7 @@ function isPublished(s: SourceState, qualified: string): boolean {
  * the slot when missing, and adds the sinks' tables to an existing publication.
  * Fails with one clear sentence when the source cannot work.
  */
-export async function prepareSource(client: pg.Client, wants: SourceWants, log: (msg: string) => void, warn: (msg: string) => void = log): Promise<SourceState & { slotCreated: boolean }> {
+export async function prepareSource(client: pg.Client, wants: SourceWants, log: (msg: string) => void, warn: (msg: string) => void = log): Promise<SourceState & { slotCreated: boolean; publicationCreated: boolean }> {
   let s = await readSourceState(client, wants);
   const findings = sourceFindings(s, wants);
   const errors = findings.filter((f) => f.severity === 'error');
@@ -303,6 +303,7 @@ export async function prepareSource(client: pg.Client, wants: SourceWants, log: 
   const useSchemas = s.serverVersion >= 150000;
   const exactTables = [...s.tables.keys()].filter((t) => !(useSchemas && schemaPatterns.includes(t.split('.')[0]!)));
   const tableList = (names: string[]): string => names.map((n) => n.split('.').map(quoteIdent).join('.')).join(', ');
+  const publicationCreated = !s.publication.exists;
   if (!s.publication.exists) {
     const parts: string[] = [];
     if (exactTables.length > 0) parts.push(`TABLE ${tableList(exactTables)}`);
@@ -330,7 +331,7 @@ export async function prepareSource(client: pg.Client, wants: SourceWants, log: 
     log(`created replication slot "${wants.slot}" (pgoutput)`);
   }
   s = await readSourceState(client, wants);
-  return { ...s, slotCreated };
+  return { ...s, slotCreated, publicationCreated };
 }
 
 export function splitTable(pattern: string): [string, string] {

@@ -51,7 +51,26 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    description: 'created_objects: what Sluice created in the source database (sluice teardown drops those only)',
+    sql: (s) => [
+      `CREATE TABLE ${s}.created_objects (
+        kind text NOT NULL CHECK (kind IN ('publication')),
+        database text NOT NULL,
+        name text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (kind, database, name)
+      )`,
+    ],
+  },
 ];
+
+/** The tables the migrations create (sluice teardown drops these and schema_migrations, and nothing else). */
+export function stateTables(): string[] {
+  const names = MIGRATIONS.flatMap((m) => m.sql('s').flatMap((stmt) => [...stmt.matchAll(/CREATE TABLE s\.(\w+)/g)].map((x) => x[1]!)));
+  return ['schema_migrations', ...names];
+}
 
 /** The highest version this Sluice knows. */
 export const LATEST_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

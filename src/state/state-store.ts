@@ -237,6 +237,14 @@ export class StateStore {
     );
   }
 
+  /**
+   * Records that Sluice created `name` (a publication) in the source database `database`, so that
+   * sluice teardown drops it (and leaves alone one it did not create).
+   */
+  async recordCreated(kind: 'publication', database: string, name: string): Promise<void> {
+    await this.run((c) => c.query(`INSERT INTO ${this.s}.created_objects (kind, database, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [kind, database, name]));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
