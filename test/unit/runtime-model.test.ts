@@ -69,6 +69,7 @@ interface Known {
 }
 
 const STRICT: Known = { nullHold: false, resetOverwrite: false, staleCatchUp: false, resumeInFlight: false };
+const modelSeed: number | undefined = process.env.SLUICE_MODEL_SEED !== undefined ? Number(process.env.SLUICE_MODEL_SEED) : process.env.CI ? 20261130 : undefined;
 const KNOWN: Known = STRICT; // every bug the model found is fixed: the main property runs with no steering
 
 // ---- the model -------------------------------------------------------------------------------
@@ -533,7 +534,9 @@ test(
   async () => {
     await fc.assert(
       fc.asyncProperty(fc.commands([command], { maxCommands: 40, size: 'max' }), (cmds) => run(cmds, KNOWN)),
-      { numRuns: Number(process.env.SLUICE_MODEL_RUNS ?? 100) },
+      // random seeds explore (fast-check prints the seed of a failure); CI runs a fixed one, so a
+      // rare interleaving found later is reported by a developer run, not by a red landing
+      { numRuns: Number(process.env.SLUICE_MODEL_RUNS ?? 100), ...(modelSeed === undefined ? {} : { seed: modelSeed }) },
     );
   },
 );
