@@ -46,8 +46,10 @@ function's error message.
   check: `Usage: sluice check [-c sluice.yaml]
 
 Checks without changing anything: the config (every mistake with its YAML path), Postgres
-connectivity, wal_level, replication privilege, tables and their keys, publication and slot,
-and each Redis connection. Prints one line per finding; exits 0 when all is well, 1 otherwise.
+connectivity, wal_level, replication privilege, tables and their keys, the columns each sink's
+templates and options name (with the closest one when misspelt), publication and slot, and each
+Redis connection (its database number too). Prints one line per finding; exits 0 when all is
+well, 1 otherwise.
 `,
   demo: `Usage: sluice demo [--dir DIR]
 
@@ -64,7 +66,8 @@ Asks the running instance (http.host and http.port of the config, with http.toke
   source   the slot's state, lag (bytes and time) and the WAL it retains; a warning for each
            paused sink, naming the WAL it holds in the slot
   sinks    one row each, from the config file or the API: type, origin, state, lag, WAL held
-           while paused, rate, failed messages; running backfills below
+           while paused, rate, failed messages waiting now and failures since start (a sink
+           whose failed messages are full is marked and warned of); running backfills below
 Rate is changes applied per second, measured between two reads of the sinks 1 s apart
 (--no-rate: one read, rate shown as "-"). Bytes are in kB/MB/GB of 1000.
 --json prints one JSON document for scripts: {"health": …, "source": …, "sinks": […]}, the API's
