@@ -55,13 +55,14 @@ export interface StartTcpProxyOptions {
   port?: number;
 }
 
-/** One direction of a connection: chunks from `from` written to `to`, honouring stall and delay. */
+/**
+ * One direction of a connection: chunks from `from` written to `to` strictly in order (one FIFO,
+ * one timer: a later chunk never overtakes an earlier one, whatever the delays), held while
+ * stalled, each written no earlier than its arrival plus the delay in force when it arrived.
+ */
 class Direction {
-  private queue: Buffer[] = [];
-  /** delayed chunks that came due while stalled (older than anything in `queue`) */
-  private held: Buffer[] = [];
-  private timerBusy = false;
-  private lastDue = 0;
+  private readonly queue: { chunk: Buffer; due: number }[] = [];
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly from: Socket,
@@ -73,33 +74,26 @@ class Direction {
 
   private onData(chunk: Buffer): void {
     this.proxy.stats.bytes += chunk.length;
-    if (this.proxy.stalled) {
-      this.queue.push(chunk);
-      this.from.pause();
-      return;
-    }
-    this.forward(chunk);
-  }
-
-  private forward(chunk: Buffer): void {
-    const ms = this.proxy.delayMs;
-    if (ms <= 0 && !this.timerBusy) {
+    if (this.proxy.stalled) this.from.pause();
+    if (this.queue.length === 0 && !this.proxy.stalled && this.proxy.delayMs <= 0) {
       this.write(chunk);
       return;
     }
-    // keep order: a chunk is never due before the one before it
-    const due = Math.max(Date.now() + ms, this.lastDue);
-    this.lastDue = due;
-    this.timerBusy = true;
+    this.queue.push({ chunk, due: Date.now() + this.proxy.delayMs });
+    this.pump();
+  }
+
+  /** writes what is due, in order, and waits for the head of the queue */
+  private pump(): void {
+    if (this.timer !== null || this.proxy.stalled) return;
+    while (this.queue.length > 0 && this.queue[0]!.due <= Date.now()) this.write(this.queue.shift()!.chunk);
+    if (this.queue.length === 0) return;
     const t = setTimeout(() => {
       this.proxy.timers.delete(t);
-      if (this.proxy.stalled) {
-        this.held.push(chunk);
-      } else {
-        this.write(chunk);
-      }
-      if (due >= this.lastDue) this.timerBusy = false;
-    }, Math.max(0, due - Date.now()));
+      this.timer = null;
+      this.pump();
+    }, Math.max(1, this.queue[0]!.due - Date.now()));
+    this.timer = t;
     this.proxy.timers.add(t);
   }
 
@@ -107,17 +101,23 @@ class Direction {
     if (!this.to.destroyed) this.to.write(chunk);
   }
 
-  /** after resume(): what waited goes out, then reading starts again */
+  /** after resume(): what waited goes out (in order, when due), then reading starts again */
   flush(): void {
-    const waiting = [...this.held, ...this.queue];
-    this.held = [];
-    this.queue = [];
-    for (const c of waiting) this.forward(c);
+    this.pump();
     if (!this.from.destroyed) this.from.resume();
   }
 
   pauseReading(): void {
     this.from.pause();
+  }
+
+  /** stall() while a timer waits: it stops; flush() starts it again */
+  stopTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.proxy.timers.delete(this.timer);
+      this.timer = null;
+    }
   }
 }
 
@@ -205,7 +205,12 @@ export async function startTcpProxy(opts: StartTcpProxyOptions): Promise<TcpProx
     },
     stall() {
       state.stalled = true;
-      for (const p of pairs) for (const d of p.directions) d.pauseReading();
+      for (const p of pairs) {
+        for (const d of p.directions) {
+          d.pauseReading();
+          d.stopTimer();
+        }
+      }
     },
     resume() {
       if (!state.stalled) return;
