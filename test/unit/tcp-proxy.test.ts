@@ -62,14 +62,15 @@ test('cut() resets open connections and refuses new ones for a while; stall() ho
   await new Promise<void>((r) => client.once('connect', () => r()));
   let got = '';
   client.on('data', (d: Buffer) => (got += d.toString()));
+  const current = (): string => got;
   proxy.stall();
   client.write('held');
   await sleep(100);
-  assert.equal(got, '', 'nothing passes while stalled');
+  assert.equal(current(), '', 'nothing passes while stalled');
   proxy.resume();
   const deadline = Date.now() + 5000;
-  while (got !== 'held' && Date.now() < deadline) await sleep(10);
-  assert.equal(got, 'held');
+  while (current() !== 'held' && Date.now() < deadline) await sleep(10);
+  assert.equal(current(), 'held');
   const closed = new Promise<void>((r) => client.once('close', () => r()));
   proxy.cut({ refuseMs: 300 });
   await closed;
