@@ -4,6 +4,7 @@ import type { Pipeline } from '../runtime/pipeline.js';
 import type { Logger } from '../util/log.js';
 import { errorMessage, SluiceError } from '../util/errors.js';
 import { BackfillWorker, backfillKey, type BackfillRecord } from './backfill-worker.js';
+import { AggregateBackfillWorker } from './aggregate-backfill.js';
 import { splitTable } from '../pg/source-setup.js';
 import { pgClientConfig } from '../pg/connection-config.js';
 import { sleep } from '../util/backoff.js';
@@ -24,8 +25,11 @@ export interface StartBackfillOptions {
   reason?: string | undefined;
 }
 
+/** A table's backfill: chunks between watermarks, or an aggregate sink's one GROUP BY read. */
+type TableWorker = Pick<BackfillWorker, 'open' | 'chunk' | 'close' | 'stop' | 'isStopped' | 'record'>;
+
 interface Running {
-  worker: BackfillWorker;
+  worker: TableWorker;
   samples: { at: number; rows: number }[];
 }
 
@@ -68,6 +72,7 @@ export class BackfillManager {
   async start(sinkName: string, opts: StartBackfillOptions): Promise<BackfillRecord[]> {
     const sink = this.pipeline.sinkRuntime(sinkName);
     if (!sink) throw new SluiceError('sink_not_found', `no sink named "${sinkName}"`);
+    if (sink.sink.type === 'aggregate' && opts.from) throw new SluiceError('bad_request', `sink "${sinkName}" is an aggregate: its backfill reads the whole table in one GROUP BY, so --from does not apply`);
     let tables = await this.expandTables(sink.tables);
     if (opts.table) {
       const want = opts.table.includes('.') ? opts.table : `public.${opts.table}`;
@@ -179,7 +184,8 @@ export class BackfillManager {
 
   private async runTable(record: BackfillRecord): Promise<void> {
     const key = `${record.sink}\u0000${record.table}`;
-    const worker = new BackfillWorker(this.pipeline, this.url, { ...record });
+    const aggregate = this.pipeline.sinkRuntime(record.sink)?.sink.type === 'aggregate';
+    const worker: TableWorker = aggregate ? new AggregateBackfillWorker(this.pipeline, this.url, { ...record }) : new BackfillWorker(this.pipeline, this.url, { ...record });
     const entry: Running = { worker, samples: [{ at: Date.now(), rows: record.rows }] };
     this.running.set(key, entry);
     const { log } = this;

@@ -2,6 +2,7 @@
 // channel) and a zset's `score`. `sluice check` and `sluice start` compare them with the tables'
 // real columns (pg/source-setup.ts), so that a misspelt column is reported before every row fails.
 import { parseTemplate } from '../core/template.js';
+import { parseMeasure } from './aggregate-measures.js';
 
 export interface ColumnUse {
   /** the option naming the column: key, field, member, channel or score */
@@ -39,5 +40,14 @@ export function sinkColumnUses(sink: Readonly<Record<string, unknown>>): ColumnU
     for (const p of parts) if (p.kind === 'column') add({ option, column: p.name, template: true });
   }
   if (sink.type === 'zset' && typeof sink.score === 'string') add({ option: 'score', column: sink.score, template: false });
+  if (sink.type === 'aggregate') {
+    // sum(column) in `measures` (option measures.<field>) or `score`
+    const measures = typeof sink.measures === 'object' && sink.measures !== null ? Object.entries(sink.measures) : [];
+    const texts: [string, unknown][] = [...measures.map(([f, v]): [string, unknown] => [`measures.${f}`, v]), ['score', sink.score]];
+    for (const [option, text] of texts) {
+      const m = typeof text === 'string' ? parseMeasure(text) : null;
+      if (m !== null && typeof m !== 'string' && m.kind === 'sum') add({ option, column: m.column, template: false });
+    }
+  }
   return out;
 }

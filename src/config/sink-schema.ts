@@ -3,8 +3,9 @@
 import { z } from 'zod';
 import { parseTemplate } from '../core/template.js';
 import { IDENT, IDENT_RE, nonEmptyString, positiveInt, strict } from './schema-helpers.js';
+import { parseMeasure } from './aggregate-measures.js';
 
-export const SINK_TYPES = ['string', 'hash', 'list', 'set', 'zset', 'stream', 'pubsub'] as const;
+export const SINK_TYPES = ['string', 'hash', 'list', 'set', 'zset', 'stream', 'pubsub', 'aggregate'] as const;
 export type SinkType = (typeof SINK_TYPES)[number];
 
 /** The actions a sink can subscribe to. `read` (backfill rows) is implied when backfill is on. */
@@ -31,6 +32,13 @@ export const SINK_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
 /** it names keys, metric labels and URL paths */
 export const SINK_NAME_MAX = 100;
 const TABLE_RE = new RegExp(`^(?:(${IDENT})\\.)?(${IDENT}|\\*)$`, 'u');
+
+/** An aggregate's measure: `count` or `sum(column)` (config/aggregate-measures.ts). */
+const measure = () =>
+  nonEmptyString().superRefine((t, ctx) => {
+    const m = parseMeasure(t);
+    if (typeof m === 'string') ctx.addIssue({ code: 'custom', message: m, input: t });
+  });
 
 // ---------------------------------------------------------------------------------------------
 // Templates: "sluice:{table}:{pk}" with {schema}, {table}, {pk} or a column name. They are checked
@@ -145,6 +153,18 @@ const typeSpecificShapes = {
     channel: template().default(DEFAULT_CHANNEL_TEMPLATE),
     value: z.enum(VALUE_FORMATS).default('message'),
   },
+  aggregate: {
+    type: z.literal('aggregate'),
+    // running totals are right only from the rows that exist already: the GROUP BY backfill runs first
+    backfill: z.boolean().default(true),
+    key: template(),
+    into: z.enum(['hash', 'zset']).default('hash'),
+    /** into: hash — field name → `count` or `sum(column)`; default `{count: count}` */
+    measures: z.record(nonEmptyString(), measure()).optional(),
+    /** into: zset */
+    member: template().optional(),
+    score: measure().optional(),
+  },
 } as const;
 
 /** For an unknown key in a sink: which other sink types have it. */
@@ -180,6 +200,22 @@ export const setSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.
 export const zsetSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.zset }, sinkKeyHint('zset'));
 export const streamSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.stream }, sinkKeyHint('stream'));
 export const pubsubSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.pubsub }, sinkKeyHint('pubsub'));
+export const aggregateSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.aggregate }, sinkKeyHint('aggregate')).superRefine((a, ctx) => {
+  const issue = (path: string, message: string): void => ctx.addIssue({ code: 'custom', path: [path], message });
+  if (a.into === 'hash') {
+    if (a.measures !== undefined && Object.keys(a.measures).length === 0) issue('measures', 'must map at least one hash field to count or sum(column), e.g. {orders: count, revenue: sum(amount)} (left out: {count: count})');
+    for (const k of ['member', 'score'] as const) if (a[k] !== undefined) issue(k, 'is only valid with into: zset (into: hash writes `measures`)');
+  } else {
+    if (a.member === undefined) issue('member', 'is required with into: zset (the sorted set member template, e.g. "{player}")');
+    if (a.score === undefined) issue('score', 'is required with into: zset: count or sum(column)');
+    if (a.measures !== undefined) issue('measures', 'is only valid with into: hash (into: zset scores each member by `score`)');
+  }
+  // GROUP BY of one table: the backfill and verify read it in one consistent query
+  if (a.tables.length !== 1 || a.tables[0]!.endsWith('.*')) issue('tables', 'an aggregate sink takes exactly one table (not a schema pattern): its groups are what GROUP BY computes over that table');
+  if (a.actions.length !== SINK_ACTIONS.length) issue('actions', 'an aggregate needs every insert, update and delete to stay equal to GROUP BY: leave actions out');
+  if (a.expire_ms !== undefined) issue('expire_ms', 'does not apply to aggregate sinks: an expired group would lose its running total');
+  for (const f of FUNCTION_OPTIONS) if (a[f] !== undefined) issue(f, 'is not available on aggregate sinks: a function cannot be applied alike to the old and new row of every change, nor to the GROUP BY read of a backfill');
+});
 
 /** One sink as written; `redis` may still be missing (see defaultSinkRedis). */
 export const sinkSchema = z.discriminatedUnion('type', [
@@ -190,6 +226,7 @@ export const sinkSchema = z.discriminatedUnion('type', [
   zsetSinkSchema,
   streamSinkSchema,
   pubsubSinkSchema,
+  aggregateSinkSchema,
 ]);
 
 // ---------------------------------------------------------------------------------------------

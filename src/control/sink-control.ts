@@ -8,7 +8,7 @@ import type { SinkSpec } from '../plan/route.js';
 import type { Pipeline } from '../runtime/pipeline.js';
 import type { StateStore, StoredSink } from '../state/state-store.js';
 import type { BackfillManager } from '../backfill/backfill-manager.js';
-import { columnProblems, prepareSource, readSourceState, sinkWantsOf } from '../pg/source-setup.js';
+import { aggregateProblems, columnProblems, prepareSource, readSourceState, sinkWantsOf } from '../pg/source-setup.js';
 import { pgClientConfig } from '../pg/connection-config.js';
 import { appliedKey, failedKey, backfillKey, reverseIndexKey, sinkDefinitionKey } from '../core/keyspace.js';
 import { publishDefinitions } from '../runtime/definitions.js';
@@ -197,7 +197,7 @@ export class SinkControl {
       // the columns its templates and options name must be in its tables (as sluice check says)
       const wanted = { ...sinkWantsOf([sink])[0]!, path: '' };
       const found = await readSourceState(admin, { slot: this.config.source.slot, publication: this.config.source.publication, sinks: [wanted] });
-      const problems = columnProblems(found, wanted).filter((p) => p.severity === 'error');
+      const problems = [...columnProblems(found, wanted), ...aggregateProblems(found, wanted, true)].filter((p) => p.severity === 'error');
       if (problems.length > 0) {
         const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
         throw new ControlError(400, 'invalid_sink', `${problems[0]!.option}: ${problems[0]!.message}${more}`, problems.map((p) => ({ path: p.option, message: p.message })));

@@ -15,12 +15,15 @@
  *   sluice:applied:<sink>          a sink's applied position, for read-your-writes clients; also the
  *                                    channel its progress is published on
  *   sluice:sink:<sink>             a sink's definition (templates, tables, primary keys) for clients
+ *   sluice:agg:<sink>:{tag}        an aggregate sink's groups in one hash slot: a hash from each
+ *                                    group to its row count (and exact sum: sinks/aggregate-sink.ts),
+ *                                    in the slot of the group's key
  *
  * A key written with a user's default template (`sluice:{table}:{pk}`) is data, not one of these.
  */
 
 /** The prefixes of Sluice's own keys. */
-export const OWN_KEY_PREFIXES: readonly string[] = ['sluice:pos:', 'sluice:batch:', 'sluice:failed:', 'sluice:backfill:', 'sluice:idx:', 'sluice:applied:', 'sluice:sink:'];
+export const OWN_KEY_PREFIXES: readonly string[] = ['sluice:pos:', 'sluice:batch:', 'sluice:failed:', 'sluice:backfill:', 'sluice:idx:', 'sluice:applied:', 'sluice:sink:', 'sluice:agg:'];
 
 /** Keys Sluice keeps for itself: never removed by a TRUNCATE or counted as data. */
 export function isOwnKey(key: string): boolean {
@@ -99,6 +102,25 @@ export function sinkDefinitionKey(sink: string): string {
   return `sluice:sink:${sink}`;
 }
 
+/**
+ * An aggregate sink's registry of groups in one hash slot (`tag` hashes to the slot of the
+ * groups' keys): field = the group (sinks/reverse-index.ts encodeEntry of key and member), value =
+ * `<row count>` or `<row count> <exact sum>`. Written by the same Lua script as the group.
+ */
+export function aggregateRegistryKey(sink: string, tag: string): string {
+  return `sluice:agg:${sink}:{${tag}}`;
+}
+
+/** SCAN MATCH pattern of every registry key of an aggregate sink (sink names hold no glob characters). */
+export function aggregateRegistryPattern(sink: string): string {
+  return `sluice:agg:${sink}:{*}`;
+}
+
+/** Is `key` one of `sink`'s aggregate registry keys? */
+export function isAggregateRegistryKey(sink: string, key: string): boolean {
+  return key.startsWith(`sluice:agg:${sink}:{`) && key.endsWith('}');
+}
+
 /** Pattern of every key Sluice may touch by default (own keys and default templates): the ACL check's. */
 export const SLUICE_KEY_PATTERN = 'sluice:*';
 
@@ -111,6 +133,14 @@ export const ACL_CHECK_KEY = 'sluice:check';
 export const WATERMARK_PREFIX = 'sluice';
 
 export type WatermarkKind = 'low' | 'high';
+
+/**
+ * The message an aggregate backfill writes in the same transaction as its GROUP BY read
+ * (backfill/aggregate-backfill.ts): the stream sets the groups where it meets it.
+ */
+export function aggregateMarkContent(windowId: string): string {
+  return `ag:${windowId}`;
+}
 
 /** A watermark message's content: `lw:<window id>` or `hw:<window id>`. */
 export function watermarkContent(kind: WatermarkKind, windowId: string): string {

@@ -56,7 +56,7 @@ export interface ApiSource {
 
 // ---- sinks -------------------------------------------------------------------------------
 
-export type ApiSinkType = 'string' | 'hash' | 'list' | 'set' | 'zset' | 'stream' | 'pubsub';
+export type ApiSinkType = 'string' | 'hash' | 'list' | 'set' | 'zset' | 'stream' | 'pubsub' | 'aggregate';
 export type ApiSinkAction = 'insert' | 'update' | 'delete';
 
 /**
@@ -90,6 +90,9 @@ export interface ApiSinkBlock {
   member?: string;
   score?: string;
   channel?: string;
+  /** aggregate */
+  into?: 'hash' | 'zset';
+  measures?: Record<string, string>;
 }
 
 /** A backfill of one table for one sink, with its progress. */

@@ -32,6 +32,8 @@ export interface SinkWants {
   functions?: readonly string[];
   /** created through the API: its column problems are warnings (see columnProblems) */
   api?: boolean;
+  /** an aggregate sink: its tables must be REPLICA IDENTITY FULL and its sums not floats (aggregateProblems) */
+  aggregate?: boolean;
 }
 
 /**
@@ -49,6 +51,7 @@ export function sinkWantsOf(sinks: readonly SinkConfig[], isApi: (name: string) 
       columns: sinkColumnUses(s),
       functions: (['filter', 'route'] as const).filter((f) => s[f] !== undefined),
       ...(api ? { api } : {}),
+      ...(s.type === 'aggregate' ? { aggregate: true } : {}),
     };
   });
 }
@@ -190,6 +193,7 @@ export function sourceFindings(s: SourceState, wants: SourceWants): Finding[] {
   if (s.missing.length === 0 && s.tables.size > 0 && [...s.tables].every(([n, t]) => !keyProblem(n, t))) add('ok', `${s.tables.size} table(s) found, each with a usable primary key or replica identity`);
   const columns = wants.sinks.flatMap((sink) => columnProblems(s, sink).map((p) => ({ severity: p.severity, message: `${sink.path}.${p.option}: ${p.message}` })));
   out.push(...columns);
+  for (const sink of wants.sinks) for (const p of aggregateProblems(s, sink)) add(p.severity, `${sink.path}.${p.option}: ${p.message}`);
   const named = wants.sinks.reduce((n, sink) => n + (sink.columns?.length ?? 0), 0);
   if (named > 0 && columns.length === 0) add('ok', `every column the sinks' templates and options name exists in their tables`);
   const notPublished = [...s.tables.keys()].filter((t) => !isPublished(s, t));
@@ -270,6 +274,37 @@ export function columnProblems(s: Pick<SourceState, 'sinkTables' | 'columns'>, s
         out.push({ severity: 'warn', option: use.option, message: `${problem}: every row of it becomes a failed message unless the sink's ${functions.join(' or ')} ${functions.length > 1 ? 'skip it or set the value' : 'takes care of it'}` });
       } else {
         out.push({ severity: 'error', option: use.option, message: problem });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * An aggregate sink takes each update's and delete's contribution from the old row: its table must
+ * be REPLICA IDENTITY FULL (else those changes are failed messages, and Redis drifts from GROUP BY).
+ * A float column cannot be summed exactly. Errors; for a sink created through the API, warnings
+ * at start (the API is how it is changed), errors when it is created.
+ */
+export function aggregateProblems(s: Pick<SourceState, 'sinkTables' | 'columns' | 'tables'>, sink: SinkWants, creating = false): ColumnProblem[] {
+  const out: ColumnProblem[] = [];
+  if (!sink.aggregate) return out;
+  const severity: Severity = sink.api && !creating ? 'warn' : 'error';
+  for (const table of s.sinkTables.get(sink.path) ?? []) {
+    const t = s.tables.get(table);
+    if (t && t.replident !== 'f') {
+      const now = t.replident === 'd' ? 'DEFAULT' : t.replident === 'i' ? 'USING INDEX' : 'NOTHING';
+      out.push({
+        severity,
+        option: 'tables',
+        message: `table ${table} is REPLICA IDENTITY ${now}, but an aggregate sink needs the whole old row of every update and delete to take its contribution away: run ALTER TABLE ${table} REPLICA IDENTITY FULL;`,
+      });
+    }
+    const cols = s.columns.get(table) ?? [];
+    for (const use of sink.columns ?? []) {
+      const col = use.template ? undefined : cols.find((c) => c.name === use.column);
+      if (col && (col.type === 'real' || col.type === 'double precision')) {
+        out.push({ severity, option: use.option, message: `column "${use.column}" of table ${table} is ${col.type}: a float cannot be summed exactly (each addition rounds); make it numeric (ALTER TABLE ${table} ALTER COLUMN ${use.column} TYPE numeric;)` });
       }
     }
   }

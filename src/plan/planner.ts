@@ -12,7 +12,7 @@ import { commandKeys, type RejectedCommand } from '../core/command.js';
 import { FailedStore, planFailure, type PlannedFailure } from './failed-messages.js';
 import type { Batch, Batcher, CommandOrigin, LanePart } from './batcher.js';
 import { changesFor, positionAfter, takesFrom, truncatedTables, type SinkRuntime } from './route.js';
-import { Windows, type Window } from './windows.js';
+import { Windows, WindowRetry, type Window } from './windows.js';
 
 /** What planning tells the runtime about (logs and metrics): no I/O here. */
 export interface PlanEvents {
@@ -100,13 +100,23 @@ export class Planner {
   }
 
   /** A logical message (inside a transaction committed at `at`, or alone): watermarks open and close windows. */
-  message(msg: LogicalMessage, _generation: number, at: Lsn = msg.lsn): void {
+  message(msg: LogicalMessage, generation: number, at: Lsn = msg.lsn): void {
     if (msg.prefix !== WATERMARK_PREFIX) return;
     const ev = this.windows.onWatermark(msg.content.toString('utf8'), at);
+    if (ev.kind === 'opened' && ev.window.opened) {
+      // an aggregate window: once this batch is applied, so is everything planned before the
+      // window was registered, and its backfill may read the registries Redis holds
+      const batch = this.batcher.open(this.planned);
+      const opened = ev.window.opened;
+      batch.onApplied.push(() => opened.resolve());
+      batch.onDropped.push(opened.reject);
+      return;
+    }
     if (ev.kind !== 'closed') return;
     const w = ev.window;
     try {
       if (w.mode === 'orphans') this.closeOrphans(w);
+      else if (w.mode === 'aggregate') this.closeAggregate(w, generation);
       else this.closeRows(w, msg.lsn);
     } catch (err) {
       w.reject(err instanceof Error ? err : new Error(errorMessage(err)));
@@ -175,6 +185,28 @@ export class Planner {
     if (changes.length > 0) this.planChanges(batch, part, sink, changes, meta, out);
     for (const cmd of w.extraCommands) out.bookkeeping(cmd);
     const result = { emitted: changes.length, skipped };
+    batch.onApplied.push(() => w.resolve(result));
+    batch.onDropped.push(w.reject);
+    this.batcher.settle(batch);
+  }
+
+  /**
+   * An aggregate backfill's mark: its groups are set here, in stream order, after every change
+   * its GROUP BY read holds and before any it does not. Only right when the sink has planned
+   * everything before the mark: a sink that is held, or resumed and replaying from an older
+   * position on a newer connection, does not take this one, and the read is taken again.
+   */
+  private closeAggregate(w: Window, generation: number): void {
+    const sink = this.sinks().find((s) => s.name === w.sink);
+    if (!sink) throw new Error(`sink "${w.sink}" was deleted`);
+    if (!takesFrom(sink, generation)) throw new WindowRetry(`sink "${sink.name}" was paused or resumed while its aggregate backfill read the table`);
+    const fill = w.aggregate;
+    if (!fill) throw new Error('the aggregate mark was seen before the groups were read');
+    const batch = this.batcher.open(this.planned);
+    const part = this.batcher.part(batch, sink.redis);
+    for (const cmd of fill.build(new Set([...fill.registries, ...w.touched]))) this.batcher.add(batch, part, cmd, null);
+    for (const cmd of w.extraCommands) this.batcher.add(batch, part, cmd, null);
+    const result = { emitted: fill.groups, skipped: 0 };
     batch.onApplied.push(() => w.resolve(result));
     batch.onDropped.push(w.reject);
     this.batcher.settle(batch);

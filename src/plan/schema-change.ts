@@ -1,5 +1,6 @@
 import type { TableInfo } from '../core/change.js';
 import { parseTemplate } from '../core/template.js';
+import { measureTexts, summedColumns } from '../config/aggregate-measures.js';
 
 /**
  * Schema changes that reach Redis. A table's shape is its columns (name and type, in order); when
@@ -58,6 +59,8 @@ export function sinkDependsOn(sink: SinkShape, diff: SchemaDiff): boolean {
   if (!changed) return false;
   if (WHOLE_ROW_SINKS.has(sink.type) || sink.hasTransform) return true;
   const touched = new Set([...diff.dropped, ...diff.retyped]);
+  // an aggregate's sums: `sum(column)` in measures or score
+  if (sink.type === 'aggregate' && summedColumns(measureTexts(sink.options)).some((c) => touched.has(c))) return true;
   for (const o of COLUMN_OPTIONS) {
     const v = sink.options[o];
     if (typeof v === 'string' && touched.has(v)) return true;

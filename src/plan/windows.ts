@@ -17,8 +17,31 @@ import type { Lsn } from '../core/lsn.js';
  *        └──────cancel──────────┴──► cancelled
  *
  * Pure: no I/O. Used by backfills (rows), failed-message retry (rows) and orphan sweeps (keys).
+ *
+ * Aggregate backfills (mode `aggregate`) close differently: a rows window cannot work for running
+ * totals, since a snapshot read between two watermarks holds an unknown part of the changes the
+ * stream applies as increments in between. Their read is one transaction that locks the table
+ * against writers (SHARE), writes the message `ag:<id>` and reads the GROUP BY: the snapshot holds
+ * exactly the table's transactions committed before it, and the message comes in the stream after
+ * all of them and before any later one. The window closes there: the groups are set, and those
+ * Redis holds but the read does not are removed. Which those are is read from the sink's group
+ * registries after the low watermark's batch is applied (`opened`), plus the registries the sink
+ * writes from the window's registration on (tracked like an orphan window's keys).
  */
-export type WindowMode = 'rows' | 'orphans';
+export type WindowMode = 'rows' | 'orphans' | 'aggregate';
+
+/** What an aggregate backfill read (filled before its message is committed). */
+export interface AggregateFill {
+  /** groups the read found */
+  readonly groups: number;
+  /** registry keys Redis held after the low watermark was applied */
+  readonly registries: readonly string[];
+  /** the commands that set the groups, given every registry to sweep (pure) */
+  readonly build: (registries: ReadonlySet<string>) => RedisCommand[];
+}
+
+/** The window cannot close where its mark is (its sink was paused or resumed meanwhile): read again. */
+export class WindowRetry extends Error {}
 
 export interface WindowResult {
   emitted: number;
@@ -38,9 +61,12 @@ export interface Window {
   readonly touched: Set<string>;
   rows: Tuple[] | null;
   orphans: string[] | null;
+  aggregate: AggregateFill | null;
   extraCommands: RedisCommand[];
   readonly resolve: (r: WindowResult) => void;
   readonly reject: (err: Error) => void;
+  /** aggregate: settles once the low watermark's batch is applied (or the window is cancelled) */
+  opened: { resolve: () => void; reject: (err: Error) => void } | null;
 }
 
 export type WatermarkEvent =
@@ -57,8 +83,26 @@ export class Windows {
 
   register(id: string, mode: WindowMode, sink: string, table: TableInfo | null): Promise<WindowResult> {
     return new Promise<WindowResult>((resolve, reject) => {
-      this.windows.set(id, { id, mode, sink, table, open: false, openedAt: null, touched: new Set(), rows: null, orphans: null, extraCommands: [], resolve, reject });
+      this.windows.set(id, { id, mode, sink, table, open: false, openedAt: null, touched: new Set(), rows: null, orphans: null, aggregate: null, extraCommands: [], resolve, reject, opened: null });
     });
+  }
+
+  /** An aggregate backfill's window: `opened` settles once its low watermark is applied, `applied` once its groups are. */
+  registerAggregate(id: string, sink: string, table: TableInfo): { applied: Promise<WindowResult>; opened: Promise<void> } {
+    const applied = this.register(id, 'aggregate', sink, table);
+    const w = this.windows.get(id)!;
+    const opened = new Promise<void>((resolve, reject) => {
+      w.opened = { resolve, reject };
+    });
+    opened.catch(() => undefined); // a cancelled window rejects both; `applied` is the one awaited last
+    return { applied, opened };
+  }
+
+  fillAggregate(id: string, fill: AggregateFill, extraCommands: RedisCommand[]): void {
+    const w = this.windows.get(id);
+    if (!w || w.mode !== 'aggregate') throw new Error(`aggregate window ${id} is not open`);
+    w.aggregate = fill;
+    w.extraCommands = extraCommands;
   }
 
   get(id: string): Window | undefined {
@@ -82,6 +126,7 @@ export class Windows {
     const w = this.windows.get(id);
     if (!w) return;
     this.windows.delete(id);
+    w.opened?.reject(new Error(reason));
     w.reject(new Error(reason));
   }
 
@@ -104,7 +149,7 @@ export class Windows {
       w.openedAt ??= at;
       return { kind: 'opened', window: w };
     }
-    if (kind === 'hw:') {
+    if (kind === (w.mode === 'aggregate' ? 'ag:' : 'hw:')) {
       this.windows.delete(w.id);
       return { kind: 'closed', window: w };
     }
@@ -129,11 +174,14 @@ export class Windows {
     }
   }
 
-  /** Open orphan windows of a sink: the keys it writes while they are open are not orphans. */
+  /**
+   * Open orphan windows of a sink (the keys it writes while they are open are not orphans), and its
+   * aggregate windows from their registration (the registries it writes must be swept too).
+   */
   keyTrackers(sink: string): Set<string>[] | null {
     if (this.windows.size === 0) return null;
     let out: Set<string>[] | null = null;
-    for (const w of this.windows.values()) if (w.mode === 'orphans' && w.open && w.sink === sink) (out ??= []).push(w.touched);
+    for (const w of this.windows.values()) if (w.sink === sink && ((w.mode === 'orphans' && w.open) || w.mode === 'aggregate')) (out ??= []).push(w.touched);
     return out;
   }
 

@@ -168,6 +168,10 @@ export class FailedMessages {
   async retry(sinkName: string, given: string): Promise<{ id: string; outcome: RetryOutcome }> {
     const runtime = this.pipeline.sinkRuntime(sinkName);
     if (!runtime) throw new SluiceError('sink_not_found', `no sink named "${sinkName}"`);
+    if (runtime.sink.type === 'aggregate') {
+      // a contribution retried alone could count twice (a backfill since, or half of an update applied)
+      throw new SluiceError('cannot_retry', `sink "${sinkName}" is an aggregate: a failed message's contribution cannot be retried on its own; fix the cause, backfill the sink (it sets every group from GROUP BY) and discard the failed messages`);
+    }
     const pos = parseMessageId(given);
     if (pos === null) throw new SluiceError('message_not_found', `sink "${sinkName}" has no failed message ${given} (ids look like 0-16B3748-0)`);
     const id = messageId(pos.lsn, pos.idx);

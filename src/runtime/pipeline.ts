@@ -38,7 +38,7 @@ import { readFailedSizes } from './failed-sizes.js';
 import { planEvents } from './plan-events.js';
 import { nextPipelineState, type PipelineState } from '../plan/states.js';
 import { ResendState, respec, sinkRuntime, type SinkRuntime, type SinkSpec } from '../plan/route.js';
-import { Windows, type WindowMode, type WindowResult } from '../plan/windows.js';
+import { Windows, type AggregateFill, type WindowMode, type WindowResult } from '../plan/windows.js';
 import { errorMessage } from '../util/errors.js';
 import { RowLookups } from './lookups.js';
 import { Applier, type AppliedBatch } from './applier.js';
@@ -338,6 +338,18 @@ export class Pipeline {
   /** An orphan sweep: keys collected after the low watermark are deleted at the high one, except those written in between. */
   openOrphanWindow(sinkName: string): { id: string; applied: Promise<WindowResult> } {
     return this.openWindow('orphans', sinkName, null);
+  }
+
+  /** An aggregate backfill (plan/windows.ts): `opened` once its low watermark is applied, `applied` once its groups are. */
+  openAggregateWindow(sinkName: string, table: TableInfo): { id: string; opened: Promise<void>; applied: Promise<WindowResult> } {
+    if (!this.sinkRuntime(sinkName)) throw new Error(`no sink named "${sinkName}"`);
+    const id = randomUUID();
+    return { id, ...this.windows.registerAggregate(id, sinkName, table) };
+  }
+
+  /** What the aggregate read found; call before its transaction (and mark) commits. */
+  fillAggregateWindow(id: string, fill: AggregateFill, extraCommands: RedisCommand[]): void {
+    this.windows.fillAggregate(id, fill, extraCommands);
   }
 
   private openWindow(mode: WindowMode, sinkName: string, table: TableInfo | null): { id: string; applied: Promise<WindowResult> } {

@@ -7,6 +7,7 @@ import { createSetSink } from './set-sink.js';
 import { createZsetSink } from './zset-sink.js';
 import { createStreamSink } from './stream-sink.js';
 import { createPubsubSink } from './pubsub-sink.js';
+import { createAggregateSink } from './aggregate-sink.js';
 import { SluiceError } from '../util/errors.js';
 
 /** Builds the sink module for one configured sink. */
@@ -32,5 +33,7 @@ export function createSink(cfg: SinkConfig): Sink {
         throw new SluiceError('sink_option_unsupported', `sink "${cfg.name}": expire_ms does not apply to pubsub sinks (Redis keeps nothing to expire); remove it`);
       }
       return createPubsubSink({ name: cfg.name, channel: cfg.channel, value: cfg.value, maxValueBytes: cfg.max_value_bytes });
+    case 'aggregate':
+      return createAggregateSink({ name: cfg.name, key: cfg.key, into: cfg.into, measures: cfg.measures, member: cfg.member, score: cfg.score });
   }
 }

@@ -8,6 +8,7 @@ import { createSink } from '../sinks/index.js';
 import type { RedisCommand, Sink } from '../sinks/sink.js';
 import { SluiceError, errorMessage } from '../util/errors.js';
 import { isOwnKey } from '../core/keyspace.js';
+import { compareAggregate } from './aggregate-compare.js';
 import {
   batch,
   copyChunks,
@@ -180,6 +181,8 @@ async function checkAll(redis: RedisClient, exps: readonly Expectation[]): Promi
 export async function compareSink(config: SluiceConfig, sinkName: string, opts: CompareOptions = {}): Promise<VerifyResult> {
   const cfg = config.sinks.find((s) => s.name === sinkName);
   if (!cfg) throw new CannotVerifyError(`no sink named "${sinkName}" in the config (sinks: ${config.sinks.map((s) => s.name).join(', ')})`);
+  // an aggregate's groups are compared with GROUP BY, not row by row
+  if (cfg.type === 'aggregate') return compareAggregate(config, cfg, opts);
   const reason = unverifiableReason(cfg);
   if (reason) throw new CannotVerifyError(reason);
   let sink: Sink;

@@ -88,6 +88,12 @@ export class Repairer {
 
   private async sweep(view: RepairView): Promise<void> {
     const cfg = this.config.sinks.find((s) => s.name === view.sink)!;
+    if (cfg.type === 'aggregate') {
+      // its backfill sets every group from GROUP BY and removes the others: nothing left to sweep
+      view.orphans.state = 'skipped';
+      view.orphans.notes = ['an aggregate backfill removes the groups GROUP BY does not have: no orphan sweep'];
+      return;
+    }
     const runtime = this.pipeline.sinkRuntime(view.sink)!;
     const sink = runtime.sink;
     const redis = this.pipeline.redisFor(view.sink);

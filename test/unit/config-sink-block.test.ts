@@ -5,6 +5,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { ConfigProblem } from '../../src/config/errors.js';
 import { parseSinkBlock, type SinkConfig } from '../../src/config/sink-block.js';
 import { at } from '../support/at.js';
+import { SINK_TYPES } from '../../src/config/sink-schema.js';
 
 const ONE = { redisNames: ['cache'] };
 const TWO = { redisNames: ['cache', 'queue'] };
@@ -99,7 +100,7 @@ test('redis: the only connection is the default; with several it is required; it
 test('an unknown key is named, with a "did you mean" hint, or the sink types it belongs to', () => {
   assert.deepEqual(pairs(problems({ ...VALID.string, expir_ms: 1000 })), [['expir_ms', 'unknown key "expir_ms"; did you mean "expire_ms"?']]);
   assert.deepEqual(pairs(problems({ ...VALID.string, member: '{sku}' })), [
-    ['member', 'unknown key "member" (not an option of string sinks; it belongs to set, zset sinks)'],
+    ['member', 'unknown key "member" (not an option of string sinks; it belongs to set, zset, aggregate sinks)'],
   ]);
   const p = at(problems({ ...VALID.string, colour: 'blue' }), 0);
   assert.equal(p.path, 'colour');
@@ -111,9 +112,9 @@ test('a value of the wrong type', () => {
   assert.deepEqual(pairs(problems({ ...VALID.string, tables: 'products' })), [['tables', 'must be a list (got "products")']]);
   assert.deepEqual(pairs(problems({ ...VALID.string, backfill: 'yes' })), [['backfill', 'must be true or false (got "yes")']]);
   assert.deepEqual(pairs(problems({ ...VALID.string, tables: ['products', 42] })), [['tables[1]', 'must be a string (got 42)']]);
-  assert.deepEqual(pairs(problems({ ...VALID.string, type: 'strng' })), [['type', 'must be one of string, hash, list, set, zset, stream, pubsub (got "strng")']]);
+  assert.deepEqual(pairs(problems({ ...VALID.string, type: 'strng' })), [['type', `must be one of ${SINK_TYPES.join(', ')} (got "strng")`]]);
   const { type: _, ...noType } = VALID.string;
-  assert.deepEqual(pairs(problems(noType)), [['type', 'is required: one of string, hash, list, set, zset, stream, pubsub']]);
+  assert.deepEqual(pairs(problems(noType)), [['type', `is required: one of ${SINK_TYPES.join(', ')}`]]);
 });
 
 test('the name is required and must be a valid sink name', () => {

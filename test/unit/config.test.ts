@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError, configPathFrom, loadConfig, parseConfig } from '../../src/config/load.js';
 import type { ConfigProblem } from '../../src/config/load.js';
 import { at, entry } from '../support/at.js';
-import { closestKey } from '../../src/config/schema.js';
+import { closestKey, SINK_TYPES } from '../../src/config/schema.js';
 import type {
   HashSinkConfig,
   ListSinkConfig,
@@ -261,7 +261,7 @@ test('an option of another sink type is named as such', () => {
     tables: [t]
     member: "{pk}"
 `);
-  expectProblem(text, 'sinks[0].member', lineOf(text, 'member'), 'unknown key "member" (not an option of string sinks; it belongs to set, zset sinks)');
+  expectProblem(text, 'sinks[0].member', lineOf(text, 'member'), 'unknown key "member" (not an option of string sinks; it belongs to set, zset, aggregate sinks)');
 });
 
 test('unknown key in tls', () => {
@@ -419,17 +419,17 @@ test('bad enum value: sink type (the message format of the spec)', () => {
     type: strng
     tables: [t]
 `);
-  const p = expectProblem(text, 'sinks[0].type', 8, 'must be one of string, hash, list, set, zset, stream, pubsub (got "strng")');
+  const p = expectProblem(text, 'sinks[0].type', 8, `must be one of ${SINK_TYPES.join(', ')} (got "strng")`);
   assert.equal(p.column, 5);
   assert.throws(
     () => parse(text),
-    (err: unknown) => err instanceof ConfigError && err.message === 'sluice.yaml:8:5 sinks[0].type: must be one of string, hash, list, set, zset, stream, pubsub (got "strng")',
+    (err: unknown) => err instanceof ConfigError && err.message === `sluice.yaml:8:5 sinks[0].type: must be one of ${SINK_TYPES.join(', ')} (got "strng")`,
   );
 });
 
 test('missing sink type', () => {
   const text = minimal('  - { name: s, tables: [t] }\n');
-  expectProblem(text, 'sinks[0].type', lineOf(text, 'name: s'), 'is required: one of string, hash, list, set, zset, stream, pubsub');
+  expectProblem(text, 'sinks[0].type', lineOf(text, 'name: s'), `is required: one of ${SINK_TYPES.join(', ')}`);
 });
 
 test('bad enum values: actions, log level, hash mode, list push', () => {
@@ -757,7 +757,7 @@ log: { level: loud }
   assert.equal(error.name, 'ConfigError');
   assert.equal(error.file, 'sluice.yaml');
   assert.deepEqual(error.message.split('\n'), [
-    'sluice.yaml:4:16 sinks[0].type: must be one of string, hash, list, set, zset, stream, pubsub (got "strng")',
+    `sluice.yaml:4:16 sinks[0].type: must be one of ${SINK_TYPES.join(', ')} (got "strng")`,
     'sluice.yaml:5:7 sinks[1].name: duplicate sink name "a" (also used by sinks[0])',
     'sluice.yaml:5:49 sinks[1].max_lenght: unknown key "max_lenght"; did you mean "max_length"?',
     'sluice.yaml:6:8 log.level: must be one of trace, debug, info, warn, error (got "loud")',

@@ -11,6 +11,7 @@ export const SINK_TYPES: readonly { type: ApiSinkType; writes: string }[] = [
   { type: 'zset', writes: 'a sorted set with one member per row, scored by a column' },
   { type: 'stream', writes: 'a Redis stream of changes' },
   { type: 'pubsub', writes: 'publishes every change on a channel' },
+  { type: 'aggregate', writes: 'counts and exact sums per group, as GROUP BY computes them: a hash per group, or a member per group in a sorted set' },
 ];
 
 export const ACTIONS: readonly ApiSinkAction[] = ['insert', 'update', 'delete'];
@@ -25,7 +26,8 @@ export type FieldName = keyof ApiSinkBlock & string;
 export interface FieldSpec {
   name: FieldName;
   label: string;
-  kind: 'template' | 'column' | 'number' | 'select';
+  /** measures: `field: count, field: sum(column)`, sent as a map; measure: `count` or `sum(column)` */
+  kind: 'template' | 'column' | 'number' | 'select' | 'measures' | 'measure';
   options?: readonly string[];
   /** the server's default, shown as the placeholder; undefined: required, or none */
   default?: string;
@@ -37,6 +39,7 @@ export interface FieldSpec {
 
 const KEY_HINT = 'A template: {schema}, {table}, {pk} or a column, e.g. "order:{id}".';
 const fieldMode = (v: Readonly<Record<string, string>>): boolean => v.mode === 'field';
+const intoZset = (v: Readonly<Record<string, string>>): boolean => v.into === 'zset';
 
 /** The options only this type has, in the order the form shows them. */
 export const TYPE_FIELDS: Readonly<Record<ApiSinkType, readonly FieldSpec[]>> = {
@@ -72,6 +75,13 @@ export const TYPE_FIELDS: Readonly<Record<ApiSinkType, readonly FieldSpec[]>> = 
   pubsub: [
     { name: 'channel', label: 'Channel', kind: 'template', default: 'sluice:{table}:{pk}', hint: 'A template, like a key.' },
     { name: 'value', label: 'Value', kind: 'select', options: ['message', 'record'], default: 'message', hint: 'message: the change envelope; record: the row.' },
+  ],
+  aggregate: [
+    { name: 'key', label: 'Group key', kind: 'template', required: true, hint: 'The group, e.g. "customer:{customer_id}:revenue". The table must be REPLICA IDENTITY FULL.' },
+    { name: 'into', label: 'Into', kind: 'select', options: ['hash', 'zset'], default: 'hash', hint: 'hash: one hash per group, a field per measure; zset: one member per group in the sorted set of the key.' },
+    { name: 'measures', label: 'Measures', kind: 'measures', hint: 'Hash fields and what they count: "orders: count, revenue: sum(amount)". Empty: "count: count".', when: (v) => !intoZset(v) },
+    { name: 'member', label: 'Member', kind: 'template', required: true, hint: 'The group\'s member in the sorted set, e.g. "{player}".', when: intoZset },
+    { name: 'score', label: 'Score', kind: 'measure', required: true, hint: '"count" or "sum(column)".', when: intoZset },
   ],
 };
 

@@ -24,7 +24,7 @@ export function formFromConfig(cfg: ApiSinkBlock): FormState {
   const fields: Record<string, string> = {};
   for (const f of [...TYPE_FIELDS[cfg.type], ...COMMON_FIELDS]) {
     const v = cfg[f.name];
-    if (v !== undefined && v !== null) fields[f.name] = String(v);
+    if (v !== undefined && v !== null) fields[f.name] = typeof v === 'object' && !Array.isArray(v) ? measuresText(v) : String(v);
   }
   return {
     name: cfg.name,
@@ -43,6 +43,23 @@ export function visibleFields(state: FormState): FieldSpec[] {
   return TYPE_FIELDS[state.type].filter((f) => !f.when || f.when(state.fields));
 }
 
+/** An aggregate's measures as the form shows them: `orders: count, revenue: sum(amount)`. */
+export function measuresText(measures: Readonly<Record<string, string>>): string {
+  return Object.entries(measures).map(([field, m]) => `${field}: ${m}`).join(', ');
+}
+
+/** The form's measures text as the map the server takes (a part without `:` is kept whole, for the server to refuse). */
+export function measuresFromText(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  // commas inside sum(…) never occur (one column), so a comma always separates two measures
+  for (const part of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const at = part.indexOf(':');
+    if (at < 0) out[part] = '';
+    else out[part.slice(0, at).trim()] = part.slice(at + 1).trim();
+  }
+  return out;
+}
+
 export function splitTables(text: string): string[] {
   return text.split(/[\s,]+/).filter((t) => t !== '');
 }
@@ -55,7 +72,7 @@ export function blockFromForm(state: FormState, opts: { includeBackfill: boolean
   for (const f of [...visibleFields(state), ...COMMON_FIELDS]) {
     const text = (state.fields[f.name] ?? '').trim();
     if (text === '') continue;
-    block[f.name] = f.kind === 'number' && /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : text;
+    block[f.name] = f.kind === 'number' && /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : f.kind === 'measures' ? measuresFromText(text) : text;
   }
   for (const kind of FUNCTION_KINDS) if (state.functions[kind].trim() !== '') block[kind] = state.functions[kind];
   if (opts.includeBackfill && state.backfill) block.backfill = true;
