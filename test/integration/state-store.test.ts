@@ -4,7 +4,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { startPostgresForSuite } from '../harness/postgres.js';
 import { StateStore } from '../../src/state/state-store.js';
-import { LATEST_VERSION } from '../../src/state/migrations.js';
+import { LATEST_VERSION, stateTables } from '../../src/state/migrations.js';
 import { SluiceError } from '../../src/util/errors.js';
 
 const log = pino({ level: 'silent' });
@@ -231,7 +231,7 @@ describe('StateStore', () => {
     const raw = await openRaw(url);
     try {
       const r = await raw.query(`select table_name from information_schema.tables where table_schema = 'sluice_prod' order by 1`);
-      assert.deepEqual(r.rows.map((x: { table_name: string }) => x.table_name), ['schema_migrations', 'sink_events', 'sinks']);
+      assert.deepEqual(r.rows.map((x: { table_name: string }) => x.table_name), stateTables().sort());
     } finally {
       await raw.end();
     }

@@ -98,7 +98,7 @@ describe('sluice status, and a bounded stop while Redis is down', () => {
     assert.match(text.out, /^health {3}ok$/m, text.out);
     assert.match(text.out, /^source {3}slot "sluice" streaming, lag .+ WAL retained /m, text.out);
     assert.match(text.out, /^SINK +TYPE +ORIGIN +STATE +LAG +LAG BYTES +HELD WAL +RATE +FAILED NOW +FAILED TOTAL$/m, text.out);
-    assert.match(text.out, /^users +string +config +active +\S+( ms| s) +\S+ \S*B +- +\S+\/s +0$/m, text.out);
+    assert.match(text.out, /^users +string +config +active +\S+( ms| s) +\S+ \S*B +- +\S+\/s +0 +0$/m, text.out);
     assert.match(text.out, /^events +list +api +active /m, text.out);
 
     const json = await statusJson();
@@ -123,7 +123,7 @@ describe('sluice status, and a bounded stop while Redis is down', () => {
     assert.equal(after.code, 0, after.err);
     assert.match(after.out, /^health {3}ok \(paused: events\)$/m, after.out);
     assert.match(after.out, /^warning  paused sink "events" holds \d+(\.\d+)? (B|kB|MB) of WAL in slot "sluice"/m, after.out);
-    assert.match(after.out, /^events +list +api +paused +- +\d+(\.\d+)? (B|kB|MB) +\d+(\.\d+)? (B|kB|MB) +- +0$/m, after.out);
+    assert.match(after.out, /^events +list +api +paused +- +\d+(\.\d+)? (B|kB|MB) +\d+(\.\d+)? (B|kB|MB) +- +0 +0$/m, after.out);
 
     assert.equal((await call('POST', '/api/sinks/events/resume')).status, 200);
     await eventually(() => redis.llen('events:b'), (n) => n === 199, 20_000, 'the resumed sink catching up');
