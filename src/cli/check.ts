@@ -2,9 +2,9 @@ import pg from 'pg';
 import { configPathFrom, loadConfig } from '../config/load.js';
 import { readSourceState, sinkWantsOf, sourceFindings } from '../pg/source-setup.js';
 import type { Finding } from '../util/findings.js';
-import { checkRedisConnection } from '../redis/inspect.js';
+import { checkRedisConnection, sinkOnlyCommands } from '../redis/inspect.js';
 import { dirname } from 'node:path';
-import { createSink } from '../sinks/index.js';
+import { createSink, sinkWarnings } from '../sinks/index.js';
 import { SinkFunctions } from '../functions/index.js';
 import { errorMessage } from '../util/errors.js';
 import { describePgUrl } from '../pg/url.js';
@@ -21,6 +21,7 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
     } catch (err) {
       findings.push({ severity: 'error', message: `sinks[${i}]: ${errorMessage(err)}` });
     }
+    for (const w of sinkWarnings(s)) findings.push({ severity: 'warn', message: `sinks[${i}].${w.option}: ${w.message}` });
     try {
       SinkFunctions.fromConfig(s, dirname(path)).dispose();
     } catch (err) {
@@ -46,8 +47,8 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
     await client?.end().catch(() => undefined);
   }
   for (const [name, spec] of Object.entries(config.redis)) {
-    const used = config.sinks.some((s) => s.redis === name);
-    findings.push(...(await checkRedisConnection(name, spec, used)));
+    const sinks = config.sinks.filter((s) => s.redis === name);
+    findings.push(...(await checkRedisConnection(name, spec, sinks.length > 0, sinkOnlyCommands(sinks))));
   }
   for (const f of findings) {
     const line = `${f.severity.padEnd(5)} ${f.message}\n`;

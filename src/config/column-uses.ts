@@ -1,19 +1,23 @@
 // The columns a sink's options name: `{column}` placeholders of its templates (key, field, member,
-// channel) and a zset's `score`. `sluice check` and `sluice start` compare them with the tables'
+// channel, element) and the options that are column names (a zset's `score`, a geo sink's
+// `longitude` and `latitude`, a bitmap's `offset`). `sluice check` and `sluice start` compare them with the tables'
 // real columns (pg/source-setup.ts), so that a misspelt column is reported before every row fails.
 import { parseTemplate } from '../core/template.js';
 import { parseMeasure } from './aggregate-measures.js';
 
 export interface ColumnUse {
-  /** the option naming the column: key, field, member, channel or score */
+  /** the option naming the column: key, field, member, channel, element, score, longitude, latitude or offset */
   readonly option: string;
   readonly column: string;
-  /** the option is a template (a `{column}` placeholder), else a column name (score) */
+  /** the option is a template (a `{column}` placeholder), else a column name (score, …), whose value must be a number */
   readonly template: boolean;
 }
 
 /** The options of each sink type that are templates. */
-const TEMPLATE_OPTIONS = ['key', 'field', 'member', 'channel'] as const;
+const TEMPLATE_OPTIONS = ['key', 'field', 'member', 'channel', 'element'] as const;
+
+/** The options that name a numeric column, per sink type. */
+const NUMBER_COLUMN_OPTIONS: Readonly<Record<string, readonly string[]>> = { zset: ['score'], geo: ['longitude', 'latitude'], bitmap: ['offset'] };
 
 /**
  * Every column a sink's options name, in option order, each (option, column) once. A template that
@@ -39,7 +43,10 @@ export function sinkColumnUses(sink: Readonly<Record<string, unknown>>): ColumnU
     }
     for (const p of parts) if (p.kind === 'column') add({ option, column: p.name, template: true });
   }
-  if (sink.type === 'zset' && typeof sink.score === 'string') add({ option: 'score', column: sink.score, template: false });
+  for (const option of NUMBER_COLUMN_OPTIONS[String(sink.type)] ?? []) {
+    const column = sink[option];
+    if (typeof column === 'string') add({ option, column, template: false });
+  }
   if (sink.type === 'aggregate') {
     // sum(column) in `measures` (option measures.<field>) or `score`
     const measures = typeof sink.measures === 'object' && sink.measures !== null ? Object.entries(sink.measures) : [];

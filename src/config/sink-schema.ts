@@ -5,7 +5,7 @@ import { parseTemplate } from '../core/template.js';
 import { IDENT, IDENT_RE, nonEmptyString, positiveInt, strict } from './schema-helpers.js';
 import { parseMeasure } from './aggregate-measures.js';
 
-export const SINK_TYPES = ['string', 'hash', 'list', 'set', 'zset', 'stream', 'pubsub', 'aggregate'] as const;
+export const SINK_TYPES = ['string', 'hash', 'list', 'set', 'zset', 'stream', 'pubsub', 'geo', 'hyperloglog', 'bitmap', 'aggregate'] as const;
 export type SinkType = (typeof SINK_TYPES)[number];
 
 /** The actions a sink can subscribe to. `read` (backfill rows) is implied when backfill is on. */
@@ -77,6 +77,8 @@ const actionsSchema = (defaults: SinkAction[]) =>
 
 const ALL_ACTIONS: SinkAction[] = ['insert', 'update', 'delete'];
 
+const columnName = () => z.string().regex(IDENT_RE, { error: 'must be a column name' });
+
 const commonSinkShape = {
   name: z
     .string()
@@ -103,10 +105,10 @@ const commonSinkShape = {
   failed_max_messages: positiveInt().optional(),
   failed_max_bytes: positiveInt().optional(),
   failed_envelope_max_bytes: positiveInt().optional(),
-  /** inline function source, or a path to a .ts/.js module */
-  filter: nonEmptyString().optional(),
   /** when a table's columns change: backfill the table again (the rows in Redis no longer match), or ignore it */
   on_schema_change: z.enum(['backfill', 'ignore']).default('backfill'),
+  /** inline function source, or a path to a .ts/.js module */
+  filter: nonEmptyString().optional(),
   transform: nonEmptyString().optional(),
   route: nonEmptyString().optional(),
 };
@@ -120,7 +122,8 @@ const typeSpecificShapes = {
   hash: {
     type: z.literal('hash'),
     key: template().default(DEFAULT_KEY_TEMPLATE),
-    mode: z.enum(['row', 'field']).default('row'),
+    /** default: `field` when `field` is given, else `row` */
+    mode: z.enum(['row', 'field']).optional(),
     field: template().optional(),
     value: z.enum(VALUE_FORMATS).optional(),
   },
@@ -141,17 +144,38 @@ const typeSpecificShapes = {
     type: z.literal('zset'),
     key: template(),
     member: template(),
-    score: z.string().regex(IDENT_RE, { error: 'must be a column name' }),
+    score: columnName(),
   },
   stream: {
     type: z.literal('stream'),
     key: template().default(DEFAULT_STREAM_KEY_TEMPLATE),
     max_length: positiveInt().optional(),
+    /** entries older than this, relative to the change's commit time, are trimmed (MINID) */
+    max_age_ms: positiveInt().optional(),
   },
   pubsub: {
     type: z.literal('pubsub'),
     channel: template().default(DEFAULT_CHANNEL_TEMPLATE),
     value: z.enum(VALUE_FORMATS).default('message'),
+  },
+  geo: {
+    type: z.literal('geo'),
+    key: template(),
+    member: template(),
+    longitude: columnName(),
+    latitude: columnName(),
+  },
+  hyperloglog: {
+    type: z.literal('hyperloglog'),
+    // a HyperLogLog cannot forget an element: deletes are left out unless asked for (sluice check warns)
+    actions: actionsSchema(['insert', 'update']),
+    key: template(),
+    element: template(),
+  },
+  bitmap: {
+    type: z.literal('bitmap'),
+    key: template(),
+    offset: columnName(),
   },
   aggregate: {
     type: z.literal('aggregate'),
@@ -186,11 +210,14 @@ export const hashSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes
       for (const k of ['field', 'value'] as const) {
         if (h[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'is only valid with mode: field (mode: row writes one hash field per column)' });
       }
+    } else if (h.mode === undefined && h.field === undefined && h.value !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['value'], message: 'is only valid in field mode: give `field` (the hash field template, e.g. "{pk}"); without it each row is a hash of its columns' });
     }
   })
   .transform((h) => {
-    const { field, value, ...rest } = h;
-    return h.mode === 'field'
+    // `field` alone selects field mode
+    const { field, value, mode, ...rest } = h;
+    return (mode ?? (field !== undefined ? 'field' : 'row')) === 'field'
       ? { ...rest, mode: 'field' as const, field: field as string, value: value ?? ('record' as ValueFormat) }
       : { ...rest, mode: 'row' as const };
   });
@@ -200,6 +227,9 @@ export const setSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.
 export const zsetSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.zset }, sinkKeyHint('zset'));
 export const streamSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.stream }, sinkKeyHint('stream'));
 export const pubsubSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.pubsub }, sinkKeyHint('pubsub'));
+export const geoSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.geo }, sinkKeyHint('geo'));
+export const hyperloglogSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.hyperloglog }, sinkKeyHint('hyperloglog'));
+export const bitmapSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.bitmap }, sinkKeyHint('bitmap'));
 export const aggregateSinkSchema = strict({ ...commonSinkShape, ...typeSpecificShapes.aggregate }, sinkKeyHint('aggregate')).superRefine((a, ctx) => {
   const issue = (path: string, message: string): void => ctx.addIssue({ code: 'custom', path: [path], message });
   if (a.into === 'hash') {
@@ -226,6 +256,9 @@ export const sinkSchema = z.discriminatedUnion('type', [
   zsetSinkSchema,
   streamSinkSchema,
   pubsubSinkSchema,
+  geoSinkSchema,
+  hyperloglogSinkSchema,
+  bitmapSinkSchema,
   aggregateSinkSchema,
 ]);
 

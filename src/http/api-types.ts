@@ -56,7 +56,7 @@ export interface ApiSource {
 
 // ---- sinks -------------------------------------------------------------------------------
 
-export type ApiSinkType = 'string' | 'hash' | 'list' | 'set' | 'zset' | 'stream' | 'pubsub' | 'aggregate';
+export type ApiSinkType = 'string' | 'hash' | 'list' | 'set' | 'zset' | 'stream' | 'pubsub' | 'geo' | 'hyperloglog' | 'bitmap' | 'aggregate';
 export type ApiSinkAction = 'insert' | 'update' | 'delete';
 
 /**
@@ -87,9 +87,14 @@ export interface ApiSinkBlock {
   field?: string;
   push?: 'append' | 'prepend';
   max_length?: number;
+  max_age_ms?: number;
   member?: string;
   score?: string;
   channel?: string;
+  longitude?: string;
+  latitude?: string;
+  element?: string;
+  offset?: string;
   /** aggregate */
   into?: 'hash' | 'zset';
   measures?: Record<string, string>;

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { Cluster } from 'ioredis';
-import type { RedisConnectionConfig } from '../config/schema.js';
+import type { RedisConnectionConfig, SinkConfig } from '../config/schema.js';
 import type { Finding } from '../util/findings.js';
 import { connectRedis, createRedisClient, describeRedis, explainRedisError, redisUsername, trackLastError, usesTls, type RedisClient } from './connect.js';
 import { errorMessage } from '../util/errors.js';
@@ -35,6 +35,25 @@ export const SLUICE_COMMANDS: readonly (readonly string[])[] = [
   ['PING'],
 ];
 
+/**
+ * Commands only some sinks send, checked only when such a sink writes to the connection (a user
+ * whose ACL allows what its sinks need is not asked for more).
+ */
+export function sinkOnlyCommands(sinks: readonly SinkConfig[]): string[][] {
+  const out = new Map<string, string[]>();
+  for (const s of sinks) {
+    if (s.type === 'geo') out.set('GEOADD', ['GEOADD', KEY, '0', '0', 'm']);
+    else if (s.type === 'hyperloglog') out.set('PFADD', ['PFADD', KEY, 'e']);
+    else if (s.type === 'bitmap') out.set('SETBIT', ['SETBIT', KEY, '0', '1']);
+    else if (s.type === 'aggregate') {
+      // what its scripts call besides the commands every sink sends (ACLs apply inside scripts)
+      for (const cmd of [['HGET', KEY, 'f'], ['EXISTS', KEY], ['ZSCORE', KEY, 'm'], ['HKEYS', KEY]]) out.set(cmd[0]!, cmd);
+    }
+    else if (s.type === 'stream' && s.max_age_ms !== undefined && s.max_length !== undefined) out.set('XTRIM', ['XTRIM', KEY, 'MINID', '~', '0']);
+  }
+  return [...out.values()];
+}
+
 interface AclGaps {
   /** lowercase command names the user may not run */
   commands: Set<string>;
@@ -56,9 +75,9 @@ function classifyDenial(text: string, command: string, gaps: AclGaps): void {
 }
 
 /** ACL DRYRUN (Redis 7+): needs permission to run ACL; undefined when that is not allowed. */
-async function gapsByDryRun(node: Redis, user: string): Promise<AclGaps | undefined> {
+async function gapsByDryRun(node: Redis, user: string, commands: readonly (readonly string[])[]): Promise<AclGaps | undefined> {
   const gaps = noGaps();
-  for (const cmd of [['MULTI'], ['EXEC'], ...SLUICE_COMMANDS]) {
+  for (const cmd of [['MULTI'], ['EXEC'], ...commands]) {
     let reply: unknown;
     try {
       reply = await node.call('ACL', 'DRYRUN', user, ...cmd);
@@ -77,7 +96,7 @@ async function gapsByDryRun(node: Redis, user: string): Promise<AclGaps | undefi
  * Queues every command inside a MULTI and DISCARDs it: Redis checks ACLs when queuing, so each
  * reply is QUEUED or NOPERM, and nothing runs. Works for any user allowed MULTI and DISCARD.
  */
-async function gapsByQueuedProbe(node: Redis): Promise<AclGaps> {
+async function gapsByQueuedProbe(node: Redis, commands: readonly (readonly string[])[]): Promise<AclGaps> {
   const gaps = noGaps();
   const probe = node.duplicate({ lazyConnect: true, enableOfflineQueue: true, retryStrategy: () => null, connectionName: 'sluice-check-acl' });
   probe.on('error', () => undefined);
@@ -98,7 +117,7 @@ async function gapsByQueuedProbe(node: Redis): Promise<AclGaps> {
       return gaps;
     }
     try {
-      for (const [name, ...args] of SLUICE_COMMANDS) {
+      for (const [name, ...args] of commands) {
         try {
           await probe.call(name!, ...args);
         } catch (err) {
@@ -115,16 +134,16 @@ async function gapsByQueuedProbe(node: Redis): Promise<AclGaps> {
   }
 }
 
-async function aclGaps(node: Redis, user: string | undefined): Promise<AclGaps> {
+async function aclGaps(node: Redis, user: string | undefined, commands: readonly (readonly string[])[]): Promise<AclGaps> {
   let name = user;
   if (name === undefined) {
     name = await Promise.resolve(node.call('ACL', 'WHOAMI')).then(String, () => undefined);
   }
   if (name !== undefined) {
-    const viaDryRun = await gapsByDryRun(node, name);
+    const viaDryRun = await gapsByDryRun(node, name, commands);
     if (viaDryRun) return viaDryRun;
   }
-  return gapsByQueuedProbe(node);
+  return gapsByQueuedProbe(node, commands);
 }
 
 function mergeGaps(all: AclGaps[]): AclGaps {
@@ -236,7 +255,8 @@ export async function databaseFinding(name: string, client: RedisClient): Promis
  * version, mode (standalone; cluster state and slot coverage; the master a sentinel setup
  * points to), eviction policy, and whether the ACL user may run every command Sluice uses.
  */
-export async function checkRedisConnection(name: string, spec: RedisConnectionConfig, used: boolean): Promise<Finding[]> {
+/** `sinkCommands`: commands beyond SLUICE_COMMANDS that the connection's sinks send (sinkOnlyCommands). */
+export async function checkRedisConnection(name: string, spec: RedisConnectionConfig, used: boolean, sinkCommands: readonly (readonly string[])[] = []): Promise<Finding[]> {
   const out: Finding[] = [];
   const where = describeRedis(spec);
   const tls = usesTls(spec);
@@ -298,7 +318,8 @@ export async function checkRedisConnection(name: string, spec: RedisConnectionCo
     }
     try {
       const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client];
-      const gaps = mergeGaps(await Promise.all(nodes.map((n) => aclGaps(n, user))));
+      const commands = [...SLUICE_COMMANDS, ...sinkCommands];
+      const gaps = mergeGaps(await Promise.all(nodes.map((n) => aclGaps(n, user, commands))));
       const f = aclFinding(name, spec, user, gaps);
       if (f) out.push(f);
     } catch (err) {

@@ -17,7 +17,7 @@ import { messageId, parseMessageId, storedMessageId, type MessagePosition } from
 import type { Pipeline, SinkRuntime } from '../runtime/pipeline.js';
 
 /** Sinks that hold the current state of rows: a retry writes the row as it is now. */
-const STATE_SINKS: ReadonlySet<SinkType> = new Set(['string', 'hash', 'set', 'zset']);
+const STATE_SINKS: ReadonlySet<SinkType> = new Set(['string', 'hash', 'set', 'zset', 'geo', 'bitmap']);
 
 export const DEFAULT_LIST_LIMIT = 50;
 export const MAX_LIST_LIMIT = 500;
@@ -145,11 +145,11 @@ const ident = (n: string): string => `"${n.replace(/"/g, '""')}"`;
 /**
  * Retries and discards of a sink's failed messages, through the ordered apply path:
  *
- * - state sinks (string, hash, set, zset): the row is read again by its primary key from
+ * - state sinks (string, hash, set, zset, geo, bitmap): the row is read again by its primary key from
  *   Postgres, between a low and a high watermark (a backfill of one row, DBLog), so what is
  *   written is never older than the stream. A row that is gone (or a failed delete) writes
  *   nothing. The entry is removed in the same MULTI as the write.
- * - history sinks (list, stream, pubsub): the stored message is planned again as it was (its
+ * - history sinks (list, stream, pubsub; hyperloglog, which only adds): the stored message is planned again as it was (its
  *   commit position, envelope and idempotency key), after everything taken in so far; the entry
  *   is removed in the same MULTI.
  *

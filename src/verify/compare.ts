@@ -115,6 +115,8 @@ function command(e: Expectation): RedisCommand {
       return ['SISMEMBER', e.key, e.member];
     case 'zmember':
       return ['ZSCORE', e.key, e.member];
+    case 'bit':
+      return ['GETBIT', e.key, e.offset];
   }
 }
 
@@ -143,6 +145,8 @@ function judge(e: Expectation, reply: unknown): Verdict {
     case 'zmember':
       if (reply === null || reply === undefined) return { state: 'missing' };
       return Number(reply) === Number(e.score) ? { state: 'ok' } : { state: 'stale', actual: `score ${String(reply)}` };
+    case 'bit':
+      return Number(reply) === 1 ? { state: 'ok' } : { state: 'missing' };
   }
 }
 
@@ -157,11 +161,13 @@ function expectedText(e: Expectation): string {
       return e.member;
     case 'zmember':
       return `score ${e.score}`;
+    case 'bit':
+      return `bit ${e.offset} set`;
   }
 }
 
 function itemOf(e: Expectation): string | undefined {
-  return e.kind === 'field' ? e.field : e.kind === 'member' || e.kind === 'zmember' ? e.member : undefined;
+  return e.kind === 'field' ? e.field : e.kind === 'member' || e.kind === 'zmember' ? e.member : e.kind === 'bit' ? e.offset : undefined;
 }
 
 /** A difference seen during the scan, kept to be checked again. */
@@ -271,7 +277,12 @@ class Comparison {
     }
     for (const [ti, table] of this.tables.entries()) await this.compareTable(ti, table, candidates);
     // keys of another Redis type are not this sink's (another sink's, or the user's)
-    const orphanKeys = await keysOfType(this.redis, [...candidates.keys()], redisTypeOf(this.cfg));
+    let orphanKeys = await keysOfType(this.redis, [...candidates.keys()], redisTypeOf(this.cfg));
+    if (this.cfg.type === 'bitmap' && orphanKeys.length > 0) {
+      // clearing a bitmap's last bit leaves its key, all zeros: that holds nothing, it is no orphan
+      const counts = await batch(this.redis, orphanKeys.map((k) => ['BITCOUNT', k]));
+      orphanKeys = orphanKeys.filter((_k, i) => Number(counts[i]) !== 0);
+    }
     const orphans = orphanKeys.map((k) => ({ key: k, ti: candidates.get(k)! }));
     candidates.clear();
     const maxRecheck = this.opts.maxRecheck ?? 10_000;

@@ -14,6 +14,7 @@ import { createSink } from '../sinks/index.js';
 import type { RedisCommand, Sink } from '../sinks/sink.js';
 import { SluiceError } from '../util/errors.js';
 import { isOwnKey } from '../core/keyspace.js';
+import { geohashScore } from '../sinks/geo-sink.js';
 
 /**
  * What verify and repair share: reading a sink's tables in key order, turning each row into what
@@ -26,6 +27,9 @@ export function unverifiableReason(cfg: SinkConfig): string | null {
   if (cfg.type === 'list' || cfg.type === 'stream' || cfg.type === 'pubsub') {
     return `sink type ${cfg.type} keeps history, not state: verify does not apply`;
   }
+  if (cfg.type === 'hyperloglog') {
+    return 'a hyperloglog sink keeps an estimate of distinct elements, not the rows: verify does not apply (compare PFCOUNT with count(distinct …) yourself, allowing for its 0.81% standard error)';
+  }
   const fns = (['filter', 'transform', 'route'] as const).filter((f) => cfg[f] !== undefined);
   if (fns.length > 0) return `sink "${cfg.name}" has ${fns.join(', ')}: verify cannot reproduce what user functions decide, so it cannot tell what Redis should hold`;
   return null;
@@ -33,7 +37,7 @@ export function unverifiableReason(cfg: SinkConfig): string | null {
 
 /** The Redis type every key of a sink has (TYPE's answer). */
 export function redisTypeOf(cfg: SinkConfig): string {
-  return cfg.type === 'hash' ? 'hash' : cfg.type === 'set' ? 'set' : cfg.type === 'zset' ? 'zset' : 'string';
+  return cfg.type === 'hash' ? 'hash' : cfg.type === 'set' ? 'set' : cfg.type === 'zset' || cfg.type === 'geo' ? 'zset' : 'string';
 }
 
 /** One thing Redis should hold for a row. `prefix`: only the value's start is known (message envelopes). */
@@ -42,7 +46,9 @@ export type Expectation =
   | { kind: 'hash'; key: string; fields: Map<string, string> }
   | { kind: 'field'; key: string; field: string; value: string; prefix: boolean }
   | { kind: 'member'; key: string; member: string }
-  | { kind: 'zmember'; key: string; member: string; score: string };
+  | { kind: 'zmember'; key: string; member: string; score: string }
+  /** a bitmap's bit, set */
+  | { kind: 'bit'; key: string; offset: string };
 
 export interface PlannedRow {
   readonly expectations: Expectation[];
@@ -102,6 +108,13 @@ export function planRow(sink: Sink, cfg: SinkConfig, table: TableInfo, row: Tupl
         for (let i = 0; i + 1 < rest.length; i += 2) out.push({ kind: 'zmember', key: args[0]!, score: rest[i]!, member: rest[i + 1]! });
         break;
       }
+      case 'GEOADD':
+        // GEOADD key lon lat member: a sorted-set member scored by the place's geohash
+        for (let i = 1; i + 2 < args.length; i += 3) out.push({ kind: 'zmember', key: args[0]!, member: args[i + 2]!, score: String(geohashScore(Number(args[i]), Number(args[i + 1]))) });
+        break;
+      case 'SETBIT':
+        if (args[2] === '1') out.push({ kind: 'bit', key: args[0]!, offset: args[1]! });
+        break;
       default:
         // DEL (a moved key), PEXPIRE/EXPIRE (TTL refresh), LTRIM …: no state to compare
         break;

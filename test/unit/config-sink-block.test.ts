@@ -50,6 +50,9 @@ const VALID = {
     filter: "record.symbol !== 'TEST'",
     transform: 'function transform(action, record) { return { ...record, seen: true }; }',
   },
+  geo: { name: 'stores-near', type: 'geo', tables: ['stores'], key: 'stores:geo', member: '{pk}', longitude: 'lon', latitude: 'lat' },
+  hyperloglog: { name: 'daily-visitors', type: 'hyperloglog', tables: ['visits'], key: 'visitors:{day}', element: '{user_id}' },
+  bitmap: { name: 'active-users', type: 'bitmap', tables: ['sessions'], key: 'active:{day}', offset: 'user_id' },
 } satisfies Record<string, Record<string, unknown>>;
 
 test('a valid block of each sink type gives the same sink as in sluice.yaml, defaults filled in', () => {
@@ -82,6 +85,9 @@ test('a valid block of each sink type gives the same sink as in sluice.yaml, def
   assert.ok(h.type === 'hash' && h.mode === 'field');
   assert.equal(h.value, 'record');
   assert.deepEqual(ok(VALID.set).actions, ['insert', 'delete']);
+  assert.deepEqual(ok(VALID.hyperloglog).actions, ['insert', 'update'], 'a HyperLogLog cannot take a delete back: not subscribed by default');
+  const field = ok({ name: 'h', type: 'hash', tables: ['users'], key: 'users', field: '{pk}' });
+  assert.ok(field.type === 'hash' && field.mode === 'field' && field.field === '{pk}' && field.value === 'record', '`field` alone selects field mode');
 });
 
 test('redis: the only connection is the default; with several it is required; it must name one', () => {
@@ -99,8 +105,8 @@ test('redis: the only connection is the default; with several it is required; it
 
 test('an unknown key is named, with a "did you mean" hint, or the sink types it belongs to', () => {
   assert.deepEqual(pairs(problems({ ...VALID.string, expir_ms: 1000 })), [['expir_ms', 'unknown key "expir_ms"; did you mean "expire_ms"?']]);
-  assert.deepEqual(pairs(problems({ ...VALID.string, member: '{sku}' })), [
-    ['member', 'unknown key "member" (not an option of string sinks; it belongs to set, zset, aggregate sinks)'],
+  assert.deepEqual(pairs(problems({ ...VALID.string, max_length: 5 })), [
+    ['max_length', 'unknown key "max_length" (not an option of string sinks; it belongs to list, stream sinks)'],
   ]);
   const p = at(problems({ ...VALID.string, colour: 'blue' }), 0);
   assert.equal(p.path, 'colour');

@@ -259,9 +259,15 @@ test('an option of another sink type is named as such', () => {
   const text = minimal(`  - name: s
     type: string
     tables: [t]
-    member: "{pk}"
+    push: prepend
 `);
-  expectProblem(text, 'sinks[0].member', lineOf(text, 'member'), 'unknown key "member" (not an option of string sinks; it belongs to set, zset, aggregate sinks)');
+  expectProblem(text, 'sinks[0].push', lineOf(text, 'push'), 'unknown key "push" (not an option of string sinks; it belongs to list sinks)');
+  const two = minimal(`  - name: s
+    type: string
+    tables: [t]
+    max_length: 5
+`);
+  expectProblem(two, 'sinks[0].max_length', lineOf(two, 'max_length'), 'unknown key "max_length" (not an option of string sinks; it belongs to list, stream sinks)');
 });
 
 test('unknown key in tls', () => {
@@ -411,7 +417,7 @@ test('hash field and value are only valid in field mode', () => {
     tables: [t]
     value: message
 `);
-  expectProblem(text, 'sinks[0].value', lineOf(text, 'value:'), /only valid with mode: field/);
+  expectProblem(text, 'sinks[0].value', lineOf(text, 'value:'), /only valid in field mode: give `field`/);
 });
 
 test('bad enum value: sink type (the message format of the spec)', () => {

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { sinkSchema, type SinkConfig } from '../../src/config/schema.js';
 import type { Change, TableInfo } from '../../src/core/change.js';
 import { createSink } from '../../src/sinks/index.js';
+import { commandKeys } from '../../src/core/command.js';
 import type { RedisCommand, Sink } from '../../src/sinks/sink.js';
 import { del, insert, plan, read, table, update } from './support/sink-fixtures.js';
 
@@ -13,6 +14,7 @@ import { del, insert, plan, read, table, update } from './support/sink-fixtures.
 const ARITY: Record<string, number> = {
   SET: -3, DEL: -2, HSET: -4, HDEL: -3, PEXPIRE: -3, RPUSH: -3, LPUSH: -3, LTRIM: 4,
   SADD: -3, SREM: -3, ZADD: -4, ZREM: -3, XADD: -5, PUBLISH: 3, EVAL: -3,
+  GEOADD: -5, PFADD: -2, SETBIT: 4, XTRIM: -4,
 };
 
 /** The keys a command writes (PUBLISH: its channel; EVAL: the keys it declares). */
@@ -38,6 +40,15 @@ const CONFIGS: Record<string, unknown>[] = [
   { type: 'stream', key: 's:{sku}', max_length: 100, expire_ms: 10 },
   { type: 'pubsub' },
   { type: 'pubsub', channel: 'ch:{sku}', value: 'record' },
+  { type: 'hash', key: 'by:{sku}', field: '{pk}' },
+  { type: 'stream', max_age_ms: 300 },
+  { type: 'stream', key: 's:{sku}', max_length: 10, max_age_ms: 60_000 },
+  { type: 'geo', key: 'g:{table}', member: '{pk}', longitude: 'price', latitude: 'price' },
+  { type: 'geo', key: 'g:{sku}', member: '{name}', longitude: 'price', latitude: 'price', expire_ms: 10 },
+  { type: 'hyperloglog', key: 'h:{table}', element: '{sku}' },
+  { type: 'hyperloglog', key: 'h:{sku}', element: '{name}', actions: ['insert', 'update', 'delete'], expire_ms: 10 },
+  { type: 'bitmap', key: 'b:{table}', offset: 'id' },
+  { type: 'bitmap', key: 'b:{sku}', offset: 'price', expire_ms: 10 },
 ];
 
 const sinks: { label: string; sink: Sink }[] = CONFIGS.map((c, i) => {
@@ -86,6 +97,8 @@ describe('every sink type', () => {
                 assert.ok(arity !== undefined, `${cmd[0]} is not a command sinks may plan`);
                 assert.ok(arity > 0 ? cmd.length === arity : cmd.length >= -arity, `${cmd[0]} with ${cmd.length - 1} arguments`);
                 assert.ok(cmd.every((arg) => typeof arg === 'string'), 'every argument is a string');
+                // Redis Cluster routes by commandKeys: it must name the keys the command writes
+                if (cmd[0] !== 'PUBLISH') assert.deepEqual(commandKeys(cmd), keysOf(cmd), `${cmd[0]}: the keys it is routed by`);
                 for (const k of keysOf(cmd)) {
                   assert.ok(k.length > 0, `${cmd[0]} with an empty key`);
                   assert.ok(Buffer.byteLength(k) <= 512, `${cmd[0]} with a key over 512 bytes`);

@@ -11,6 +11,9 @@ export const SINK_TYPES: readonly { type: ApiSinkType; writes: string }[] = [
   { type: 'zset', writes: 'a sorted set with one member per row, scored by a column' },
   { type: 'stream', writes: 'a Redis stream of changes' },
   { type: 'pubsub', writes: 'publishes every change on a channel' },
+  { type: 'geo', writes: 'a geo set with one place per row, from two coordinate columns (GEOSEARCH)' },
+  { type: 'hyperloglog', writes: 'a HyperLogLog counting the distinct elements the rows give' },
+  { type: 'bitmap', writes: 'a bitmap with one bit per row, at an integer column\'s offset' },
   { type: 'aggregate', writes: 'counts and exact sums per group, as GROUP BY computes them: a hash per group, or a member per group in a sorted set' },
 ];
 
@@ -18,7 +21,8 @@ export const ACTIONS: readonly ApiSinkAction[] = ['insert', 'update', 'delete'];
 
 /** The actions a new sink of this type takes when none are given. */
 export function defaultActions(type: ApiSinkType): ApiSinkAction[] {
-  return type === 'list' ? ['insert'] : [...ACTIONS];
+  // a HyperLogLog cannot take a delete back
+  return type === 'list' ? ['insert'] : type === 'hyperloglog' ? ['insert', 'update'] : [...ACTIONS];
 }
 
 export type FieldName = keyof ApiSinkBlock & string;
@@ -71,10 +75,25 @@ export const TYPE_FIELDS: Readonly<Record<ApiSinkType, readonly FieldSpec[]>> = 
   stream: [
     { name: 'key', label: 'Key', kind: 'template', default: 'sluice:{schema}.{table}', hint: KEY_HINT },
     { name: 'max_length', label: 'Max length', kind: 'number', hint: 'Trim the stream to about N entries (empty: no limit).' },
+    { name: 'max_age_ms', label: 'Max age (ms)', kind: 'number', hint: 'Trim entries older than this, counted back from the newest change\'s commit time (empty: no limit).' },
   ],
   pubsub: [
     { name: 'channel', label: 'Channel', kind: 'template', default: 'sluice:{table}:{pk}', hint: 'A template, like a key.' },
     { name: 'value', label: 'Value', kind: 'select', options: ['message', 'record'], default: 'message', hint: 'message: the change envelope; record: the row.' },
+  ],
+  geo: [
+    { name: 'key', label: 'Key', kind: 'template', required: true, hint: KEY_HINT },
+    { name: 'member', label: 'Member', kind: 'template', required: true, hint: 'The member standing for the row, e.g. "{id}".' },
+    { name: 'longitude', label: 'Longitude column', kind: 'column', required: true, hint: 'The numeric column holding the longitude in degrees (-180 to 180).' },
+    { name: 'latitude', label: 'Latitude column', kind: 'column', required: true, hint: 'The numeric column holding the latitude in degrees (-85.05112878 to 85.05112878).' },
+  ],
+  hyperloglog: [
+    { name: 'key', label: 'Key', kind: 'template', required: true, hint: KEY_HINT },
+    { name: 'element', label: 'Element', kind: 'template', required: true, hint: 'What the row adds to the count, e.g. "{user_id}". Deletes cannot be taken back.' },
+  ],
+  bitmap: [
+    { name: 'key', label: 'Key', kind: 'template', required: true, hint: KEY_HINT },
+    { name: 'offset', label: 'Offset column', kind: 'column', required: true, hint: 'The integer column giving the row\'s bit (0 to 2^32-1).' },
   ],
   aggregate: [
     { name: 'key', label: 'Group key', kind: 'template', required: true, hint: 'The group, e.g. "customer:{customer_id}:revenue". The table must be REPLICA IDENTITY FULL.' },
