@@ -121,6 +121,27 @@ describe('sluice check', () => {
     assert.equal((slots.rows[0] as { n: number }).n, 0, 'no slot was created');
   });
 
+  test('POST /api/sinks refuses a sink whose template names a column its table does not have (400, with the path)', async () => {
+    const port = await freePort();
+    const path = join(dir, 'api.yaml');
+    writeFileSync(path, `source:\n  url: ${pg.url}\n  slot: api_check\n  publication: api_check\nredis:\n  main:\n    url: ${redis.url}\nsinks:\n  - name: p\n    type: string\n    tables: [products]\nhttp:\n  port: ${port}\nstate:\n  schema: api_check\n`);
+    const sluice = spawnSluice(['start', '-c', path]);
+    try {
+      await sluice.waitForLine(/sluice started/, 30_000);
+      const res = await fetch(`http://127.0.0.1:${port}/api/sinks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'bad', type: 'zset', tables: ['products'], key: 'by-name', member: '{nmae}', score: 'id' }),
+      });
+      assert.equal(res.status, 400);
+      const body = (await res.json()) as { error: { code: string; message: string; problems: { path: string; message: string }[] } };
+      assert.equal(body.error.code, 'invalid_sink');
+      assert.deepEqual(body.error.problems, [{ path: 'member', message: 'table public.products has no column "nmae"; did you mean "name"?' }]);
+    } finally {
+      await sluice.stop(5000);
+    }
+  });
+
   test('a Redis database the server does not have: check and start say so; start writes nothing into database 0', async () => {
     const small = await startRedis({ args: ['--databases', '4'] });
     try {
