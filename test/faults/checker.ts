@@ -41,6 +41,8 @@ export interface Discrepancy {
   kind: string;
   key?: string;
   detail: string;
+  /** a finding of the run that accounts for it (a backfill that failed and was not retried) */
+  explainedBy?: string;
 }
 
 export interface SinkCheck {
@@ -55,7 +57,10 @@ export interface SinkCheck {
 }
 
 export interface CheckResult {
+  /** listed (at most 20 per sink, then a line saying how many more) */
   discrepancies: Discrepancy[];
+  /** all of them, listed or not */
+  total: number;
   /** transactions with changes missing from history sinks (strict ones, or after a loss) */
   lostTransactions: { tx: number; lsn: string; changes: number; sinks: string[] }[];
   sinks: SinkCheck[];
@@ -115,6 +120,7 @@ export async function check(input: CheckInput): Promise<CheckResult> {
     return auditCache.get(table)!;
   };
   const lost = new Map<number, { tx: number; lsn: string; changes: Set<number>; sinks: Set<string> }>();
+  let total = 0;
   const allChanges = new Map<string, Change[]>();
   const allChangesOf = async (table: string): Promise<Change[]> => {
     if (!allChanges.has(table)) {
@@ -225,6 +231,7 @@ export async function check(input: CheckInput): Promise<CheckResult> {
       }
     }
     sinks.push({ sink: spec.name, type: spec.type === 'hash' ? `hash (${String(spec.options.mode ?? 'row')})` : spec.type, conn: spec.conn, checked, expected: expectedCount, discrepancies: found.length });
+    total += found.length;
     discrepancies.push(...found.slice(0, LIST_PER_SINK));
     if (found.length > LIST_PER_SINK) discrepancies.push({ sink: spec.name, conn: spec.conn, kind: 'more', detail: `${found.length - LIST_PER_SINK} more like these` });
   }
@@ -235,6 +242,7 @@ export async function check(input: CheckInput): Promise<CheckResult> {
     ...lostTransactions.map((t) => ({ sink: t.sinks.join(', '), conn: '-' as const, kind: 'transaction missing from history sinks', detail: `txid ${t.tx} (its first change at WAL insert position ${t.lsn}): ${t.changes} changes missing from ${t.sinks.length} sinks` })),
   );
 
+  total += input.monitor.length;
   for (const v of input.monitor) {
     discrepancies.push({ sink: v.sink, conn: v.conn, kind: `monitor: ${v.what}`, key: v.field ? `${v.key} field ${v.field}` : v.key, detail: `showed version ${v.seen}, then ${v.now} (${v.at})` });
   }
@@ -242,6 +250,7 @@ export async function check(input: CheckInput): Promise<CheckResult> {
   const totals = (await input.query('select count(*) as changes, count(distinct tx) as transactions from audit where seq > $1', [input.sinceSeq])).rows[0] as { changes: string; transactions: string };
   return {
     discrepancies,
+    total,
     lostTransactions,
     sinks,
     keysChecked,

@@ -44,7 +44,10 @@ export interface RunSummary {
   sluiceStarts: number;
   /** recovery probes committed again because the first did not show up within 15 s */
   probeRebumps: number;
+  /** listed discrepancies (capped per sink) */
   discrepancies: Discrepancy[];
+  /** every discrepancy, listed or not */
+  discrepancyCount: number;
   findings: Finding[];
   notCovered: string[];
   skippedSinkTypes: string[];
@@ -91,7 +94,7 @@ export function formatReport(s: RunSummary): string {
     ['Sluice starts', String(s.sluiceStarts)],
     ['recovery probes sent again', `${s.probeRebumps} (a probe not shown within 15 s)`],
     ...Object.entries(s.notable).map(([k, v]) => [`Sluice log: ${k}`, num(v)] as [string, string]),
-    ['discrepancies', String(s.discrepancies.length)],
+    ['discrepancies', `${s.discrepancyCount}${s.discrepancies.some((d) => d.explainedBy) ? ` (${s.discrepancies.filter((d) => d.explainedBy).length} on sinks whose backfill failed: see FINDINGS)` : ''}`],
     ['findings (not data)', String(s.findings.length)],
   ];
   const w = Math.max(...lines.map(([k]) => k.length));

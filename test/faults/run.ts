@@ -243,6 +243,21 @@ export async function main(argv: string[]): Promise<number> {
         d.detail += `; Sluice's position for ${passed.key.slice('sluice:pos:'.length)} went past it at ${passed.at} (to ${passed.value})${fault ? `, ${((when! - Date.parse(fault.at)) / 1000).toFixed(1)} s after fault #${fault.index} ${fault.kind} began` : ''}`;
       }
     }
+    // a keyed sink whose backfill failed (Sluice does not retry it) or never finished is wrong for
+    // that reason: said with each of its discrepancies, and as a finding
+    const incomplete = new Map<string, string>();
+    for (const [sink, b] of env.sluice.backfills) {
+      if (b.failed > 0) incomplete.set(sink, `a backfill of this sink failed (${b.lastError ?? 'no reason logged'}) and Sluice did not start it again`);
+      else if (b.started > b.done) incomplete.set(sink, 'a backfill of this sink started and never finished (no "backfill done" or "backfill failed")');
+    }
+    for (const d of result.discrepancies) {
+      const why = incomplete.get(d.sink);
+      if (why && /key|value|more/.test(d.kind)) d.explainedBy = why;
+    }
+    for (const [sink, why] of incomplete) {
+      const n = result.sinks.find((x) => x.sink === sink)?.discrepancies ?? 0;
+      findings.push({ fault: -1, kind: 'backfill', at: new Date().toISOString(), finding: `sink ${sink}: ${why}${n > 0 ? `; the sink ends with ${n} discrepancies` : ' (the stream repaired what it missed)'}` });
+    }
     discrepancies.push(...result.discrepancies);
     subscriber.stop();
     const exit = env.sluice.proc ? await env.sluice.proc.stop(30_000) : undefined;
@@ -287,6 +302,7 @@ export async function main(argv: string[]): Promise<number> {
     sluiceStarts: env.sluice.starts,
     probeRebumps,
     discrepancies,
+    discrepancyCount: discrepancies.filter((d) => d.kind !== 'more').length - (result?.discrepancies.filter((d) => d.kind !== 'more').length ?? 0) + (result?.total ?? 0),
     findings,
     notCovered: NOT_COVERED,
     skippedSinkTypes,

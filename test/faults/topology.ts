@@ -36,6 +36,8 @@ export interface SluiceRunner {
   readonly starts: number;
   /** lines of every run so far matching each pattern of NOTABLE */
   readonly notable: Record<string, number>;
+  /** per sink, the backfills Sluice logged as started, done and failed (all runs) */
+  readonly backfills: Map<string, { started: number; done: number; failed: number; lastError?: string }>;
   start(): Promise<void>;
   /** SIGKILL, waits until it is gone */
   kill(): Promise<void>;
@@ -197,6 +199,26 @@ export async function startFaultEnv(dir: string, verbose: boolean): Promise<Faul
   let proc: ManagedProcess | undefined;
   let starts = 0;
   const notable: Record<string, number> = Object.fromEntries(Object.keys(NOTABLE).map((k) => [k, 0]));
+  const backfills = new Map<string, { started: number; done: number; failed: number; lastError?: string }>();
+  const trackBackfill = (line: string): void => {
+    const m = /"msg":"backfill (started|done|failed)"/.exec(line);
+    if (!m) return;
+    let e: { sink?: string; err?: string };
+    try {
+      e = JSON.parse(line) as { sink?: string; err?: string };
+    } catch {
+      return;
+    }
+    if (!e.sink) return;
+    const b = backfills.get(e.sink) ?? { started: 0, done: 0, failed: 0 };
+    if (m[1] === 'started') b.started++;
+    else if (m[1] === 'done') b.done++;
+    else {
+      b.failed++;
+      if (e.err) b.lastError = e.err;
+    }
+    backfills.set(e.sink, b);
+  };
   const configPath = join(dir, 'sluice.yaml');
   const sluice: SluiceRunner = {
     get proc() {
@@ -209,6 +231,7 @@ export async function startFaultEnv(dir: string, verbose: boolean): Promise<Faul
       return starts;
     },
     notable,
+    backfills,
     async start() {
       starts++;
       appendFileSync(sluiceLog, `----- ${new Date().toISOString()} start #${starts}\n`);
@@ -216,6 +239,7 @@ export async function startFaultEnv(dir: string, verbose: boolean): Promise<Faul
         onLine: (line, stream) => {
           appendFileSync(sluiceLog, stream === 'stderr' ? `[err] ${line}\n` : `${line}\n`);
           for (const [k, re] of Object.entries(NOTABLE)) if (re.test(line)) notable[k]!++;
+          trackBackfill(line);
         },
       });
       proc = p;
