@@ -33,6 +33,10 @@ export function registerSinkRoutes(app: FastifyInstance, deps: HttpDeps): void {
     const failed = await metrics.failed.get();
     const current = monitor.last?.currentLsn ?? null;
     const held = runtime.hold !== null && runtime.position !== null && current !== null ? Math.max(0, Number(parseLsn(current) - runtime.position.lsn)) : null;
+    // waiting now: what the sink's hash holds (what Sluice counted when Redis does not answer);
+    // read beside the backfills, so a Redis that is down costs one timeout, not two
+    const store = pipeline.failedStore.view(name);
+    const waitingRead = withTimeout(pipeline.redisFor(name).hlen(failedKey(name)), REDIS_READ_TIMEOUT_MS, `Redis "${s.redis}"`).catch(() => store.messages);
     let backfills: unknown = null;
     let backfillsError: string | null = null;
     try {
@@ -41,9 +45,7 @@ export function registerSinkRoutes(app: FastifyInstance, deps: HttpDeps): void {
       backfillsError = errorMessage(err);
     }
     const lane = pipeline.laneStates().find((l) => l.name === s.redis);
-    // waiting now: what the sink's hash holds (what Sluice counted when Redis does not answer)
-    const store = pipeline.failedStore.view(name);
-    const waiting = await withTimeout(pipeline.redisFor(name).hlen(failedKey(name)), REDIS_READ_TIMEOUT_MS, `Redis "${s.redis}"`).catch(() => store.messages);
+    const waiting = await waitingRead;
     return {
       name: s.name,
       type: s.type,
