@@ -171,6 +171,8 @@ export interface PlannedFailure {
   readonly kept: FailureKept;
   /** why the envelope (or the whole entry) was not kept */
   readonly why?: string;
+  /** this entry filled the sink's store: the next failure will not be stored */
+  readonly filled?: boolean;
 }
 
 /** Bytes an entry takes in the store: its field and its value. */
@@ -254,8 +256,10 @@ export function planFailure(change: Change, meta: MessageMeta, reason: string, n
       : `the sink's failed messages take ${view.bytes} of their ${limits.maxBytes} bytes (failed_max_bytes)`;
     return { id, command: null, kept: 'dropped', why };
   }
+  const wasFull = store.isFull(sink);
   store.put(sink, id, bytes);
-  return { id, command: ['HSET', failedKey(sink), id, value], kept: omitted ? 'stored_without_envelope' : 'stored', ...(omitted ? { why: omitted.why } : {}) };
+  const filled = !wasFull && store.isFull(sink);
+  return { id, command: ['HSET', failedKey(sink), id, value], kept: omitted ? 'stored_without_envelope' : 'stored', ...(omitted ? { why: omitted.why } : {}), ...(filled ? { filled } : {}) };
 }
 
 export function failedMessageCommand(change: Change, meta: MessageMeta, reason: string, now = new Date()): RedisCommand {

@@ -18,6 +18,9 @@ export function planEvents(metrics: Metrics, log: Logger): PlanEvents {
       } else {
         log.warn(fields, 'message failed');
       }
+      if (kept?.filled === true) {
+        log.warn({ sink }, "the sink's failed messages are full: the next failures are not stored, only logged and counted (retry or discard them, or raise failed_max_messages / failed_max_bytes)");
+      }
     },
     truncate: (sink, table, prefix) => {
       if (prefix === null) log.warn({ sink, table: table.qualifiedName }, 'TRUNCATE cannot be applied: the key template has no fixed prefix; run sluice verify --repair');

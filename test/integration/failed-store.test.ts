@@ -75,6 +75,7 @@ describe('the failed-message store is bounded', () => {
       assert.match(line.line, /"not_stored":"the sink already keeps 3 failed messages \(failed_max_messages: 3\)"/);
       assert.match(line.line, /"sink":"items"/);
     }
+    assert.equal(sluice.lines.filter((l) => /failed messages are full: the next failures are not stored/.test(l.line)).length, 1, 'said once, when it filled up');
     const metrics = await (await fetch(`${base}/metrics`)).text();
     assert.match(metrics, /^sluice_failed_messages_dropped_total\{sink="items"\} 2$/m);
     assert.match(metrics, /^sluice_failed_messages_full\{sink="items"\} 1$/m);

@@ -39,6 +39,8 @@ describe('the failed-message store', () => {
     const s = store({ maxMessages: 2 });
     const a = planFailure(insertChange(t, { id: '1', body: 'a' }, 0), meta(0), 'r', now, s);
     const b = planFailure(insertChange(t, { id: '2', body: 'b' }, 0), meta(1), 'r', now, s);
+    assert.equal(a.filled, undefined);
+    assert.equal(b.filled, true, 'the entry that fills the store says so');
     assert.equal(s.view('events').full, true);
     const c = planFailure(insertChange(t, { id: '3', body: 'c' }, 0), meta(2), 'r', now, s);
     assert.deepEqual([a.kept, b.kept, c.kept], ['stored', 'stored', 'dropped']);
