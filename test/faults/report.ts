@@ -73,15 +73,17 @@ export function formatReport(s: RunSummary): string {
   out.push(`replay: ${s.replay}`);
   out.push('');
   const kinds = [...new Set(s.faults.map((f) => f.kind))];
-  const rows: string[][] = [['fault', 'target', 'count', 'failed', 'recovery max', 'recovery p99']];
+  const rows: string[][] = [['fault', 'target', 'count', 'not done', 'fault length max', 'recovery max', 'recovery p99']];
+  const maxOf = (xs: number[]): number | null => (xs.length > 0 ? Math.max(...xs) : null);
   for (const k of kinds) {
     const fs = s.faults.filter((f) => f.kind === k);
     const rec = fs.map((f) => f.recoveryMs).filter((x): x is number => x !== null);
-    rows.push([k, fs[0]!.target, String(fs.length), String(fs.filter((f) => f.error).length), fmtS(Math.max(...rec)), fmtS(percentile(rec, 99))]);
+    rows.push([k, fs[0]!.target, String(fs.length), String(fs.filter((f) => f.error).length), fmtS(maxOf(fs.map((f) => f.faultMs))), fmtS(maxOf(rec)), fmtS(percentile(rec, 99))]);
   }
   const all = s.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== null);
-  rows.push(['all faults', '', String(s.faults.length), String(s.faults.filter((f) => f.error).length), fmtS(all.length ? Math.max(...all) : null), fmtS(percentile(all, 99))]);
-  out.push(table(rows, ['l', 'l', 'r', 'r', 'r', 'r']));
+  rows.push(['all faults', '', String(s.faults.length), String(s.faults.filter((f) => f.error).length), fmtS(maxOf(s.faults.map((f) => f.faultMs))), fmtS(maxOf(all)), fmtS(percentile(all, 99))]);
+  out.push(table(rows, ['l', 'l', 'r', 'r', 'r', 'r', 'r']));
+  out.push('(fault length: from the damage until things are put back; recovery: from then until every Redis shows a change committed after it)');
   out.push('');
   const c = s.check;
   const lines: [string, string][] = [
