@@ -15,12 +15,10 @@
  * sink's planning); a sink's planning bug fails that message only. Pausing reading for
  * backpressure, row lookups or draining is not a state: `pauseReasons` says why.
  *
- * Sinks come and go while streaming (add, patch, pause, resume, remove). A held sink (paused,
- * or starting) takes nothing and holds the slot's confirmed position at its own; resuming it
- * restarts the stream from the slot, and every other sink skips what it already planned.
+ * Sinks come and go while streaming; a held sink holds the slot at its position (see route.ts).
  */
 import { randomUUID } from 'node:crypto';
-import type { Change, LogicalMessage, TableInfo, Transaction } from '../core/change.js';
+import type { Change, TableInfo } from '../core/change.js';
 import type { Tuple } from '../core/tuple.js';
 import type { MessageMeta } from '../core/render.js';
 import type { RedisCommand } from '../core/command.js';
@@ -41,6 +39,7 @@ import { ResendState, respec, sinkRuntime, type SinkRuntime, type SinkSpec } fro
 import { Windows, type AggregateFill, type WindowMode, type WindowResult } from '../plan/windows.js';
 import { errorMessage } from '../util/errors.js';
 import { RowLookups } from './lookups.js';
+import { Intake, type IntakeItem } from './intake.js';
 import { Applier, type AppliedBatch } from './applier.js';
 import { findProblems, type Problem } from './health.js';
 import type { PipelineOptions } from './options.js';
@@ -58,7 +57,6 @@ export type { PipelineState };
 
 const DEFAULT_BATCH_MAX_BYTES = 32 * 1024 * 1024;
 
-type IntakeItem = { kind: 'txn'; txn: Transaction; gen: number } | { kind: 'message'; msg: LogicalMessage; gen: number };
 
 export class Pipeline {
   state: PipelineState = 'starting';
@@ -71,8 +69,7 @@ export class Pipeline {
   private readonly lanes = new Map<string, Lane>();
   private readonly redisErrors = new Map<string, string>();
   private readonly pauseReasons = new Set<string>();
-  private readonly intakeQueue: IntakeItem[] = [];
-  private intakeBusy = false;
+  private readonly intakeQueue: Intake;
   private applying = false;
   private fatal: Error | null = null;
   private idleWaiters: (() => void)[] = [];
@@ -91,6 +88,21 @@ export class Pipeline {
     this.events = planEvents(opts.metrics, opts.log);
     this.planner = new Planner(this.batcher, this.windows, this.events, () => this.sinkList, () => microsSince2000(Date.now()), new FailedStore(opts.failedLimits));
     this.lookups = new RowLookups(opts.source.url, opts.log);
+    this.intakeQueue = new Intake({
+      planner: this.planner,
+      lookups: this.lookups,
+      resend: this.resend,
+      sinks: () => this.sinkList,
+      failed: () => this.fatal !== null,
+      pause: (r) => this.pause(r),
+      resume: (r) => this.resume(r),
+      fail: (err) => this.fail(err),
+      kick: () => this.kick(),
+      lookupAbandoned: (err) => {
+        if (this.state === 'streaming') this.fail(err);
+        this.notifyIdle();
+      },
+    });
     this.stream = (opts.makeStream ?? ((o) => new ChangeStream(o)))({
       ...opts.source,
       log: opts.log,
@@ -382,13 +394,9 @@ export class Pipeline {
     });
   }
 
-  // ---- intake --------------------------------------------------------------------------------
-
   private onKeepalive(walEnd: Lsn, generation: number): void {
-    // Everything received is applied: the server's position may be confirmed, so an idle slot
-    // on a busy database does not hold WAL forever. It is written to Redis first (an empty
-    // batch), so a sink's position is never behind the slot unless Redis lost writes.
-    // (a keepalive of a connection being closed for a restart says nothing of the new one)
+    // All received is applied: confirm the server's position (an idle slot must not hold WAL), after
+    // writing it to Redis (an empty batch). A closing connection's keepalive says nothing of the new one.
     const catchingUp = this.sinkList.some((s) => s.catchUpTo !== null);
     if (this.state !== 'streaming' || generation < this.stream.generation || this.stream.inTransaction || !this.isIdle()) return;
     if (walEnd <= this.stream.confirmedLsn && !catchingUp) return;
@@ -398,60 +406,14 @@ export class Pipeline {
 
   private intake(item: IntakeItem): void {
     this.intakeQueue.push(item);
-    if (!this.intakeBusy) this.drainIntake();
     // a large transaction being received counts toward the queue: memory stays bounded
     this.updateBackpressure();
-  }
-
-  private drainIntake(): void {
-    try {
-      while (this.intakeQueue.length > 0 && !this.fatal) {
-        const item = this.intakeQueue[0]!;
-        if (item.kind === 'txn' && this.lookups.needs(item.txn, this.sinkList)) {
-          this.intakeBusy = true;
-          this.pause('intake');
-          this.lookups.prepare(item.txn, this.sinkList).then(
-            (txn) => {
-              item.txn = txn;
-              // the table is looked up now: needs() is false for it
-              this.intakeBusy = false;
-              this.resume('intake');
-              this.process(this.intakeQueue.shift()!);
-              this.drainIntake();
-            },
-            (err: unknown) => {
-              this.intakeBusy = false;
-              if (this.state === 'streaming') this.fail(err);
-              this.notifyIdle();
-            },
-          );
-          return;
-        }
-        this.intakeQueue.shift();
-        this.process(item);
-      }
-    } catch (err) {
-      this.fail(err);
-      return;
-    }
-    this.kick();
-  }
-
-  private process(item: IntakeItem): void {
-    if (this.resend.shouldReset(item.gen)) this.resend.filter.reset();
-    if (item.kind === 'message') {
-      this.planner.message(item.msg, item.gen);
-      return;
-    }
-    const txn = this.resend.filter.take(item.txn);
-    if (txn === null) return;
-    this.planner.transaction(this.lookups.keyed(txn), item.gen);
   }
 
   // ---- applying ------------------------------------------------------------------------------
 
   private kick(): void {
-    if (this.applying || this.fatal || this.intakeBusy || this.state === 'stopped') return;
+    if (this.applying || this.fatal || this.intakeQueue.looking || this.state === 'stopped') return;
     const batch = this.batcher.next();
     if (!batch) {
       this.notifyIdle();
@@ -523,7 +485,7 @@ export class Pipeline {
   }
 
   private isIdle(): boolean {
-    return !this.applying && this.batcher.isEmpty && this.intakeQueue.length === 0 && !this.intakeBusy;
+    return !this.applying && this.batcher.isEmpty && this.intakeQueue.idle;
   }
 
   private notifyIdle(): void {
