@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { appliedKey, FENCE_REQUEST_CHANNEL, sinkDefinitionKey } from '../core/keyspace.js';
-import { formatLsn, type Lsn } from '../core/lsn.js';
+import { formatLsn } from '../core/lsn.js';
 import type { Position } from '../core/position.js';
-import { closeConn, isConn, keyPrefixOf, type Conn, type RedisInput } from './connection.js';
+import { closeConn, isConn, keyPrefixOf, type Conn } from './connection.js';
 import { redisError, SluiceClientError } from './errors.js';
 import { later, reaches, readPosition, timeoutError, toLsn, type LsnInput } from './fence.js';
-import { parseDefinition, renderFromDefinition, type RenderOptions, type SinkDefinition } from './keys.js';
+import { parseDefinition, renderFromDefinition, type SinkDefinition } from './keys.js';
 import { LOOKUP, RELEASE, run, WRITE } from './scripts.js';
 import {
   DEFAULT_DEFINITIONS_MAX_AGE_MS,
