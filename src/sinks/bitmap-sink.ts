@@ -1,8 +1,7 @@
-import type { Change, TableInfo } from '../core/change.js';
-import type { MessageMeta } from '../core/render.js';
-import { MessageError, TemplateCache, templatePrefix } from '../core/template.js';
-import { planSafely, type PlanExtras, type PlanOutput, type Sink } from './sink.js';
-import { memberRoute, Placement } from './placement.js';
+import { memberSink } from './member-sink.js';
+import { MessageError, TemplateCache } from '../core/template.js';
+import type { Sink } from './sink.js';
+import { Placement } from './placement.js';
 import { ColumnValue, quoteValue } from './column-value.js';
 
 export interface BitmapSinkOptions {
@@ -36,27 +35,16 @@ export function createBitmapSink(opts: BitmapSinkOptions): Sink {
     remove: 'SETBIT',
     checkMember: (v) => bitOffset(v, what),
   });
-  return {
+  return memberSink({
     name: opts.name,
     type: 'bitmap',
-    plan(change: Change, _meta: MessageMeta, out: PlanOutput, extras?: PlanExtras): void {
-      planSafely(change, out, () => {
-        const route = memberRoute(extras);
-        if ((route?.action ?? change.action) === 'delete') {
-          placement.planDelete(change, route, out);
-          return;
-        }
-        const place = placement.place(change.table, change.row, route);
-        placement.beforeWrite(change, place, route, out);
-        out.command(['SETBIT', place.key, place.member, '1']);
-        const ttl = route?.expire_ms ?? opts.expireMs;
-        if (ttl) out.command(['PEXPIRE', place.key, String(ttl)]);
-      });
+    key,
+    placement,
+    expireMs: opts.expireMs,
+    write: (place, _change, _route) => {
+      return [['SETBIT', place.key, place.member, '1']];
     },
-    truncatePattern(table: TableInfo): string | null {
-      return templatePrefix(key.parts, table);
-    },
-  };
+  });
 }
 
 /** An offset as SETBIT takes it (`42`; `42.0` becomes `42`), or a MessageError saying what is wrong. */

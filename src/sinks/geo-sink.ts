@@ -1,8 +1,8 @@
-import type { Change, TableInfo } from '../core/change.js';
-import type { MessageMeta } from '../core/render.js';
-import { MessageError, TemplateCache, templatePrefix } from '../core/template.js';
-import { planSafely, type PlanExtras, type PlanOutput, type Sink } from './sink.js';
-import { memberRoute, Placement } from './placement.js';
+import { memberSink } from './member-sink.js';
+import type { Change } from '../core/change.js';
+import { MessageError, TemplateCache } from '../core/template.js';
+import type { Sink } from './sink.js';
+import { Placement } from './placement.js';
 import { ColumnValue, quoteValue } from './column-value.js';
 
 export interface GeoSinkOptions {
@@ -34,29 +34,18 @@ export function createGeoSink(opts: GeoSinkOptions): Sink {
   const placement = new Placement({ sinkName: opts.name, key, member: new TemplateCache(opts.member), memberName: 'member', remove: 'ZREM' });
   const lon = new ColumnValue(opts.longitude, 'longitude');
   const lat = new ColumnValue(opts.latitude, 'latitude');
-  return {
+  return memberSink({
     name: opts.name,
     type: 'geo',
-    plan(change: Change, _meta: MessageMeta, out: PlanOutput, extras?: PlanExtras): void {
-      planSafely(change, out, () => {
-        const route = memberRoute(extras);
-        if ((route?.action ?? change.action) === 'delete') {
-          placement.planDelete(change, route, out);
-          return;
-        }
-        const place = placement.place(change.table, change.row, route);
-        const longitude = coordinate(lon, change, GEO_LONGITUDE_LIMIT);
-        const latitude = coordinate(lat, change, GEO_LATITUDE_LIMIT);
-        placement.beforeWrite(change, place, route, out);
-        out.command(['GEOADD', place.key, longitude, latitude, place.member]);
-        const ttl = route?.expire_ms ?? opts.expireMs;
-        if (ttl) out.command(['PEXPIRE', place.key, String(ttl)]);
-      });
+    key,
+    placement,
+    expireMs: opts.expireMs,
+    write: (place, change, _route) => {
+      const longitude = coordinate(lon, change, GEO_LONGITUDE_LIMIT);
+      const latitude = coordinate(lat, change, GEO_LATITUDE_LIMIT);
+      return [['GEOADD', place.key, longitude, latitude, place.member]];
     },
-    truncatePattern(table: TableInfo): string | null {
-      return templatePrefix(key.parts, table);
-    },
-  };
+  });
 }
 
 /** A coordinate as GEOADD takes it (the column's text), or a MessageError saying what is wrong. */

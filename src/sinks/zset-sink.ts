@@ -1,9 +1,9 @@
+import { memberSink } from './member-sink.js';
 import type { Change, TableInfo } from '../core/change.js';
-import type { MessageMeta } from '../core/render.js';
-import { MessageError, TemplateCache, templatePrefix } from '../core/template.js';
+import { MessageError, TemplateCache } from '../core/template.js';
 import { toPlain } from '../core/values.js';
-import { planSafely, type PlanExtras, type PlanOutput, type Sink } from './sink.js';
-import { memberRoute, Placement } from './placement.js';
+import type { Sink } from './sink.js';
+import { Placement } from './placement.js';
 
 export interface ZsetSinkOptions {
   name: string;
@@ -38,28 +38,17 @@ export function createZsetSink(opts: ZsetSinkOptions): Sink {
     if (raw === undefined) throw new MessageError(`the score column "${opts.score}" is not in the row Postgres sent (unchanged TOAST)`);
     return redisScore(toPlain(col.codec, raw), `score column "${opts.score}"`);
   };
-  return {
+  return memberSink({
     name: opts.name,
     type: 'zset',
-    plan(change: Change, _meta: MessageMeta, out: PlanOutput, extras?: PlanExtras): void {
-      planSafely(change, out, () => {
-        const route = memberRoute(extras);
-        if ((route?.action ?? change.action) === 'delete') {
-          placement.planDelete(change, route, out);
-          return;
-        }
-        const place = placement.place(change.table, change.row, route);
-        const score = route?.score !== undefined ? redisScore(String(route.score), 'score from route') : scoreOf(change);
-        placement.beforeWrite(change, place, route, out);
-        out.command(['ZADD', place.key, score, place.member]);
-        const ttl = route?.expire_ms ?? opts.expireMs;
-        if (ttl) out.command(['PEXPIRE', place.key, String(ttl)]);
-      });
+    key,
+    placement,
+    expireMs: opts.expireMs,
+    write: (place, change, route) => {
+      const score = route?.score !== undefined ? redisScore(String(route.score), 'score from route') : scoreOf(change);
+      return [['ZADD', place.key, score, place.member]];
     },
-    truncatePattern(table: TableInfo): string | null {
-      return templatePrefix(key.parts, table);
-    },
-  };
+  });
 }
 
 /** A score as ZADD takes it: a decimal number, or +inf/-inf (Postgres's ±Infinity). */
