@@ -177,6 +177,9 @@ export async function main(argv: string[]): Promise<number> {
     plan.length = faultCount;
     const perFault = transactions / Math.max(1, faultCount);
     for (const [i, kind] of plan.entries()) {
+      // the writer stays within about two faults' share of the transactions ahead of the plan
+      // (it writes during faults, and the run makes about the transactions it was asked for)
+      workload.allowance = Math.max(workload.committed, Math.round(perFault * (i + 1))) + Math.round(2 * perFault);
       // a random moment, by progress: some transactions committed since the last recovery
       const gap = Math.round(perFault * (0.5 + faultRng.next()));
       await workload.waitCommitted(workload.committed + gap);
@@ -217,6 +220,7 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     // the rest of the workload, then everything applied
+    workload.allowance = Math.max(transactions, workload.committed);
     if (discrepancies.length === 0) await workload.waitCommitted(transactions);
     await workload.stop();
     if (discrepancies.length === 0) await probe(env, RECOVERY_TIMEOUT_MS);

@@ -41,6 +41,8 @@ export class Workload {
   bigDone = 0;
   /** what Sluice applied, as last read */
   applied = 0;
+  /** the writer waits once it has committed this many transactions (the runner paces it) */
+  allowance = Number.POSITIVE_INFINITY;
   private stopping = false;
   private loop: Promise<void> | undefined;
   private client: pg.Client | undefined;
@@ -97,6 +99,10 @@ export class Workload {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
+      if (this.committed >= this.allowance) {
+        await sleep(20);
+        continue;
+      }
       if (this.committed - this.applied > this.o.lagBudget) {
         await this.readApplied();
         if (this.committed - this.applied > this.o.lagBudget) await sleep(20);
