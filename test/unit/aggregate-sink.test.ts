@@ -8,7 +8,7 @@ import { addDecimalText, decimalTextEquals, formatDecimal, parseDecimal, subtrac
 import { commandKeys } from '../../src/core/command.js';
 import { slotOf } from '../../src/core/slot-tags.js';
 import type { Change } from '../../src/core/change.js';
-import { createSink } from '../../src/sinks/index.js';
+import { createSink, sinkWarnings } from '../../src/sinks/index.js';
 import { isAggregateSink, type AggregateSink } from '../../src/sinks/aggregate-sink.js';
 import { aggregateBackfillCommands, groupByShape, mergeGroupRows } from '../../src/sinks/aggregate-groups.js';
 import { sinkDependsOn } from '../../src/plan/schema-change.js';
@@ -82,6 +82,12 @@ describe('aggregate sink: configuration', () => {
       { option: 'measures.r', column: 'amount', template: false },
     ]);
     assert.deepEqual(sinkColumnUses({ type: 'aggregate', key: 'lb', into: 'zset', member: '{player}', score: 'sum(points)' }).map((u) => u.column), ['player', 'points']);
+  });
+
+  test('without backfill sluice check warns that the rows that exist already are in no group', () => {
+    const cfg = sinkSchema.parse({ name: 'agg', tables: ['orders'], type: 'aggregate', key: 'k:{customer}', backfill: false }) as SinkConfig;
+    assert.match(sinkWarnings(cfg)[0]?.message ?? '', /counts only the changes from its start/);
+    assert.deepEqual(sinkWarnings({ ...cfg, backfill: true } as SinkConfig), []);
   });
 
   test('a schema change of a summed or group column backfills', () => {
