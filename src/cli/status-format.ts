@@ -55,6 +55,8 @@ export interface BackfillLine {
   rate: number;
   eta_seconds: number | null;
   error?: string;
+  /** why Sluice started it by itself ("schema change", …) */
+  reason?: string;
 }
 
 /** One sink of `GET /api/sinks`. */
@@ -173,7 +175,7 @@ function formatBackfill(sink: string, b: BackfillLine): string {
   const total = isNum(b.estimated_total) ? String(b.estimated_total) : '?';
   const pct = isNum(b.percent) ? ` (${b.percent}%)` : '';
   const eta = isNum(b.eta_seconds) ? `, ETA ${formatDuration(b.eta_seconds * 1000)}` : '';
-  return `  ${sink}: backfill of ${b.table} ${b.state}, ${b.rows}/${total} rows${pct}, ${b.rate} rows/s${eta}${b.error ? `: ${b.error}` : ''}`;
+  return `  ${sink}: backfill of ${b.table}${b.reason ? ` (${b.reason})` : ''} ${b.state}, ${b.rows}/${total} rows${pct}, ${b.rate} rows/s${eta}${b.error ? `: ${b.error}` : ''}`;
 }
 
 /**

@@ -111,6 +111,8 @@ export interface ApiBackfill {
   superseded: number;
   estimated_total: number | null;
   from: string | null;
+  /** why Sluice started it by itself ("schema change", …) */
+  reason?: string;
   started_at: string;
   updated_at: string;
   error?: string;

@@ -57,6 +57,7 @@ export function Backfills({ sink }: { sink: ApiSink }) {
               <div class="backfill-head">
                 <strong>{b.table}</strong> <Pill state={b.state} />
                 {b.from ? <code class="muted"> where {b.from}</code> : null}
+                {b.reason ? <span class="muted"> ({b.reason})</span> : null}
                 <span class="spacer" />
                 <span class="muted">started {time(b.started_at)}</span>
               </div>
