@@ -150,10 +150,30 @@ export async function check(input: CheckInput): Promise<CheckResult> {
       const keys = [...new Set([...expected.keys(), ...actualKeys])];
       const values = await inChunks(keys, 200, (k) => h.read(spec, view, k, expected.get(k)));
       const same = h.same ?? ((a: string, b: string) => a === b);
+      // for a key no row gives: the last committed change of a row that gave it (was it a delete
+      // Redis may have lost?)
+      const orphans = keys.filter((k, i) => !expected.has(k) && values[i] !== undefined);
+      const lastChange = new Map<string, Change & { tx?: number }>();
+      if (orphans.length > 0) {
+        const wanted = new Set(orphans);
+        for (const c of await allChangesOf(spec.table)) {
+          for (const row of [c.old, c.new]) {
+            const k = row ? render(templateOf(spec), table, row) : undefined;
+            if (k !== undefined && wanted.has(k)) lastChange.set(k, c);
+          }
+        }
+      }
+      const boundary = input.lossBoundary[spec.conn] ?? 0;
       keys.forEach((k, i) => {
         const want = expected.get(k);
         const got = values[i];
-        if (want === undefined && got !== undefined) add('orphan key', k, `holds ${got.slice(0, 300)}; no row gives this key`);
+        if (want === undefined && got !== undefined) {
+          const c = lastChange.get(k);
+          const why = c
+            ? `; the last change of a row with this key: ${ACTION_OF_OP[c.op]} at audit seq ${c.seq}${LOSSY_CONNS.has(spec.conn) && boundary > 0 ? (c.seq <= boundary ? ` (before the end of the last lossy fault on ${spec.conn}, seq ${boundary}: Redis may have lost it, and a backfill does not remove keys)` : ` (after the last lossy fault on ${spec.conn}, seq ${boundary})`) : ''}`
+            : '';
+          add('orphan key', k, `holds ${got.slice(0, 300)}; no row gives this key${why}`);
+        }
         else if (want !== undefined && got === undefined) add('missing key', k, `expected ${want.slice(0, 300)}`);
         else if (want !== undefined && got !== undefined && !same(want, got)) add('wrong value', k, `expected ${want.slice(0, 300)}\n      found    ${got.slice(0, 300)}`);
       });
