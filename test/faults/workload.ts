@@ -118,8 +118,9 @@ export class Workload {
           break;
         } catch (err) {
           const code = (err as { code?: string }).code;
-          // a connection error (Postgres restarting): reconnect and run the transaction again
-          if (code === undefined || /^(08|57P)/.test(code)) {
+          // a connection error (Postgres restarting, a socket reset: ECONNRESET, …): reconnect and
+          // run the transaction again
+          if (code === undefined || /^(08|57P)/.test(code) || /^E[A-Z]+$/.test(code)) {
             this.retried++;
             this.client = undefined;
             await c.end().catch(() => undefined);
