@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import { appliedKey } from '../core/keyspace.js';
 import { comparePositions, formatPosition, type Position } from '../core/position.js';
 import type { RedisClient } from '../redis/connect.js';
@@ -40,13 +41,15 @@ export class ProgressPublisher {
     if (!m || m.size === 0) return;
     this.pending.delete(name);
     this.busy.add(name);
-    const p = client.pipeline();
+    // a Cluster pipeline must stay in one slot: there, one command each (sinks' keys are in many slots)
+    const writes: Promise<unknown>[] = [];
+    const p = client instanceof Cluster ? null : client.pipeline();
     for (const [sink, pos] of m) {
       const text = formatPosition(pos);
-      p.set(appliedKey(sink), text);
-      p.publish(appliedKey(sink), text);
+      if (p) p.set(appliedKey(sink), text).publish(appliedKey(sink), text);
+      else writes.push(client.set(appliedKey(sink), text), client.publish(appliedKey(sink), text));
     }
-    p.exec()
+    (p ? p.exec() : Promise.all(writes))
       .then(
         () => {
           this.lastError = null;
