@@ -48,7 +48,7 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
   }
   for (const [name, spec] of Object.entries(config.redis)) {
     const sinks = config.sinks.filter((s) => s.redis === name);
-    findings.push(...(await checkRedisConnection(name, spec, sinks.length > 0, sinkOnlyCommands(sinks))));
+    findings.push(...(await checkRedisConnection(name, spec, sinks.length > 0, sinkOnlyCommands(sinks), sinks)));
   }
   for (const f of findings) {
     const line = `${f.severity.padEnd(5)} ${f.message}\n`;

@@ -255,8 +255,28 @@ export async function databaseFinding(name: string, client: RedisClient): Promis
  * version, mode (standalone; cluster state and slot coverage; the master a sentinel setup
  * points to), eviction policy, and whether the ACL user may run every command Sluice uses.
  */
-/** `sinkCommands`: commands beyond SLUICE_COMMANDS that the connection's sinks send (sinkOnlyCommands). */
-export async function checkRedisConnection(name: string, spec: RedisConnectionConfig, used: boolean, sinkCommands: readonly (readonly string[])[] = []): Promise<Finding[]> {
+/**
+ * What the connection's Redis version cannot do for its sinks: Sluice needs Redis 6 (RESP
+ * transactions with per-command errors, ACL users); a stream sink with `max_age_ms` trims with
+ * `MINID`, which Redis added in 6.2. An unknown version (INFO denied) finds nothing.
+ */
+export function versionFindings(name: string, version: string, sinks: readonly SinkConfig[]): Finding[] {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  if (!m) return [];
+  const v = Number(m[1]) * 100 + Number(m[2]);
+  if (v < 600) return [{ severity: 'error', message: `redis.${name}: Redis ${version} is too old: Sluice needs Redis 6.0 or newer` }];
+  const trimmed = sinks.filter((s) => s.type === 'stream' && s.max_age_ms !== undefined).map((s) => s.name);
+  if (v < 602 && trimmed.length > 0) {
+    return [{ severity: 'error', message: `redis.${name}: Redis ${version} has no XADD/XTRIM MINID, which max_age_ms needs (Redis 6.2 or newer): sink(s) ${trimmed.join(', ')}` }];
+  }
+  return [];
+}
+
+/**
+ * `sinkCommands`: commands beyond SLUICE_COMMANDS that the connection's sinks send (sinkOnlyCommands);
+ * `sinks`: the sinks writing to it, for the version check.
+ */
+export async function checkRedisConnection(name: string, spec: RedisConnectionConfig, used: boolean, sinkCommands: readonly (readonly string[])[] = [], sinks: readonly SinkConfig[] = []): Promise<Finding[]> {
   const out: Finding[] = [];
   const where = describeRedis(spec);
   const tls = usesTls(spec);
@@ -308,6 +328,7 @@ export async function checkRedisConnection(name: string, spec: RedisConnectionCo
     const mode = await modeOf(client, spec, serverMode, name, out).catch((err: unknown) => `${serverMode} (${errorMessage(err)})`);
     const extras = [tls ? 'TLS' : undefined, user !== undefined ? `user "${user}"` : undefined].filter(Boolean).join(', ');
     out.unshift({ severity: 'ok', message: `redis.${name}: reachable at ${where} (Redis ${version}, ${mode}${extras ? `; ${extras}` : ''})${used ? '' : ', not used by any sink'}` });
+    out.push(...versionFindings(name, version, sinks));
     try {
       const policy = (await client.config('GET', 'maxmemory-policy')) as string[];
       if (policy[1]?.startsWith('allkeys-')) {
