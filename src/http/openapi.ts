@@ -296,7 +296,7 @@ function operations(): Record<string, Partial<Record<Method, Operation>>> {
         operationId: 'retryMessage',
         tags: ['messages'],
         summary: 'Retry a failed message through the ordered apply path',
-        description: 'A state sink (string, hash, set, zset) writes the row as it is now in Postgres; a list, stream or pubsub sink replays the stored message. Waits up to 30 s for the write.',
+        description: 'A state sink (string, hash, set, zset, geo, bitmap) writes the row as it is now in Postgres; a list, stream, pubsub or hyperloglog sink replays the stored message; an aggregate sink\'s message cannot be retried on its own (409 `cannot_retry`: backfill the sink, then discard). Waits up to 30 s for the write.',
         parameters: [sinkName, messageIdParam],
         responses: {
           200: json(ref('RetryResult'), 'done'),
