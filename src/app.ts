@@ -2,7 +2,7 @@ import pg from 'pg';
 import { DEFAULT_MAX_TRANSACTION_ROWS, type SluiceConfig } from './config/schema.js';
 import { prepareSource, sinkWantsOf } from './pg/source-setup.js';
 import { SourceMonitor } from './pg/source-monitor.js';
-import { createRedisClient, type RedisClient } from './redis/connect.js';
+import { closeRedisClient, createRedisClient, type RedisClient } from './redis/connect.js';
 import { Pipeline } from './runtime/pipeline.js';
 import type { FailedLimits } from './plan/failed-messages.js';
 import { Deliveries } from './runtime/deliveries.js';
@@ -226,12 +226,5 @@ function rebackfill(backfills: BackfillManager | null, sinks: readonly string[],
 
 /** QUIT when Redis answers, else drop the connection: never waits for a Redis that is down. */
 async function closeRedis(redis: ReadonlyMap<string, RedisClient>): Promise<void> {
-  await Promise.all(
-    [...redis.values()].map(async (c) => {
-      if (c.status !== 'ready') return c.disconnect();
-      const quit = c.quit().then(() => true, () => false);
-      const ok = await Promise.race([quit, new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
-      if (!ok) c.disconnect();
-    }),
-  );
+  await Promise.all([...redis.values()].map((c) => closeRedisClient(c)));
 }

@@ -262,6 +262,30 @@ export async function connectRedis(client: RedisClient): Promise<void> {
   }
 }
 
+/**
+ * Closes a client without waiting for a Redis that is down: QUIT when it is ready (what was
+ * sent before is answered first), for at most `boundMs`, then disconnect(). The disconnect() is
+ * needed even after a QUIT that worked: a Sentinel client's failover detector keeps two
+ * connections to each sentinel, and ioredis closes them on disconnect() only
+ * (redis/ioredis#1362); they would keep the process from exiting. A Cluster closes its nodes on
+ * QUIT: it is only disconnected when QUIT did not finish.
+ */
+export async function closeRedisClient(client: RedisClient, boundMs = 2000): Promise<void> {
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const quit = client.quit().then(() => true, () => false);
+  const bound = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), boundMs);
+    timer.unref();
+  });
+  const quitted = await Promise.race([quit, bound]);
+  clearTimeout(timer);
+  if (!quitted || !(client instanceof Cluster)) client.disconnect();
+}
+
 /** the last error a client emitted (for timeouts: "timed out" alone says little) */
 export function trackLastError(client: RedisClient): () => Error | undefined {
   let last: Error | undefined;

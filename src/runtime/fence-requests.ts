@@ -1,6 +1,6 @@
 import { FENCE_REQUEST_CHANNEL } from '../core/keyspace.js';
 import { parseLsn } from '../core/lsn.js';
-import { connectRedis, type RedisClient } from '../redis/connect.js';
+import { closeRedisClient, connectRedis, type RedisClient } from '../redis/connect.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Fences } from './fences.js';
@@ -33,6 +33,6 @@ export function listenForFenceRequests(redis: ReadonlyMap<string, RedisClient>, 
       .catch((err: unknown) => log.warn({ redis: name, err: errorMessage(err) }, 'cannot listen for clients\' fence requests on this Redis (sluice/client waits then follow the stream only)'));
   }
   return async () => {
-    await Promise.all(subs.map((s) => s.quit().then(() => undefined, () => s.disconnect())));
+    await Promise.all(subs.map((s) => closeRedisClient(s)));
   };
 }

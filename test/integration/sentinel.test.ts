@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startPostgres, type TestPostgres } from '../harness/postgres.js';
 import { startRedisSentinel, type TestRedisSentinel } from '../harness/redis-sentinel.js';
-import { spawnSluice, type ManagedProcess } from '../harness/process.js';
+import { settlesWithin, spawnSluice, type ManagedProcess } from '../harness/process.js';
 import { eventually } from '../support/sluice-env.js';
 import { diffMaps, expectedStrings, scanStrings } from '../support/compare.js';
 import { freePort } from '../../src/util/free-port.js';
+import { DRAIN_TIMEOUT_MS } from '../../src/app.js';
 
 describe('Redis Sentinel', () => {
   let pg: TestPostgres;
@@ -76,5 +77,16 @@ describe('Redis Sentinel', () => {
     assert.notEqual(await sentinel.reportedMasterPort(), before);
     await inSync();
     assert.ok(sluice.running, sluice.tail(20));
+  });
+
+  // the failover detector's connections to the sentinels (ioredis#1362) kept it alive after
+  // `sluice stopped`: it must exit by itself, within the drain bound and the closing that follows
+  test('exits with code 0 after SIGTERM', async () => {
+    await write(20);
+    const from = sluice.mark();
+    const exited = sluice.kill('SIGTERM');
+    await sluice.waitForLine(/sluice stopped/, DRAIN_TIMEOUT_MS + 15_000, { from });
+    assert.ok(await settlesWithin(exited, 15_000), `still running after "sluice stopped":\n${sluice.tail(20)}`);
+    assert.deepEqual(await exited, { code: 0, signal: null }, sluice.tail(20));
   });
 });
