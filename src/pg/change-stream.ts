@@ -46,7 +46,8 @@ export interface ChangeSource {
   confirm(lsn: Lsn): void;
   pause(): void;
   resume(): void;
-  restart(): void;
+  /** closes the connection on purpose and streams again from the confirmed position; `reason` is logged */
+  restart(reason?: string): void;
   stop(): Promise<void>;
 }
 
@@ -132,8 +133,8 @@ export class ChangeStream implements ChangeSource {
     if (this.broken === null) this.source.resume();
   }
 
-  restart(): void {
-    this.source.restart();
+  restart(reason?: string): void {
+    this.source.restart(reason);
   }
 
   stop(): Promise<void> {

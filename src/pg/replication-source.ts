@@ -38,7 +38,8 @@ export class ReplicationSource {
   reconnects = 0;
   /** counts connections: what arrives on a newer one comes after a restart or a reconnect */
   generation = 0;
-  private restarting = false;
+  /** why the connection is being closed on purpose (null: it is not) */
+  private restarting: string | null = null;
   private confirmed: Lsn = ZERO_LSN;
   private received: Lsn = ZERO_LSN;
   private conn: ReplicationConnection | null = null;
@@ -78,11 +79,13 @@ export class ReplicationSource {
 
   /**
    * Streams again from the confirmed position at once (no backoff): Postgres resends what was
-   * not confirmed. Used when a sink that held the slot back is resumed.
+   * not confirmed. Used when a sink that held the slot back is resumed, and to give the
+   * connection up while row lookups find Postgres shutting down (its walsender waits for the
+   * connection to close). `reason` goes to the log.
    */
-  restart(): void {
+  restart(reason = 'to replay for a resumed sink'): void {
     if (this.state === 'stopped' || this.conn === null) return;
-    this.restarting = true;
+    this.restarting = reason;
     void this.conn.close();
   }
 
@@ -139,9 +142,9 @@ export class ReplicationSource {
       }
       this.conn = null;
       if (this.abort.signal.aborted) break;
-      if (this.restarting) {
-        this.restarting = false;
-        log.info({ from: formatLsn(this.confirmed) }, 'replication stream restarted to replay for a resumed sink');
+      if (this.restarting !== null) {
+        log.info({ from: formatLsn(this.confirmed) }, `replication stream restarted ${this.restarting}`);
+        this.restarting = null;
         continue;
       }
       attempt++;

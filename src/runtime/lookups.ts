@@ -6,11 +6,26 @@ import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 
+/** The replication connection as the lookups see it: they may give it up (see RowLookups). */
+export interface LookupStream {
+  /** counts connections */
+  generation(): number;
+  /** closes the connection; a new one streams from the confirmed position */
+  restart(reason: string): void;
+}
+
 /**
  * What a transaction may need from Postgres before it can be planned: the primary key of a
  * REPLICA IDENTITY FULL table (pgoutput marks every column as key), and unchanged TOASTed
  * values Postgres did not send. A lookup that fails is retried with backoff until it succeeds
  * or Sluice stops; meanwhile `lastError` says why, and /health reports it.
+ *
+ * Reading the stream waits for the lookup, so nothing after the transaction can be confirmed.
+ * When a lookup fails because Postgres is shutting down or gone, the replication connection is
+ * given up (once per connection): a fast shutdown's walsender exits only once its client has
+ * confirmed the end of the WAL or closed the connection, and would otherwise wait for Sluice
+ * while Sluice waits for Postgres. The transaction is streamed again from the slot on the next
+ * connection; what was taken in twice is skipped by position, as after any reconnect.
  */
 export class RowLookups {
   lastError: string | null = null;
@@ -18,10 +33,13 @@ export class RowLookups {
   private readonly primaryKeys = new Map<string, readonly string[] | null>();
   private readonly keyedTables = new WeakMap<TableInfo, TableInfo>();
   private readonly abort = new AbortController();
+  /** the generation of the connection last given up */
+  private gaveUp = -1;
 
   constructor(
     url: string,
     private readonly log: Logger,
+    private readonly stream: LookupStream,
   ) {
     this.fetcher = new RowFetcher(url);
   }
@@ -49,6 +67,11 @@ export class RowLookups {
         const delay = backoffDelayMs(attempt, 200, 5000);
         this.log.warn({ err: errorMessage(err), retryInMs: delay, attempt }, 'Postgres row lookup failed; will retry');
         await this.fetcher.close();
+        if (postgresGoingAway(err) && this.stream.generation() !== this.gaveUp) {
+          this.gaveUp = this.stream.generation();
+          this.log.warn({ err: errorMessage(err) }, 'Postgres is shutting down or gone: giving up the replication connection while the lookup waits (the transaction is streamed again)');
+          this.stream.restart('after row lookups found Postgres shutting down or gone');
+        }
         await sleep(delay, this.abort.signal);
       }
     }
@@ -111,4 +134,14 @@ export class RowLookups {
 /** An update whose unchanged TOAST values were not sent with an old row to fill them from. */
 function needsToast(c: Change): boolean {
   return c.action === 'update' && !(c.oldKind === 'O' && c.oldRow) && hasUnchangedToast(c);
+}
+
+/**
+ * Postgres is shutting down, starting, or not there: SQLSTATE class 57P (admin_shutdown,
+ * crash_shutdown, cannot_connect_now, …), a refused or reset connection, or one that ended.
+ */
+export function postgresGoingAway(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (code.startsWith('57P') || code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE')) return true;
+  return /Connection terminated|terminating connection|database system is (shutting down|starting up)/i.test(errorMessage(err));
 }

@@ -87,7 +87,7 @@ export class Pipeline {
     this.batcher = new Batcher({ maxCommands: opts.batchMaxCommands, maxBytes }, randomUUID);
     this.events = planEvents(opts.metrics, opts.log);
     this.planner = new Planner(this.batcher, this.windows, this.events, () => this.sinkList, () => microsSince2000(Date.now()), new FailedStore(opts.failedLimits));
-    this.lookups = new RowLookups(opts.source.url, opts.log);
+    this.lookups = new RowLookups(opts.source.url, opts.log, { generation: () => this.stream.generation, restart: (reason) => this.stream.restart(reason) });
     this.intakeQueue = new Intake({
       planner: this.planner,
       lookups: this.lookups,

@@ -1,9 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
+import { setUpRevocableDocs } from '../support/revocable-docs.js';
 
 interface Health {
   status: string;
@@ -25,18 +24,7 @@ describe('/health when Postgres row lookups fail', () => {
 
   before(async () => {
     env = await createSluiceTestEnv();
-    await env.pg.query(`
-      create table docs (id int primary key, title text, body text);
-      create role sluice_r login replication;
-      grant select on docs to sluice_r;
-      create publication sluice for table docs with (publish_via_partition_root = true);
-      insert into docs select 1, 'first', string_agg(md5(g::text || random()::text), '') from generate_series(1, 400) g;`);
-    // Sluice reads as a role whose SELECT can be taken away; its own state stays with the superuser
-    const url = env.pg.url.replace('postgres://postgres@', 'postgres://sluice_r@');
-    writeFileSync(
-      join(env.dir, 'sluice.yaml'),
-      `source:\n  url: ${url}\nstate:\n  url: ${env.pg.url}\nredis:\n  main:\n    url: ${env.redis.url}\nsinks:\n  - name: docs\n    type: hash\n    tables: [docs]\n    key: "doc:{id}"\n    backfill: true\nhttp:\n  port: ${env.httpPort}\n`,
-    );
+    await setUpRevocableDocs(env, 1);
     await env.start();
     redis = env.redis.client();
     await eventually(() => redis.hget('doc:1', 'title'), (v) => v === 'first', 20_000, 'the backfilled row');
