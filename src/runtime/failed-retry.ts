@@ -8,8 +8,9 @@ import { withWatermarkWindow } from '../pg/watermarks.js';
 import { parseLsn, ZERO_LSN } from '../core/lsn.js';
 import { microsSince2000 } from '../core/time.js';
 import type { RedisClient } from '../redis/connect.js';
+import { scanHashFields } from '../redis/hash-scan.js';
 import type { PlanOutput, SinkType } from '../sinks/sink.js';
-import { SluiceError, errorMessage } from '../util/errors.js';
+import { SluiceError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { failedKey } from '../core/keyspace.js';
 import { entryBytes, failedMessageForApi, storedMessageJson, withMessage, type FailedMessage, type FailedStore } from '../plan/failed-messages.js';
@@ -60,25 +61,11 @@ function newestFirst(a: MessagePosition, b: MessagePosition): number {
 
 /** The ids in a sink's failed-message hash (HSCAN; without the values where Redis ≥ 7.4 allows). */
 async function failedIds(redis: RedisClient, key: string): Promise<string[]> {
-  const ids: string[] = [];
-  let novalues = true;
-  let cursor = '0';
-  for (;;) {
-    let reply: [string, string[]];
-    try {
-      reply = (await redis.call('HSCAN', key, cursor, 'COUNT', '500', ...(novalues ? ['NOVALUES'] : []))) as [string, string[]];
-    } catch (err) {
-      if (!novalues || !/syntax|argument/i.test(errorMessage(err))) throw err;
-      novalues = false; // before Redis 7.4: fields and values
-      continue;
-    }
-    cursor = reply[0];
-    const items = reply[1];
-    if (novalues) ids.push(...items);
-    else for (let i = 0; i < items.length; i += 2) ids.push(items[i]!);
-    if (cursor === '0') break;
-  }
-  return [...new Set(ids)]; // HSCAN may return a field twice
+  const ids = new Set<string>(); // HSCAN may return a field twice
+  await scanHashFields(redis, key, (fields) => {
+    for (const f of fields) ids.add(f);
+  });
+  return [...ids];
 }
 
 /**
