@@ -10,29 +10,11 @@ import { CopyTextParser } from './copy-text.js';
 import { conditionSql } from './condition.js';
 import type { RedisCommand } from '../sinks/sink.js';
 import { backfillKey } from '../core/keyspace.js';
+import type { BackfillRecord } from '../core/records.js';
 
-/** What is persisted per (sink, table) in `sluice:backfill:<sink>`, with the rows it covers. */
-export interface BackfillRecord {
-  id: string;
-  sink: string;
-  table: string;
-  state: 'running' | 'done' | 'failed' | 'cancelled';
-  /** key column values (text) of the last row copied; null: from the start */
-  cursor: string[] | null;
-  rows: number;
-  /** rows of chunks that the stream had already changed between the watermarks */
-  superseded: number;
-  estimated_total: number | null;
-  from: string | null;
-  /** why it runs when Sluice started it by itself: "schema change", "Redis lost writes", … */
-  reason?: string;
-  started_at: string;
-  updated_at: string;
-  error?: string;
-}
-
-// backfill-manager.ts imports it from here
+// backfill-manager.ts imports them from here
 export { backfillKey };
+export type { BackfillRecord };
 
 export interface ChunkResult {
   readonly copied: number;

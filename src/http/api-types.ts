@@ -1,8 +1,11 @@
 // The JSON the HTTP API answers, written once for both sides: the server's routes build their
 // answers against these types, and the console (web/) imports them (type-only) for its calls.
-// This file imports nothing, so the console's own type-check reads it alone; the types the
-// server already has elsewhere (Delivery, BackfillView, RedisTestResult, Problem, SinkConfig)
-// are checked against these ones, both ways, by test/unit/api-types.test.ts.
+// This file imports only src/core/records.ts (the stored backfill and failed-message records,
+// which imports nothing), so the console's own type-check reads just the two; the types the
+// server already has elsewhere (Delivery, BackfillView, RedisTestResult, Problem,
+// FailedStoreView) are checked against these ones, both ways, by test/unit/console-contract.test.ts.
+
+import type { BackfillRecord, FailedMessage } from '../core/records.js';
 
 /** Every error: `{"error": {"code", "message"}}`; a body that does not validate adds the problems. */
 export interface ApiErrorBody {
@@ -101,21 +104,7 @@ export interface ApiSinkBlock {
 }
 
 /** A backfill of one table for one sink, with its progress. */
-export interface ApiBackfill {
-  id: string;
-  sink: string;
-  table: string;
-  state: 'running' | 'done' | 'failed' | 'cancelled';
-  cursor: string[] | null;
-  rows: number;
-  superseded: number;
-  estimated_total: number | null;
-  from: string | null;
-  /** why Sluice started it by itself ("schema change", …) */
-  reason?: string;
-  started_at: string;
-  updated_at: string;
-  error?: string;
+export interface ApiBackfill extends BackfillRecord {
   /** rows per second over the last chunks */
   rate: number;
   eta_seconds: number | null;
@@ -162,42 +151,19 @@ export interface ApiFailedStore {
   dropped: number;
 }
 
-/** A sink's failed-message store and its bounds. */
-export interface ApiFailedStore {
-  messages: number;
-  bytes: number;
-  max_messages: number;
-  max_bytes: number;
-  envelope_max_bytes: number;
-  /** no room for another entry: the next failure is only counted and logged */
-  full: boolean;
-  /** failures not stored since this instance started because the store was full */
-  dropped: number;
-}
-
 export interface ApiSinks {
   sinks: ApiSink[];
 }
 
 // ---- messages ----------------------------------------------------------------------------
 
-/** One failed message (GET …/messages?status=failed lists them, newest first). */
-export interface ApiFailedMessage {
-  id: string;
-  sink: string;
-  reason: string;
-  action: string;
-  table: string;
-  commit_lsn: string;
-  commit_idx: number;
-  commit_timestamp: string;
-  failed_at: string;
+/**
+ * One failed message (GET …/messages?status=failed lists them, newest first): as stored, with
+ * the id in its URL-safe form and the row's identity as JSON.
+ */
+export interface ApiFailedMessage extends Omit<FailedMessage, 'identity'> {
   /** the row's primary key columns, when known */
   identity?: unknown;
-  /** set when the envelope was not kept (too large): its size, and why */
-  message_omitted?: { bytes: number; why: string };
-  /** the envelope; null when the row itself could not be rendered or was not kept */
-  message: unknown;
   /** in lists, an envelope over 64 KiB is left out: GET …/messages/:id has it */
   message_truncated?: boolean;
   message_chars?: number;

@@ -6,6 +6,7 @@ import type { RedisCommand } from '../core/command.js';
 import { failedKey } from '../core/keyspace.js';
 import { apiMessageId } from '../core/message-id.js';
 import { toJson } from '../core/values.js';
+import type { FailedMessage } from '../core/records.js';
 import { DEFAULT_FAILED_ENVELOPE_MAX_BYTES, DEFAULT_FAILED_MAX_BYTES, DEFAULT_FAILED_MAX_MESSAGES } from '../config/sink-schema.js';
 
 /*
@@ -25,23 +26,7 @@ import { DEFAULT_FAILED_ENVELOPE_MAX_BYTES, DEFAULT_FAILED_MAX_BYTES, DEFAULT_FA
  * with its id and reason (plan-events.ts), never dropped silently.
  */
 
-export interface FailedMessage {
-  id: string;
-  sink: string;
-  reason: string;
-  action: string;
-  table: string;
-  commit_lsn: string;
-  commit_idx: number;
-  commit_timestamp: string;
-  failed_at: string;
-  /** the row's primary key columns as JSON text (exact digits), when they are known */
-  identity?: string;
-  /** set when the envelope was not kept: its size, and why */
-  message_omitted?: { bytes: number; why: string };
-  /** the envelope, when it can be rendered at all (and was kept) */
-  message: unknown;
-}
+export type { FailedMessage };
 
 // ---------------------------------------------------------------------------------------------
 // Bounds
