@@ -132,7 +132,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     for (const sink of found.unknown) {
       if (!initial.includes(sink)) log.warn({ sink }, 'Redis holds no position for this sink although the slot has history: a new sink starts from now; if Redis lost its data, run sluice backfill');
     }
-    await publishDefinitions(config.source.url, config.sinks.flatMap((s) => (redis.has(s.redis!) ? [{ sink: s, redis: redis.get(s.redis!)! }] : [])), log);
+    await publishDefinitions((t) => pipeline.primaryKey(t), config.sinks.flatMap((s) => (redis.has(s.redis!) ? [{ sink: s, redis: redis.get(s.redis!)! }] : [])), log);
     await bf.resume(initial);
     rebackfill(bf, found.behind, 'Redis is behind the replication slot', log);
     let http: HttpServer | null = null;

@@ -109,7 +109,7 @@ export class SinkControl {
       throw new ControlError(503, 'sink_not_started', `the sink could not be started: ${errorMessage(err)}`);
     }
     this.config.sinks.push(sink);
-    await publishDefinitions(this.config.source.url, [{ sink, redis: this.pipeline.redisFor(sink.name) }], this.log);
+    await publishDefinitions((t) => this.pipeline.primaryKey(t), [{ sink, redis: this.pipeline.redisFor(sink.name) }], this.log);
     this.origins.set(sink.name, 'api');
     this.log.info({ sink: sink.name, type: sink.type }, 'sink created through the API');
     if (sink.backfill) await this.backfills.start(sink.name, {});
@@ -135,7 +135,7 @@ export class SinkControl {
     old?.functions?.dispose();
     const i = this.config.sinks.findIndex((s) => s.name === name);
     if (i >= 0) this.config.sinks[i] = sink;
-    await publishDefinitions(this.config.source.url, [{ sink, redis: this.pipeline.redisFor(name) }], this.log);
+    await publishDefinitions((t) => this.pipeline.primaryKey(t), [{ sink, redis: this.pipeline.redisFor(name) }], this.log);
     this.log.info({ sink: name }, 'sink changed through the API');
     return sink;
   }

@@ -11,6 +11,7 @@ import { splitTable } from './source-setup.js';
  */
 export class RowFetcher {
   private client: pg.Client | null = null;
+  private connecting: Promise<pg.Client> | null = null;
   private readonly catalog = new Map<string, CatalogTable>();
 
   constructor(private readonly url: string) {}
@@ -45,40 +46,59 @@ export class RowFetcher {
     return out;
   }
 
-  /**
-   * The key columns of a table as the sinks' `{pk}` joins them (null when it has none): those of
-   * its primary key (REPLICA IDENTITY DEFAULT, and FULL, whose rows are keyed by the primary key)
-   * or of its replica identity index (USING INDEX), in column order, as pgoutput marks them.
-   */
+  /** The key columns of a table as the sinks' `{pk}` joins them (readPrimaryKey). */
   async primaryKey(qualified: string): Promise<string[] | null> {
-    const client = await this.connect();
-    const [schema, name] = splitTable(qualified);
-    const r = await client.query<{ attname: string }>(
-      `select a.attname from pg_index i
-         join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
-         join pg_attribute a on a.attrelid = c.oid and a.attnum = any(i.indkey::int2[])
-        where n.nspname = $1 and c.relname = $2
-          and (case when c.relreplident = 'i' then i.indisreplident else i.indisprimary end)
-        order by a.attnum`,
-      [schema, name],
-    );
-    return r.rows.length > 0 ? r.rows.map((x) => x.attname) : null;
+    return readPrimaryKey(await this.connect(), qualified);
   }
 
+  /** Closes the connection, and one being made: the next call connects again. */
   async close(): Promise<void> {
     const c = this.client;
+    const pending = this.connecting;
     this.client = null;
     await c?.end().catch(() => undefined);
+    const late = await pending?.catch(() => null);
+    if (late) {
+      if (this.client === late) this.client = null;
+      await late.end().catch(() => undefined);
+    }
   }
 
-  private async connect(): Promise<pg.Client> {
-    if (this.client) return this.client;
-    const c = createTextClient(this.url, 'sluice-fetch');
-    c.on('error', () => {
-      if (this.client === c) this.client = null;
-    });
-    await c.connect();
-    this.client = c;
-    return c;
+  /** One connection however many callers ask at once (lookups and sink definitions share it). */
+  private connect(): Promise<pg.Client> {
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= (async () => {
+      const c = createTextClient(this.url, 'sluice-fetch');
+      c.on('error', () => {
+        if (this.client === c) this.client = null;
+      });
+      try {
+        await c.connect();
+      } finally {
+        this.connecting = null;
+      }
+      this.client = c;
+      return c;
+    })();
+    return this.connecting;
   }
+}
+
+/**
+ * The key columns of a table as the sinks' `{pk}` joins them (null when it has none): those of
+ * its primary key (REPLICA IDENTITY DEFAULT, and FULL, whose rows are keyed by the primary key)
+ * or of its replica identity index (USING INDEX), in column order, as pgoutput marks them.
+ */
+export async function readPrimaryKey(client: pg.Client, qualified: string): Promise<string[] | null> {
+  const [schema, name] = splitTable(qualified);
+  const r = await client.query<{ attname: string }>(
+    `select a.attname from pg_index i
+       join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+       join pg_attribute a on a.attrelid = c.oid and a.attnum = any(i.indkey::int2[])
+      where n.nspname = $1 and c.relname = $2
+        and (case when c.relreplident = 'i' then i.indisreplident else i.indisprimary end)
+      order by a.attnum`,
+    [schema, name],
+  );
+  return r.rows.length > 0 ? r.rows.map((x) => x.attname) : null;
 }

@@ -1,6 +1,5 @@
 import type { SinkConfig } from '../config/schema.js';
 import { sinkDefinitionKey } from '../core/keyspace.js';
-import { RowFetcher } from '../pg/row-fetcher.js';
 import type { RedisClient } from '../redis/connect.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -20,9 +19,12 @@ export interface SinkDefinition {
   readonly primary_keys: Readonly<Record<string, readonly string[]>>;
 }
 
+/** A table's key columns as `{pk}` joins them (null: it has none): pg/row-fetcher.ts readPrimaryKey. */
+export type PrimaryKeyReader = (qualified: string) => Promise<readonly string[] | null>;
+
 const TEMPLATE_OPTIONS = ['key', 'field', 'member', 'score', 'channel', 'element', 'longitude', 'latitude', 'offset'] as const;
 
-export async function sinkDefinition(sink: SinkConfig, fetcher: RowFetcher): Promise<SinkDefinition> {
+export async function sinkDefinition(sink: SinkConfig, primaryKey: PrimaryKeyReader): Promise<SinkDefinition> {
   const templates: Record<string, string | number> = {};
   const options = sink as unknown as Record<string, unknown>;
   for (const o of TEMPLATE_OPTIONS) {
@@ -32,24 +34,22 @@ export async function sinkDefinition(sink: SinkConfig, fetcher: RowFetcher): Pro
   const primary_keys: Record<string, readonly string[]> = {};
   for (const t of sink.tables) {
     if (t.endsWith('.*')) continue; // a whole schema: the caller names the table
-    const pk = await fetcher.primaryKey(t.includes('.') ? t : `public.${t}`);
+    const pk = await primaryKey(t.includes('.') ? t : `public.${t}`);
     if (pk) primary_keys[t.includes('.') ? t : `public.${t}`] = pk;
   }
   return { name: sink.name, type: sink.type, tables: sink.tables, templates, primary_keys };
 }
 
-/** Writes (or, with `null`, removes) sinks' definitions; failures are logged, never fatal. */
-export async function publishDefinitions(url: string, sinks: readonly { sink: SinkConfig; redis: RedisClient }[], log: Logger): Promise<void> {
-  const fetcher = new RowFetcher(url);
-  try {
-    for (const { sink, redis } of sinks) {
-      try {
-        await redis.set(sinkDefinitionKey(sink.name), JSON.stringify(await sinkDefinition(sink, fetcher)));
-      } catch (err) {
-        log.warn({ sink: sink.name, err: errorMessage(err) }, 'could not publish the sink definition for clients');
-      }
+/**
+ * Writes sinks' definitions; failures are logged, never fatal. `primaryKey` reads on a
+ * connection the caller has open (no connection of its own per call).
+ */
+export async function publishDefinitions(primaryKey: PrimaryKeyReader, sinks: readonly { sink: SinkConfig; redis: RedisClient }[], log: Logger): Promise<void> {
+  for (const { sink, redis } of sinks) {
+    try {
+      await redis.set(sinkDefinitionKey(sink.name), JSON.stringify(await sinkDefinition(sink, primaryKey)));
+    } catch (err) {
+      log.warn({ sink: sink.name, err: errorMessage(err) }, 'could not publish the sink definition for clients');
     }
-  } finally {
-    await fetcher.close();
   }
 }

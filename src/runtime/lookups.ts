@@ -83,6 +83,15 @@ export class RowLookups {
     return { ...txn, changes: txn.changes.map((c) => (c.table.replicaIdentity === 'f' ? { ...c, table: this.keyedTable(c.table) } : c)) };
   }
 
+  /**
+   * A table's key columns as the sinks' `{pk}` joins them, read on the lookups' connection
+   * (sink definitions for clients: runtime/definitions.ts).
+   */
+  async primaryKey(qualified: string): Promise<string[] | null> {
+    if (this.abort.signal.aborted) throw new Error('Sluice is stopping');
+    return this.fetcher.primaryKey(qualified);
+  }
+
   async close(): Promise<void> {
     this.abort.abort();
     await this.fetcher.close();

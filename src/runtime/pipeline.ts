@@ -162,6 +162,11 @@ export class Pipeline {
     return client;
   }
 
+  /** A source table's key columns as `{pk}` joins them, read on the row lookups' connection. */
+  primaryKey(qualified: string): Promise<string[] | null> {
+    return this.lookups.primaryKey(qualified);
+  }
+
   /** What each sink's failed messages hold, within their bounds (plan/failed-messages.ts). */
   get failedStore(): FailedStore {
     return this.planner.failedStore;

@@ -134,6 +134,9 @@ describe('sinks at runtime, under a steady writer', () => {
     assert.equal(f.status, 201, f.text);
     await eventually(() => redis.llen('feed'), (n) => n > 20, 20_000, 'feed entries');
     await eventually(() => redis.exists('item:1'), (n) => n === 1, 20_000, 'backfilled items');
+    // its definition for clients (keyFor), with the table's key read on the instance's connection
+    const def = JSON.parse((await redis.get('sluice:sink:items-h')) ?? 'null') as { templates: { key: string }; primary_keys: Record<string, string[]> } | null;
+    assert.deepEqual(def && { key: def.templates.key, pk: def.primary_keys }, { key: 'item:{id}', pk: { 'public.items': ['id'] } });
   });
 
   test('paused sinks stop writing while others flow; resumed, they apply every change they missed', async () => {
