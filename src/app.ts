@@ -9,7 +9,8 @@ import { Deliveries } from './runtime/deliveries.js';
 import { Fences } from './runtime/fences.js';
 import { listenForFenceRequests } from './runtime/fence-requests.js';
 import { ProgressPublisher } from './runtime/progress.js';
-import { publishDefinitions } from './runtime/definitions.js';
+import { publishDefinitions, readPrimaryKeys } from './runtime/definitions.js';
+import { readPrimaryKey } from './pg/row-fetcher.js';
 import { FenceEmitter } from './pg/fence-emitter.js';
 import { Metrics } from './metrics.js';
 import type { Logger } from './util/log.js';
@@ -57,7 +58,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     const stored = await SinkControl.load(config, state, log);
     config.sinks.push(...stored.apiSinks);
     const apiNames = new Set(stored.apiSinks.map((s) => s.name));
-    const slotConfirmed = await prepare(config, log, (name) => apiNames.has(name), state);
+    const { slotConfirmed, primaryKeys } = await prepare(config, log, (name) => apiNames.has(name), state);
     const metrics = new Metrics();
     const redis = new Map<string, RedisClient>();
     for (const [name, spec] of Object.entries(config.redis)) {
@@ -132,7 +133,9 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     for (const sink of found.unknown) {
       if (!initial.includes(sink)) log.warn({ sink }, 'Redis holds no position for this sink although the slot has history: a new sink starts from now; if Redis lost its data, run sluice backfill');
     }
-    await publishDefinitions((t) => pipeline.primaryKey(t), config.sinks.flatMap((s) => (redis.has(s.redis!) ? [{ sink: s, redis: redis.get(s.redis!)! }] : [])), log);
+    // the keys read at set-up; another table's (none, unless one could not be read) on the lookups' connection
+    const primaryKey = (t: string): Promise<readonly string[] | null> => (primaryKeys.has(t) ? Promise.resolve(primaryKeys.get(t) ?? null) : pipeline.primaryKey(t));
+    await publishDefinitions(primaryKey, config.sinks.flatMap((s) => (redis.has(s.redis!) ? [{ sink: s, redis: redis.get(s.redis!)! }] : [])), log);
     await bf.resume(initial);
     rebackfill(bf, found.behind, 'Redis is behind the replication slot', log);
     let http: HttpServer | null = null;
@@ -196,8 +199,12 @@ function failedLimitsOf(config: SluiceConfig, sink: string): FailedLimits {
   };
 }
 
-/** Creates the slot and publication (or extends it); returns the slot's confirmed position (null: new slot). */
-async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean, state: StateStore): Promise<Lsn | null> {
+/**
+ * Creates the slot and publication (or extends it); returns the slot's confirmed position (null:
+ * new slot), and the key columns of the sinks' tables for their definitions (read on the same
+ * connection, so that start-up opens no other one for them).
+ */
+async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean, state: StateStore): Promise<{ slotConfirmed: Lsn | null; primaryKeys: Map<string, readonly string[] | null> }> {
   const admin = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-setup' }));
   await admin.connect().catch((err: unknown) => {
     throw new SluiceError('pg_connect', `cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}`, { cause: err });
@@ -211,7 +218,8 @@ async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) 
     );
     // sluice teardown drops the publication only if Sluice created it
     if (source.publicationCreated) await state.recordCreated('publication', source.database, config.source.publication);
-    return !source.slotCreated && source.slot.confirmedFlush ? parseLsn(source.slot.confirmedFlush) : null;
+    const primaryKeys = await readPrimaryKeys((t) => readPrimaryKey(admin, t), config.sinks);
+    return { slotConfirmed: !source.slotCreated && source.slot.confirmedFlush ? parseLsn(source.slot.confirmedFlush) : null, primaryKeys };
   } finally {
     await admin.end();
   }

@@ -32,12 +32,32 @@ export async function sinkDefinition(sink: SinkConfig, primaryKey: PrimaryKeyRea
     if (typeof v === 'string' || typeof v === 'number') templates[o] = v;
   }
   const primary_keys: Record<string, readonly string[]> = {};
-  for (const t of sink.tables) {
-    if (t.endsWith('.*')) continue; // a whole schema: the caller names the table
-    const pk = await primaryKey(t.includes('.') ? t : `public.${t}`);
-    if (pk) primary_keys[t.includes('.') ? t : `public.${t}`] = pk;
+  for (const t of definitionTables(sink)) {
+    const pk = await primaryKey(t);
+    if (pk) primary_keys[t] = pk;
   }
   return { name: sink.name, type: sink.type, tables: sink.tables, templates, primary_keys };
+}
+
+/** The tables whose keys a sink's definition has, as "schema.table" (a whole schema, `s.*`: the caller names the table). */
+function definitionTables(sink: SinkConfig): string[] {
+  return sink.tables.filter((t) => !t.endsWith('.*')).map((t) => (t.includes('.') ? t : `public.${t}`));
+}
+
+/**
+ * The key columns of every table the sinks' definitions have, read at once (at start-up, on the
+ * set-up connection before it closes); a table that cannot be read is left out.
+ */
+export async function readPrimaryKeys(read: PrimaryKeyReader, sinks: readonly SinkConfig[]): Promise<Map<string, readonly string[] | null>> {
+  const keys = new Map<string, readonly string[] | null>();
+  for (const t of new Set(sinks.flatMap(definitionTables))) {
+    try {
+      keys.set(t, await read(t));
+    } catch {
+      // read again when the definition is written (publishDefinitions logs what fails then)
+    }
+  }
+  return keys;
 }
 
 /**
