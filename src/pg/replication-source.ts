@@ -12,7 +12,8 @@ import type { ReplicationMessage } from './pgoutput/types.js';
  *                        │                 │                                          │
  *                        └──fail──► reconnecting                    stop() from any ──► stopped
  *
- * restart() closes the connection on purpose and connects again at once (resumed sinks).
+ * restart() closes the connection on purpose and connects again at once (resumed sinks; row
+ * lookups that find Postgres shutting down, whose walsender waits for the connection to close).
  *
  * Positions: `confirm(lsn)` records what Redis has acknowledged; only that is reported as
  * flushed, and every (re)connection starts from it. What was received but not confirmed is
