@@ -80,7 +80,7 @@ export function transactionsFor(total: number, cycle: readonly number[]): number
   return i;
 }
 
-const SCHEMA_SQL = `
+export const SCHEMA_SQL = `
 create table items (id bigint primary key, name text, price numeric(10,2), qty int, updated_at timestamptz);
 create publication sluice for table items;
 
@@ -115,7 +115,7 @@ begin
 end $$;
 `;
 
-interface Backlog {
+export interface Backlog {
   changes: number;
   transactions: number;
   /** rows in items once the backlog is written */
@@ -128,7 +128,7 @@ interface Backlog {
   walBytes: number;
 }
 
-async function writeBacklog(pg: TestPostgres, changes: number): Promise<Backlog> {
+export async function writeBacklog(pg: TestPostgres, changes: number): Promise<Backlog> {
   const cycle = sizeCycle();
   const inserts = Math.round(changes * 0.6);
   const updates = Math.round(changes * 0.3);
@@ -181,7 +181,7 @@ async function writeBacklog(pg: TestPostgres, changes: number): Promise<Backlog>
  * reports as the last transaction's end, so that neither consumer waits for a keepalive that
  * covers WAL written after the backlog (running-xacts records and the like).
  */
-async function lastCommitEnd(pg: TestPostgres, from: Lsn, upTo: Lsn): Promise<Lsn> {
+export async function lastCommitEnd(pg: TestPostgres, from: Lsn, upTo: Lsn): Promise<Lsn> {
   for (let window = 1n << 20n; ; window *= 8n) {
     const start = upTo - window > from ? upTo - window : from;
     const { rows } = await pg.query(

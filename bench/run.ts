@@ -1,4 +1,4 @@
-// npm run bench -- [--changes N] [--rows N] [--rounds N] [--scenario catch-up,backfill,large-txn,wait] [--profile DIR]
+// npm run bench -- [--changes N] [--rows N] [--rounds N] [--scenario catch-up,backfill,large-txn,wait,latency,saturation,two-instances,cost] [--profile DIR]
 //
 // Runs the benchmark scenarios one after the other and prints one JSON object per scenario on
 // stdout (progress goes to stderr). See docs/benchmarks.md.
@@ -7,6 +7,7 @@ import { runCatchUp } from './catch-up.js';
 import { runBackfill } from './backfill.js';
 import { runLargeTxn } from './large-txn.js';
 import { runWait } from './wait.js';
+import { runLatency } from './latency.js';
 import { parseBenchArgs, progress, type BenchOptions } from './support.js';
 
 /** Scenario name → runner. A scenario starts and stops its own servers. */
@@ -15,6 +16,7 @@ const SCENARIOS: Record<string, (opts: BenchOptions) => Promise<Record<string, u
   backfill: runBackfill,
   'large-txn': runLargeTxn,
   wait: runWait,
+  latency: runLatency,
 };
 
 async function main(): Promise<void> {

@@ -95,6 +95,15 @@ export function parseBenchArgs(argv: readonly string[], env: NodeJS.ProcessEnv, 
   return { changes, rows, runs, scenarios, profileDir, waitQuiet, rounds };
 }
 
+/** A positive integer from the environment variable `name`, else `fallback`. */
+export function positiveEnv(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer (got ${JSON.stringify(v)})`);
+  return n;
+}
+
 function parseRuns(s: string, what: string): number {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 1 || n > 9) throw new Error(`${what} must be an integer from 1 to 9 (got ${JSON.stringify(s)})`);

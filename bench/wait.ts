@@ -30,28 +30,14 @@ import { parseConfig } from '../src/config/load.js';
 import { freePort } from '../src/util/free-port.js';
 import { SluiceClient } from '../src/client/index.js';
 import { sourceRevision } from './catch-up.js';
-import { machineInfo, pollUntil, progress, round, sleep, waitForQuietMachine, type BenchOptions } from './support.js';
+import { summarize } from './stats.js';
+import { machineInfo, pollUntil, positiveEnv, progress, sleep, waitForQuietMachine, type BenchOptions } from './support.js';
 
 export const DEFAULT_WAIT_ROUNDS = 500;
 const DEFAULT_UNPUBLISHED_CLIENT_ROUNDS = 20;
 const DEFAULT_WRITER_RATE = 200;
 /** the issue's goal for the wait's p99 with a steady writer on another table */
 const GOAL_P99_MS = 50;
-
-interface Latencies {
-  rounds: number;
-  p50_ms: number;
-  p90_ms: number;
-  p99_ms: number;
-  max_ms: number;
-  mean_ms: number;
-}
-
-function summarize(ms: number[]): Latencies {
-  const s = [...ms].sort((a, b) => a - b);
-  const at = (p: number): number => round(s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN, 2);
-  return { rounds: s.length, p50_ms: at(50), p90_ms: at(90), p99_ms: at(99), max_ms: round(s[s.length - 1] ?? NaN, 2), mean_ms: round(s.reduce((a, b) => a + b, 0) / Math.max(1, s.length), 2) };
-}
 
 /** Commits one row after another into `table` at `rate` per second (catching up when late). */
 function steadyWriter(url: string, table: string, rate: number): { stop(): Promise<{ commits: number; per_sec: number }> } {
@@ -79,14 +65,6 @@ function steadyWriter(url: string, table: string, rate: number): { stop(): Promi
       return { commits: n, per_sec: Math.round(n / ((performance.now() - started) / 1000)) };
     },
   };
-}
-
-function positiveEnv(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer (got ${JSON.stringify(v)})`);
-  return n;
 }
 
 export async function runWait(opts: BenchOptions): Promise<Record<string, unknown>> {

@@ -1,0 +1,188 @@
+// Sluice as a separate process for the scenarios that measure it from outside (latency,
+// saturation, two-instances, cost): `node bin/sluice start -c <file>` with the heap capped as
+// bin/sluice does, its progress read from its own /metrics, its CPU and peak RSS from /proc.
+//
+// A separate process keeps the bench's own work (writers, the keyspace subscriber, polling)
+// off Sluice's JavaScript thread, and lets two instances run side by side on their own threads.
+// Sluice starts streaming before its HTTP server listens, so a rate is measured over a window
+// that starts at the first answer of /metrics (changes and CPU counted from there), not from
+// the process start (which includes loading the TypeScript sources through tsx).
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnManaged, type ManagedProcess } from '../src/util/process.js';
+import { freePort } from '../src/util/free-port.js';
+import { processCpuSeconds, progress, round } from './support.js';
+
+/** What the bench reads from Sluice's /metrics. */
+export interface Scrape {
+  /** performance.now() when the answer was read */
+  at: number;
+  /** sluice_changes_total over every sink and action */
+  changes: number;
+  /** sluice_transactions_total */
+  transactions: number;
+  /** sluice_confirmed_lsn (a number; exact below 2^53) */
+  confirmedLsn: bigint;
+  /** sluice_lag_bytes */
+  lagBytes: number;
+  /** the process's CPU seconds at that moment */
+  cpuSeconds: number;
+}
+
+/** Sums every sample of `name` (all label sets) in a Prometheus text exposition. */
+export function metricSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    // `name value` or `name{labels} value`, not `name_suffix …`
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    const value = Number(rest.slice(rest.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) sum += value;
+  }
+  return sum;
+}
+
+export interface SluiceProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly port: number;
+  /** reads /metrics; null while the HTTP server does not answer yet */
+  scrape(): Promise<Scrape | null>;
+  /** polls until /metrics answers; the first answer */
+  ready(timeoutMs?: number): Promise<Scrape>;
+  /** the kernel's high-water mark of the process's resident memory (VmHWM), in MiB */
+  peakRssMb(): number | null;
+  /** SIGTERM, then waits for the exit; removes the config file */
+  stop(): Promise<void>;
+}
+
+/** Starts `bin/sluice start` on a YAML config (given without its `http:` block: the bench adds one on a free port). */
+export async function spawnSluice(name: string, yaml: string): Promise<SluiceProcess> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), `bench-sluice-${name}-`));
+  const file = join(dir, 'sluice.yaml');
+  writeFileSync(file, `${yaml.trimEnd()}\nhttp:\n  port: ${port}\nlog:\n  level: warn\n`);
+  const proc: ManagedProcess = spawnManaged(process.execPath, ['--max-old-space-size=256', '--no-node-snapshot', 'bin/sluice', 'start', '-c', file], {
+    name: `sluice-${name}`,
+    onLine: (line) => progress(`sluice-${name}: ${line.slice(0, 300)}`),
+  });
+  const pid = proc.pid;
+  if (pid === undefined) throw new Error(`sluice-${name} did not start:\n${proc.tail()}`);
+  let lastHwm: number | null = null;
+  const scrape = async (): Promise<Scrape | null> => {
+    if (!proc.running) throw new Error(`sluice-${name} exited (${JSON.stringify(proc.exitInfo)}):\n${proc.tail(30)}`);
+    let text: string;
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      if (!res.ok) return null;
+      text = await res.text();
+    } catch {
+      return null;
+    }
+    return {
+      at: performance.now(),
+      changes: metricSum(text, 'sluice_changes_total'),
+      transactions: metricSum(text, 'sluice_transactions_total'),
+      confirmedLsn: BigInt(Math.round(metricSum(text, 'sluice_confirmed_lsn'))),
+      lagBytes: metricSum(text, 'sluice_lag_bytes'),
+      cpuSeconds: processCpuSeconds(pid) ?? 0,
+    };
+  };
+  const peakRssMb = (): number | null => {
+    try {
+      const kb = Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+      if (Number.isFinite(kb)) lastHwm = round(kb / 1024, 1);
+    } catch {
+      // gone: the last value read
+    }
+    return lastHwm;
+  };
+  return {
+    name,
+    pid,
+    port,
+    scrape,
+    async ready(timeoutMs = 120_000) {
+      const deadline = performance.now() + timeoutMs;
+      for (;;) {
+        const s = await scrape();
+        if (s !== null) return s;
+        if (performance.now() > deadline) throw new Error(`sluice-${name}: /metrics did not answer within ${timeoutMs / 1000} s:\n${proc.tail(30)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    peakRssMb,
+    async stop() {
+      peakRssMb();
+      if (proc.running) await proc.stop(15_000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The YAML of one instance: source, one Redis, the sinks (string type unless given), its own state schema. */
+export function instanceYaml(o: {
+  pgUrl: string;
+  redisUrl: string;
+  slot: string;
+  publication: string;
+  stateSchema: string;
+  sinks: { name: string; tables: string[]; key?: string }[];
+}): string {
+  const sinks = o.sinks
+    .map((s) => `  - name: ${s.name}\n    type: string\n    tables: [${s.tables.join(', ')}]\n${s.key !== undefined ? `    key: "${s.key}"\n` : ''}`)
+    .join('');
+  return `source:\n  url: ${o.pgUrl}\n  slot: ${o.slot}\n  publication: ${o.publication}\nredis:\n  main:\n    url: ${o.redisUrl}\nsinks:\n${sinks}state:\n  schema: ${o.stateSchema}\n`;
+}
+
+/** One catch-up measured from outside: from the first /metrics answer until the confirmed LSN reaches `endLsn`. */
+export interface CatchUpWindow {
+  /** seconds from the first /metrics answer to the end */
+  seconds: number;
+  /** row changes applied in that window, per sink (sluice_changes_total / sinks) */
+  changes: number;
+  changes_per_sec: number;
+  /** Sluice's CPU seconds in the window */
+  cpu_seconds: number;
+  /** CPU seconds per 100k row changes */
+  cpu_seconds_per_100k: number;
+  /** changes already applied before the window opened (while the HTTP server was starting) */
+  before_window: number;
+  peak_rss_mb: number | null;
+}
+
+/** Waits until `sluice` has confirmed `endLsn`; the rate over the window that starts at `first`. */
+export async function catchUpWindow(sluice: SluiceProcess, first: Scrape, endLsn: bigint, sinks = 1, timeoutMs = 30 * 60_000): Promise<CatchUpWindow> {
+  const deadline = performance.now() + timeoutMs;
+  let last = first;
+  let lastReport = performance.now();
+  while (last.confirmedLsn < endLsn) {
+    if (performance.now() > deadline) throw new Error(`sluice-${sluice.name} did not confirm the end of the backlog within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 50));
+    last = (await sluice.scrape()) ?? last;
+    if (performance.now() - lastReport > 2000) {
+      lastReport = performance.now();
+      progress(`sluice-${sluice.name}: ${Math.round(last.changes / sinks)} changes applied`);
+    }
+  }
+  return windowOf(first, last, sinks, sluice.peakRssMb());
+}
+
+/** The rate between two scrapes of one process. */
+export function windowOf(first: Scrape, last: Scrape, sinks: number, peakRssMb: number | null): CatchUpWindow {
+  const seconds = (last.at - first.at) / 1000;
+  const changes = (last.changes - first.changes) / sinks;
+  const cpu = last.cpuSeconds - first.cpuSeconds;
+  return {
+    seconds: round(seconds),
+    changes: Math.round(changes),
+    changes_per_sec: seconds > 0 ? Math.round(changes / seconds) : 0,
+    cpu_seconds: round(cpu, 2),
+    cpu_seconds_per_100k: changes > 0 ? round((cpu * 100_000) / changes, 2) : 0,
+    before_window: Math.round(first.changes / sinks),
+    peak_rss_mb: peakRssMb,
+  };
+}
