@@ -8,6 +8,7 @@ import { runBackfill } from './backfill.js';
 import { runLargeTxn } from './large-txn.js';
 import { runWait } from './wait.js';
 import { runLatency } from './latency.js';
+import { runSaturation } from './saturation.js';
 import { parseBenchArgs, progress, type BenchOptions } from './support.js';
 
 /** Scenario name → runner. A scenario starts and stops its own servers. */
@@ -17,6 +18,7 @@ const SCENARIOS: Record<string, (opts: BenchOptions) => Promise<Record<string, u
   'large-txn': runLargeTxn,
   wait: runWait,
   latency: runLatency,
+  saturation: runSaturation,
 };
 
 async function main(): Promise<void> {

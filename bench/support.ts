@@ -130,6 +130,11 @@ export const round = (x: number, digits = 3): number => {
 
 /** The pg_recvlogical binary of the highest installed PostgreSQL, else the one on PATH. */
 export function findPgRecvlogical(): string {
+  return findPgBinary('pg_recvlogical');
+}
+
+/** A client binary (pg_recvlogical, pgbench) of the highest installed PostgreSQL, else the one on PATH. */
+export function findPgBinary(name: string): string {
   const base = '/usr/lib/postgresql';
   if (existsSync(base)) {
     const versions = readdirSync(base)
@@ -137,11 +142,11 @@ export function findPgRecvlogical(): string {
       .filter((v) => Number.isInteger(v))
       .sort((a, b) => b - a);
     for (const v of versions) {
-      const bin = join(base, String(v), 'bin', 'pg_recvlogical');
+      const bin = join(base, String(v), 'bin', name);
       if (existsSync(bin)) return bin;
     }
   }
-  return 'pg_recvlogical';
+  return name;
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc; null when it is gone. */
