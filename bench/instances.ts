@@ -123,10 +123,17 @@ export async function spawnSluice(name: string, yaml: string): Promise<SluicePro
   };
 }
 
-/** The YAML of one instance: source, one Redis, the sinks (string type unless given), its own state schema. */
+/**
+ * The YAML of one instance: source, one Redis connection, string sinks, its own state schema.
+ * Instances sharing one Redis need their own connection names (`redisName`): the batch marker
+ * `sluice:batch:<connection>` is per connection name, and two instances writing the same one
+ * would each find the other's batch id and take it for lost writes (docs/scaling.md).
+ */
 export function instanceYaml(o: {
   pgUrl: string;
   redisUrl: string;
+  /** the connection's name (default main) */
+  redisName?: string;
   slot: string;
   publication: string;
   stateSchema: string;
@@ -135,7 +142,7 @@ export function instanceYaml(o: {
   const sinks = o.sinks
     .map((s) => `  - name: ${s.name}\n    type: string\n    tables: [${s.tables.join(', ')}]\n${s.key !== undefined ? `    key: "${s.key}"\n` : ''}`)
     .join('');
-  return `source:\n  url: ${o.pgUrl}\n  slot: ${o.slot}\n  publication: ${o.publication}\nredis:\n  main:\n    url: ${o.redisUrl}\nsinks:\n${sinks}state:\n  schema: ${o.stateSchema}\n`;
+  return `source:\n  url: ${o.pgUrl}\n  slot: ${o.slot}\n  publication: ${o.publication}\nredis:\n  ${o.redisName ?? 'main'}:\n    url: ${o.redisUrl}\nsinks:\n${sinks}state:\n  schema: ${o.stateSchema}\n`;
 }
 
 /** One catch-up measured from outside: from the first /metrics answer until the confirmed LSN reaches `endLsn`. */

@@ -9,6 +9,7 @@ import { runLargeTxn } from './large-txn.js';
 import { runWait } from './wait.js';
 import { runLatency } from './latency.js';
 import { runSaturation } from './saturation.js';
+import { runTwoInstances } from './two-instances.js';
 import { parseBenchArgs, progress, type BenchOptions } from './support.js';
 
 /** Scenario name → runner. A scenario starts and stops its own servers. */
@@ -19,6 +20,7 @@ const SCENARIOS: Record<string, (opts: BenchOptions) => Promise<Record<string, u
   wait: runWait,
   latency: runLatency,
   saturation: runSaturation,
+  'two-instances': runTwoInstances,
 };
 
 async function main(): Promise<void> {
