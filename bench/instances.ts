@@ -4,16 +4,21 @@
 //
 // A separate process keeps the bench's own work (writers, the keyspace subscriber, polling)
 // off Sluice's JavaScript thread, and lets two instances run side by side on their own threads.
-// Sluice starts streaming before its HTTP server listens, so a rate is measured over a window
-// that starts at the first answer of /metrics (changes and CPU counted from there), not from
-// the process start (which includes loading the TypeScript sources through tsx).
+// Sluice starts streaming before its HTTP server listens: a catch-up is measured from the
+// moment its log says "replication stream started" (the bench reads its log at info level and
+// samples its CPU then), not from the process start, which includes loading the TypeScript
+// sources through tsx. The end is seen by reading /metrics every 50 ms (each read costs Sluice
+// about a millisecond of its thread).
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnManaged, type ManagedProcess } from '../src/util/process.js';
 import { freePort } from '../src/util/free-port.js';
-import { processCpuSeconds, progress, round } from './support.js';
+import type { TestPostgres } from '../test/harness/postgres.js';
+import { parseLsn, type Lsn } from '../src/core/lsn.js';
+import { lastCommitEnd } from './catch-up.js';
+import { pollUntil, processCpuSeconds, progress, round } from './support.js';
 
 /** What the bench reads from Sluice's /metrics. */
 export interface Scrape {
@@ -53,6 +58,8 @@ export interface SluiceProcess {
   scrape(): Promise<Scrape | null>;
   /** polls until /metrics answers; the first answer */
   ready(timeoutMs?: number): Promise<Scrape>;
+  /** when the replication stream started (from Sluice's log), with Sluice's CPU seconds then; null before */
+  streamStart(): { at: number; cpuSeconds: number } | null;
   /** the kernel's high-water mark of the process's resident memory (VmHWM), in MiB */
   peakRssMb(): number | null;
   /** SIGTERM, then waits for the exit; removes the config file */
@@ -64,12 +71,22 @@ export async function spawnSluice(name: string, yaml: string): Promise<SluicePro
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), `bench-sluice-${name}-`));
   const file = join(dir, 'sluice.yaml');
-  writeFileSync(file, `${yaml.trimEnd()}\nhttp:\n  port: ${port}\nlog:\n  level: warn\n`);
-  const proc: ManagedProcess = spawnManaged(process.execPath, ['--max-old-space-size=256', '--no-node-snapshot', 'bin/sluice', 'start', '-c', file], {
-    name: `sluice-${name}`,
-    onLine: (line) => progress(`sluice-${name}: ${line.slice(0, 300)}`),
-  });
-  const pid = proc.pid;
+  writeFileSync(file, `${yaml.trimEnd()}\nhttp:\n  port: ${port}\nlog:\n  level: info\n`);
+  let started: { at: number; cpuSeconds: number } | null = null;
+  let pid: number | undefined;
+  const onLine = (line: string): void => {
+    let entry: { level?: number; msg?: string } | null = null;
+    try {
+      entry = JSON.parse(line) as { level?: number; msg?: string };
+    } catch {
+      // not a log line: shown as it is
+    }
+    if (started === null && entry?.msg === 'replication stream started') started = { at: performance.now(), cpuSeconds: pid === undefined ? 0 : (processCpuSeconds(pid) ?? 0) };
+    // warnings and errors (pino levels 40 and up) and anything else on the console
+    if (entry === null || (entry.level ?? 0) >= 40) progress(`sluice-${name}: ${line.slice(0, 300)}`);
+  };
+  const proc: ManagedProcess = spawnManaged(process.execPath, ['--max-old-space-size=256', '--no-node-snapshot', 'bin/sluice', 'start', '-c', file], { name: `sluice-${name}`, onLine });
+  pid = proc.pid;
   if (pid === undefined) throw new Error(`sluice-${name} did not start:\n${proc.tail()}`);
   let lastHwm: number | null = null;
   const scrape = async (): Promise<Scrape | null> => {
@@ -114,6 +131,7 @@ export async function spawnSluice(name: string, yaml: string): Promise<SluicePro
         await new Promise((r) => setTimeout(r, 50));
       }
     },
+    streamStart: () => started,
     peakRssMb,
     async stop() {
       peakRssMb();
@@ -145,26 +163,31 @@ export function instanceYaml(o: {
   return `source:\n  url: ${o.pgUrl}\n  slot: ${o.slot}\n  publication: ${o.publication}\nredis:\n  ${o.redisName ?? 'main'}:\n    url: ${o.redisUrl}\nsinks:\n${sinks}state:\n  schema: ${o.stateSchema}\n`;
 }
 
-/** One catch-up measured from outside: from the first /metrics answer until the confirmed LSN reaches `endLsn`. */
+/** One catch-up measured from outside: from the start of the replication stream until the confirmed LSN reaches the end. */
 export interface CatchUpWindow {
-  /** seconds from the first /metrics answer to the end */
+  /** seconds from the start of the replication stream to the end */
   seconds: number;
-  /** row changes applied in that window, per sink (sluice_changes_total / sinks) */
+  /** row changes applied, per sink (sluice_changes_total / sinks) */
   changes: number;
   changes_per_sec: number;
   /** Sluice's CPU seconds in the window */
   cpu_seconds: number;
   /** CPU seconds per 100k row changes */
   cpu_seconds_per_100k: number;
-  /** changes already applied before the window opened (while the HTTP server was starting) */
-  before_window: number;
   peak_rss_mb: number | null;
 }
 
-/** Waits until `sluice` has confirmed `endLsn`; the rate over the window that starts at `first`. */
-export async function catchUpWindow(sluice: SluiceProcess, first: Scrape, endLsn: bigint, sinks = 1, timeoutMs = 30 * 60_000): Promise<CatchUpWindow> {
+/** The opening of a catch-up window: the start of the replication stream, nothing applied yet. */
+export function streamOpening(sluice: SluiceProcess, fallback: Scrape): Scrape {
+  const s = sluice.streamStart();
+  if (s === null) throw new Error(`sluice-${sluice.name}: its log did not say "replication stream started"`);
+  return { ...fallback, at: s.at, cpuSeconds: s.cpuSeconds, changes: 0, transactions: 0, confirmedLsn: 0n };
+}
+
+/** Waits until `sluice` has confirmed `endLsn` (reading /metrics every 50 ms); the rate from `opening`. */
+export async function catchUpWindow(sluice: SluiceProcess, opening: Scrape, endLsn: bigint, sinks = 1, timeoutMs = 30 * 60_000): Promise<CatchUpWindow> {
   const deadline = performance.now() + timeoutMs;
-  let last = first;
+  let last = opening;
   let lastReport = performance.now();
   while (last.confirmedLsn < endLsn) {
     if (performance.now() > deadline) throw new Error(`sluice-${sluice.name} did not confirm the end of the backlog within ${timeoutMs / 1000} s`);
@@ -175,7 +198,7 @@ export async function catchUpWindow(sluice: SluiceProcess, first: Scrape, endLsn
       progress(`sluice-${sluice.name}: ${Math.round(last.changes / sinks)} changes applied`);
     }
   }
-  return windowOf(first, last, sinks, sluice.peakRssMb());
+  return windowOf(opening, last, sinks, sluice.peakRssMb());
 }
 
 /** The rate between two scrapes of one process. */
@@ -189,7 +212,21 @@ export function windowOf(first: Scrape, last: Scrape, sinks: number, peakRssMb: 
     changes_per_sec: seconds > 0 ? Math.round(changes / seconds) : 0,
     cpu_seconds: round(cpu, 2),
     cpu_seconds_per_100k: changes > 0 ? round((cpu * 100_000) / changes, 2) : 0,
-    before_window: Math.round(first.changes / sinks),
     peak_rss_mb: peakRssMb,
   };
+}
+
+/**
+ * The end of the last COMMIT written since `startLsn` (what a consumer must confirm), once the
+ * WAL writer has flushed it (pg_walinspect reads flushed WAL only; the test servers commit
+ * asynchronously).
+ */
+export async function lastCommitSince(pg: TestPostgres, startLsn: string): Promise<Lsn> {
+  const [{ lsn: upTo }] = (await pg.query('select pg_current_wal_lsn()::text lsn')).rows as [{ lsn: string }];
+  await pollUntil(async () => ((await pg.query('select pg_current_wal_flush_lsn() >= $1::pg_lsn ok', [upTo])).rows[0] as { ok: boolean }).ok, {
+    intervalMs: 5,
+    timeoutMs: 30_000,
+    what: 'the WAL writer to flush the last commit',
+  });
+  return lastCommitEnd(pg, parseLsn(startLsn), parseLsn(upTo));
 }

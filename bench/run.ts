@@ -10,6 +10,7 @@ import { runWait } from './wait.js';
 import { runLatency } from './latency.js';
 import { runSaturation } from './saturation.js';
 import { runTwoInstances } from './two-instances.js';
+import { runCost } from './cost.js';
 import { parseBenchArgs, progress, type BenchOptions } from './support.js';
 
 /** Scenario name → runner. A scenario starts and stops its own servers. */
@@ -21,6 +22,7 @@ const SCENARIOS: Record<string, (opts: BenchOptions) => Promise<Record<string, u
   latency: runLatency,
   saturation: runSaturation,
   'two-instances': runTwoInstances,
+  cost: runCost,
 };
 
 async function main(): Promise<void> {

@@ -19,10 +19,10 @@ import { join } from 'node:path';
 import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
 import { startRedis, type TestRedis } from '../test/harness/redis.js';
 import { spawnManaged } from '../src/util/process.js';
-import { parseLsn, formatLsn } from '../src/core/lsn.js';
-import { lastCommitEnd, sourceRevision } from './catch-up.js';
-import { instanceYaml, spawnSluice, windowOf, type Scrape, type SluiceProcess } from './instances.js';
-import { findPgBinary, machineCpu, machineInfo, pollUntil, positiveEnv, progress, round, sleep, waitForQuietMachine, type BenchOptions } from './support.js';
+import { formatLsn } from '../src/core/lsn.js';
+import { sourceRevision } from './catch-up.js';
+import { instanceYaml, lastCommitSince, spawnSluice, windowOf, type Scrape, type SluiceProcess } from './instances.js';
+import { findPgBinary, machineCpu, machineInfo, positiveEnv, progress, round, sleep, waitForQuietMachine, type BenchOptions } from './support.js';
 
 const ACCOUNTS = 100_000;
 const GOAL_LAST_COMMIT_SECONDS = 2;
@@ -85,13 +85,8 @@ export async function runSaturation(opts: BenchOptions): Promise<Record<string, 
     if (info.code !== 0) throw new Error(`pgbench exited with code ${info.code}:\n${bench.tail(30)}`);
     const duringLoad = last;
     const pgbench = parsePgbench(bench.stdout.join('\n'));
-    // the end of pgbench's last commit: what Sluice must confirm (pg_walinspect reads flushed WAL only)
-    const [{ lsn: upTo }] = (await pg.query('select pg_current_wal_lsn()::text lsn')).rows as [{ lsn: string }];
-    await pollUntil(
-      async () => ((await pg!.query('select pg_current_wal_flush_lsn() >= $1::pg_lsn ok', [upTo])).rows[0] as { ok: boolean }).ok,
-      { intervalMs: 5, timeoutMs: 30_000, what: 'the WAL writer to flush the last commit' },
-    );
-    const endLsn = await lastCommitEnd(pg, parseLsn(startLsn), parseLsn(upTo));
+    // the end of pgbench's last commit: what Sluice must confirm
+    const endLsn = await lastCommitSince(pg, startLsn);
     while (last.confirmedLsn < endLsn) {
       if (performance.now() - stopped > 10 * 60_000) throw new Error(`Sluice did not confirm ${formatLsn(endLsn)} within 10 minutes of the load's end`);
       await sleep(20);

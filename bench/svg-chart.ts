@@ -28,7 +28,7 @@ export interface Chart {
 
 const PANEL_W = 300;
 const PANEL_H = 220;
-const MARGIN = { top: 46, right: 16, bottom: 38, left: 56 };
+const MARGIN = { top: 56, right: 16, bottom: 38, left: 56 };
 const HEADER = 56;
 
 /** Escapes text for SVG content and attribute values. */
@@ -40,6 +40,8 @@ export function escapeXml(s: string): string {
 export function niceCeil(x: number): number {
   if (!(x > 0) || !Number.isFinite(x)) return 1;
   const p = 10 ** Math.floor(Math.log10(x));
+  // at the ends of the double range the power of ten underflows to 0 or overflows: x itself
+  if (!(p > 0) || !Number.isFinite(10 * p)) return x;
   for (const m of [1, 2, 5, 10]) if (m * p >= x * (1 - 1e-12)) return m * p;
   return 10 * p;
 }
@@ -74,7 +76,7 @@ function panelSvg(p: Panel, x0: number, y0: number): string {
   p.bars.forEach((b, i) => {
     const h = (plotH * values[i]!) / top;
     const cx = left + slot * (i + 0.5);
-    out.push(`<rect x="${num(cx - barW / 2)}" y="${num(base - h)}" width="${num(barW)}" height="${num(h)}" class="b"><title>${escapeXml(`${b.label}: ${b.value}`)}</title></rect>`);
+    out.push(`<rect x="${num(cx - barW / 2)}" y="${num(base - h)}" width="${num(barW)}" height="${num(h)}" class="b"><title>${escapeXml(`${b.label}: ${Number.isFinite(b.value) ? b.value : '–'}`)}</title></rect>`);
     out.push(`<text x="${num(cx)}" y="${num(base - h - 4)}" text-anchor="middle" class="s">${escapeXml(formatValue(b.value))}</text>`);
     out.push(`<text x="${num(cx)}" y="${num(base + 16)}" text-anchor="middle" class="s">${escapeXml(b.label)}</text>`);
   });

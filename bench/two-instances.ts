@@ -10,7 +10,7 @@
 //      procedure names `items`; the session's search_path points it at a or b)
 //   3. one instance, slot one, one sink on both tables; then FLUSHALL; then two instances side
 //      by side, each as its own process (own slot, publication, state schema, one sink on its
-//      table, its own Redis connection name). Each rate is measured from outside (bench/instances.ts): from the first /metrics
+//      table, its own Redis connection name). Each rate is measured from outside (bench/instances.ts): from the start of its replication stream
 //      answer until the confirmed LSN reaches the end of that instance's part of the backlog;
 //      the combined rate is both instances' changes over the union of their windows
 //   4. verification after each: Redis holds one key per row of each table
@@ -21,7 +21,7 @@ import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
 import { startRedis, type TestRedis } from '../test/harness/redis.js';
 import { formatLsn } from '../src/core/lsn.js';
 import { PG_SETTINGS, SCHEMA_SQL, redisCpuSeconds, sourceRevision, writeBacklog, type Backlog } from './catch-up.js';
-import { catchUpWindow, instanceYaml, spawnSluice, type CatchUpWindow, type Scrape, type SluiceProcess } from './instances.js';
+import { catchUpWindow, instanceYaml, spawnSluice, streamOpening, type CatchUpWindow, type Scrape, type SluiceProcess } from './instances.js';
 import { machineCpu, machineInfo, progress, round, waitForQuietMachine, type BenchOptions } from './support.js';
 
 const KEY = 's:{schema}:{pk}';
@@ -97,7 +97,7 @@ export async function runTwoInstances(opts: BenchOptions): Promise<Record<string
     let machineBefore = machineCpu();
     const one = await spawnSluice('one', instanceYaml({ pgUrl: pg.url, redisUrl: redis.url, slot: 'one', publication: 'pub_all', stateSchema: 'st_one', sinks: [{ name: 'items', tables: ['a.items', 'b.items'], key: KEY }] }));
     procs.push(one);
-    const single = await catchUpWindow(one, await one.ready(), b.backlog.endLsn);
+    const single = await catchUpWindow(one, streamOpening(one, await one.ready()), b.backlog.endLsn);
     const singleRedisCpu = (await redisCpuSeconds(admin)) - redisBefore;
     const singleBusy = machineCpu().busy - machineBefore.busy;
     await one.stop();
@@ -115,10 +115,8 @@ export async function runTwoInstances(opts: BenchOptions): Promise<Record<string
       ),
     );
     procs.push(...pair);
-    await Promise.all(pair.map((p) => p.ready()));
-    // both answer now: each window opens at this scrape
-    const firsts: Scrape[] = [];
-    for (const p of pair) firsts.push((await p.scrape())!);
+    // each window opens when that instance's replication stream started
+    const firsts: Scrape[] = await Promise.all(pair.map(async (p) => streamOpening(p, await p.ready())));
     const windows: CatchUpWindow[] = await Promise.all(pair.map((p, i) => catchUpWindow(p, firsts[i]!, parts[i]!.backlog.endLsn)));
     const pairRedisCpu = (await redisCpuSeconds(admin)) - redisBefore;
     const pairBusy = machineCpu().busy - machineBefore.busy;
