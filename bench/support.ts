@@ -33,13 +33,14 @@ export interface BenchOptions {
 }
 
 const USAGE = `usage: npm run bench -- [--changes N] [--rows N] [--runs R] [--scenario NAME[,NAME...]] [--profile DIR]
-  --changes N     catch-up: row changes in the backlog (default: $BENCH_CHANGES or 1000000)
+  --changes N     catch-up, two-instances: row changes in the backlog (default: $BENCH_CHANGES or 1000000)
   --rows N        backfill: rows in the table (default 5000000); large-txn: rows the transaction
                   inserts (default 1000000) ($BENCH_ROWS)
   --runs R        measure each side R times on the same data, report medians (default: $BENCH_RUNS or 1;
                   catch-up and backfill)
   --rounds N      wait: rounds of update → LSN → wait per phase (default 500) ($BENCH_ROUNDS)
-  --scenario S    scenarios to run (default: all; known: catch-up, backfill, large-txn, wait)
+  --scenario S    scenarios to run (default: all; known: catch-up, backfill, large-txn, wait, latency,
+                  saturation, two-instances, cost)
   --profile DIR   write a CPU profile of each measured Sluice phase to DIR (slows Sluice a little)
   --no-wait-quiet do not wait (up to 1 minute) for other processes to leave the cores idle before each measurement`;
 
