@@ -19,10 +19,10 @@
 
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
-import { startRedis, type TestRedis } from '../test/harness/redis.js';
+import type { TestPostgres } from '../test/harness/postgres.js';
+import type { TestRedis } from '../test/harness/redis.js';
 import { PG_SETTINGS, sourceRevision } from './catch-up.js';
-import { catchUpWindow, instanceYaml, lastCommitSince, spawnSluice, streamOpening, type CatchUpWindow } from './instances.js';
+import { catchUpWindow, instanceYaml, lastCommitSince, spawnSluice, startServers, streamOpening, type CatchUpWindow } from './instances.js';
 import { renderChart, type Bar } from './svg-chart.js';
 import { positiveEnv, progress, round, waitForQuietMachine, machineInfo, type BenchOptions } from './support.js';
 
@@ -141,9 +141,7 @@ export async function runCost(opts: BenchOptions): Promise<Record<string, unknow
   let pg: TestPostgres | null = null;
   let redis: TestRedis | null = null;
   try {
-    [pg, redis] = await Promise.all([startPostgres({ settings: PG_SETTINGS }), startRedis()]);
-    progress(`Postgres ${pg.version} on ${pg.port}, Redis on ${redis.port}`);
-    await pg.query('create extension pg_walinspect');
+    ({ pg, redis } = await startServers(PG_SETTINGS));
     await pg.query(WRITER_SQL);
     const measured: Measured[] = [];
     for (const [i, p] of points.entries()) measured.push(await measurePoint(pg, redis, p, i, perPoint, opts.waitQuiet));

@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnManaged, type ManagedProcess } from '../src/util/process.js';
 import { freePort } from '../src/util/free-port.js';
-import type { TestPostgres } from '../test/harness/postgres.js';
+import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
+import { startRedis, type TestRedis } from '../test/harness/redis.js';
 import { parseLsn, type Lsn } from '../src/core/lsn.js';
 import { lastCommitEnd } from './catch-up.js';
 import { pollUntil, processCpuSeconds, progress, round } from './support.js';
@@ -229,4 +230,16 @@ export async function lastCommitSince(pg: TestPostgres, startLsn: string): Promi
     what: 'the WAL writer to flush the last commit',
   });
   return lastCommitEnd(pg, parseLsn(startLsn), parseLsn(upTo));
+}
+
+/** A fresh Postgres (`settings` over the harness's) with pg_walinspect, and a fresh Redis; neither is left running on a failure. */
+export async function startServers(settings?: Record<string, string>): Promise<{ pg: TestPostgres; redis: TestRedis }> {
+  const [pg, redis] = await Promise.allSettled([startPostgres(settings ? { settings } : {}), startRedis()]);
+  if (pg.status === 'rejected' || redis.status === 'rejected') {
+    await Promise.allSettled([pg.status === 'fulfilled' ? pg.value.stop() : null, redis.status === 'fulfilled' ? redis.value.stop() : null]);
+    throw pg.status === 'rejected' ? pg.reason : (redis as PromiseRejectedResult).reason;
+  }
+  progress(`Postgres ${pg.value.version} on ${pg.value.port}, Redis on ${redis.value.port}`);
+  await pg.value.query('create extension pg_walinspect');
+  return { pg: pg.value, redis: redis.value };
 }

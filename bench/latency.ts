@@ -18,10 +18,10 @@
 import { loadavg } from 'node:os';
 import pgLib from 'pg';
 import type { Redis } from 'ioredis';
-import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
-import { startRedis, type TestRedis } from '../test/harness/redis.js';
+import type { TestPostgres } from '../test/harness/postgres.js';
+import type { TestRedis } from '../test/harness/redis.js';
 import { sourceRevision } from './catch-up.js';
-import { instanceYaml, spawnSluice, type SluiceProcess } from './instances.js';
+import { instanceYaml, spawnSluice, startServers, type SluiceProcess } from './instances.js';
 import { summarize, type Latencies } from './stats.js';
 import { machineCpu, machineInfo, positiveEnv, progress, round, sleep, waitForQuietMachine, type BenchOptions } from './support.js';
 
@@ -126,8 +126,7 @@ export async function runLatency(opts: BenchOptions): Promise<Record<string, unk
   let redis: TestRedis | null = null;
   let sluice: SluiceProcess | null = null;
   try {
-    [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
-    progress(`Postgres ${pg.version} on ${pg.port}, Redis on ${redis.port}`);
+    ({ pg, redis } = await startServers());
     await pg.query(`create table ticks (id bigint primary key, v text);
       create table ticks_base (id bigint primary key, v text);
       create publication sluice for table ticks;`);

@@ -16,12 +16,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
-import { startRedis, type TestRedis } from '../test/harness/redis.js';
+import type { TestPostgres } from '../test/harness/postgres.js';
+import type { TestRedis } from '../test/harness/redis.js';
 import { spawnManaged } from '../src/util/process.js';
 import { formatLsn } from '../src/core/lsn.js';
 import { sourceRevision } from './catch-up.js';
-import { instanceYaml, lastCommitSince, spawnSluice, windowOf, type Scrape, type SluiceProcess } from './instances.js';
+import { instanceYaml, lastCommitSince, spawnSluice, startServers, windowOf, type Scrape, type SluiceProcess } from './instances.js';
 import { findPgBinary, machineCpu, machineInfo, positiveEnv, progress, round, sleep, waitForQuietMachine, type BenchOptions } from './support.js';
 
 const ACCOUNTS = 100_000;
@@ -49,10 +49,8 @@ export async function runSaturation(opts: BenchOptions): Promise<Record<string, 
   let sluice: SluiceProcess | null = null;
   const dir = mkdtempSync(join(tmpdir(), 'bench-saturation-'));
   try {
-    [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
-    progress(`Postgres ${pg.version} on ${pg.port}, Redis on ${redis.port}`);
-    await pg.query(`create extension pg_walinspect;
-      create table accounts (id int primary key, balance bigint not null, updated_at timestamptz);
+    ({ pg, redis } = await startServers());
+    await pg.query(`create table accounts (id int primary key, balance bigint not null, updated_at timestamptz);
       insert into accounts select g, 0, now() from generate_series(1, ${ACCOUNTS}) g;
       create publication sluice for table accounts;`);
     await pg.query('vacuum analyze accounts');

@@ -17,11 +17,11 @@
 
 import { loadavg } from 'node:os';
 import pgLib from 'pg';
-import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
-import { startRedis, type TestRedis } from '../test/harness/redis.js';
+import type { TestPostgres } from '../test/harness/postgres.js';
+import type { TestRedis } from '../test/harness/redis.js';
 import { formatLsn } from '../src/core/lsn.js';
 import { PG_SETTINGS, SCHEMA_SQL, redisCpuSeconds, sourceRevision, writeBacklog, type Backlog } from './catch-up.js';
-import { catchUpWindow, instanceYaml, spawnSluice, streamOpening, type CatchUpWindow, type Scrape, type SluiceProcess } from './instances.js';
+import { catchUpWindow, instanceYaml, spawnSluice, startServers, streamOpening, type CatchUpWindow, type Scrape, type SluiceProcess } from './instances.js';
 import { machineCpu, machineInfo, progress, round, waitForQuietMachine, type BenchOptions } from './support.js';
 
 const KEY = 's:{schema}:{pk}';
@@ -66,9 +66,7 @@ export async function runTwoInstances(opts: BenchOptions): Promise<Record<string
   let redis: TestRedis | null = null;
   const procs: SluiceProcess[] = [];
   try {
-    [pg, redis] = await Promise.all([startPostgres({ settings: PG_SETTINGS }), startRedis()]);
-    progress(`Postgres ${pg.version} on ${pg.port}, Redis on ${redis.port}`);
-    await pg.query('create extension pg_walinspect');
+    ({ pg, redis } = await startServers(PG_SETTINGS));
     await pg.query(SCHEMA_SQL);
     await pg.query(`create schema a; create schema b;
       create table a.items (like public.items including all);
