@@ -73,7 +73,8 @@ interface Measured extends CostPoint, CatchUpWindow {
   wal_mb: number;
 }
 
-async function measurePoint(pg: TestPostgres, redis: TestRedis, p: CostPoint, i: number, perPoint: number, waitQuiet: boolean): Promise<Measured> {
+async function measurePoint(pg: TestPostgres, redis: TestRedis, p: CostPoint, i: number, perPoint: number, opts: BenchOptions): Promise<Measured> {
+  const { waitQuiet, profileDir } = opts;
   const changes = Math.min(perPoint, Math.floor(MAX_BYTES_PER_POINT / p.row_bytes));
   const table = `c${i}`;
   await pg.query(`create table ${table} (id bigint primary key, v text);
@@ -90,7 +91,7 @@ async function measurePoint(pg: TestPostgres, redis: TestRedis, p: CostPoint, i:
   progress(`cost ${JSON.stringify(p)}: ${changes} inserts written in ${writeSeconds.toFixed(1)} s`);
   if (waitQuiet) await waitForQuietMachine();
   const sinks = Array.from({ length: p.sinks }, (_, j) => ({ name: `k${j}`, tables: [table], key: `k${j}:{id}` }));
-  const sluice = await spawnSluice(`cost${i}`, instanceYaml({ pgUrl: pg.url, redisUrl: redis.url, slot: `s${i}`, publication: `p${i}`, stateSchema: `st${i}`, sinks }));
+  const sluice = await spawnSluice(`cost${i}`, instanceYaml({ pgUrl: pg.url, redisUrl: redis.url, slot: `s${i}`, publication: `p${i}`, stateSchema: `st${i}`, sinks }), profileDir);
   let w: CatchUpWindow;
   try {
     w = await catchUpWindow(sluice, streamOpening(sluice, await sluice.ready()), endLsn, p.sinks);
@@ -144,7 +145,7 @@ export async function runCost(opts: BenchOptions): Promise<Record<string, unknow
     ({ pg, redis } = await startServers(PG_SETTINGS));
     await pg.query(WRITER_SQL);
     const measured: Measured[] = [];
-    for (const [i, p] of points.entries()) measured.push(await measurePoint(pg, redis, p, i, perPoint, opts.waitQuiet));
+    for (const [i, p] of points.entries()) measured.push(await measurePoint(pg, redis, p, i, perPoint, opts));
     const machine = machineInfo(pg.version, loadAtStart);
     const source = sourceRevision();
     const load = (machine.loadavg_1m as number[]).join('–');

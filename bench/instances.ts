@@ -67,8 +67,12 @@ export interface SluiceProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `bin/sluice start` on a YAML config (given without its `http:` block: the bench adds one on a free port). */
-export async function spawnSluice(name: string, yaml: string): Promise<SluiceProcess> {
+/**
+ * Starts `bin/sluice start` on a YAML config (given without its `http:` block: the bench adds one
+ * on a free port). With `profileDir`, Node writes a CPU profile of the whole process there when
+ * it exits (`--cpu-prof`; read it with bench/profile-summary.ts).
+ */
+export async function spawnSluice(name: string, yaml: string, profileDir: string | null = null): Promise<SluiceProcess> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), `bench-sluice-${name}-`));
   const file = join(dir, 'sluice.yaml');
@@ -86,7 +90,11 @@ export async function spawnSluice(name: string, yaml: string): Promise<SluicePro
     // warnings and errors (pino levels 40 and up) and anything else on the console
     if (entry === null || (entry.level ?? 0) >= 40) progress(`sluice-${name}: ${line.slice(0, 300)}`);
   };
-  const proc: ManagedProcess = spawnManaged(process.execPath, ['--max-old-space-size=256', '--no-node-snapshot', 'bin/sluice', 'start', '-c', file], { name: `sluice-${name}`, onLine });
+  const proc: ManagedProcess = spawnManaged(
+    process.execPath,
+    ['--max-old-space-size=256', '--no-node-snapshot', ...(profileDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=sluice-${name}-${Date.now()}.cpuprofile`] : []), 'bin/sluice', 'start', '-c', file],
+    { name: `sluice-${name}`, onLine },
+  );
   pid = proc.pid;
   if (pid === undefined) throw new Error(`sluice-${name} did not start:\n${proc.tail()}`);
   let lastHwm: number | null = null;

@@ -132,7 +132,7 @@ export async function runLatency(opts: BenchOptions): Promise<Record<string, unk
       create publication sluice for table ticks;`);
     const admin = redis.client();
     await admin.config('SET', 'notify-keyspace-events', 'E$');
-    sluice = await spawnSluice('latency', instanceYaml({ pgUrl: pg.url, redisUrl: redis.url, slot: 'sluice', publication: 'sluice', stateSchema: 'sluice', sinks: [{ name: 'ticks', tables: ['ticks'], key: 't:{id}' }] }));
+    sluice = await spawnSluice('latency', instanceYaml({ pgUrl: pg.url, redisUrl: redis.url, slot: 'sluice', publication: 'sluice', stateSchema: 'sluice', sinks: [{ name: 'ticks', tables: ['ticks'], key: 't:{id}' }] }), opts.profileDir);
     const first = await sluice.ready();
     const sub = redis.client();
     await sub.subscribe('__keyevent@0__:set');

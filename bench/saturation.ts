@@ -54,7 +54,7 @@ export async function runSaturation(opts: BenchOptions): Promise<Record<string, 
       insert into accounts select g, 0, now() from generate_series(1, ${ACCOUNTS}) g;
       create publication sluice for table accounts;`);
     await pg.query('vacuum analyze accounts');
-    sluice = await spawnSluice('saturation', instanceYaml({ pgUrl: pg.url, redisUrl: redis.url, slot: 'sluice', publication: 'sluice', stateSchema: 'sluice', sinks: [{ name: 'accounts', tables: ['accounts'] }] }));
+    sluice = await spawnSluice('saturation', instanceYaml({ pgUrl: pg.url, redisUrl: redis.url, slot: 'sluice', publication: 'sluice', stateSchema: 'sluice', sinks: [{ name: 'accounts', tables: ['accounts'] }] }), opts.profileDir);
     await sluice.ready();
     if (opts.waitQuiet) await waitForQuietMachine();
 

@@ -93,7 +93,7 @@ export async function runTwoInstances(opts: BenchOptions): Promise<Record<string
     if (opts.waitQuiet) await waitForQuietMachine();
     let redisBefore = await redisCpuSeconds(admin);
     let machineBefore = machineCpu();
-    const one = await spawnSluice('one', instanceYaml({ pgUrl: pg.url, redisUrl: redis.url, slot: 'one', publication: 'pub_all', stateSchema: 'st_one', sinks: [{ name: 'items', tables: ['a.items', 'b.items'], key: KEY }] }));
+    const one = await spawnSluice('one', instanceYaml({ pgUrl: pg.url, redisUrl: redis.url, slot: 'one', publication: 'pub_all', stateSchema: 'st_one', sinks: [{ name: 'items', tables: ['a.items', 'b.items'], key: KEY }] }), opts.profileDir);
     procs.push(one);
     const single = await catchUpWindow(one, streamOpening(one, await one.ready()), b.backlog.endLsn);
     const singleRedisCpu = (await redisCpuSeconds(admin)) - redisBefore;
@@ -109,7 +109,7 @@ export async function runTwoInstances(opts: BenchOptions): Promise<Record<string
     machineBefore = machineCpu();
     const pair = await Promise.all(
       parts.map(({ schema }) =>
-        spawnSluice(`inst_${schema}`, instanceYaml({ pgUrl: pg!.url, redisUrl: redis!.url, redisName: `redis_${schema}`, slot: `inst_${schema}`, publication: `pub_${schema}`, stateSchema: `st_${schema}`, sinks: [{ name: `items_${schema}`, tables: [`${schema}.items`], key: KEY }] })),
+        spawnSluice(`inst_${schema}`, instanceYaml({ pgUrl: pg!.url, redisUrl: redis!.url, redisName: `redis_${schema}`, slot: `inst_${schema}`, publication: `pub_${schema}`, stateSchema: `st_${schema}`, sinks: [{ name: `items_${schema}`, tables: [`${schema}.items`], key: KEY }] }), opts.profileDir),
       ),
     );
     procs.push(...pair);
