@@ -13,6 +13,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { spawnManaged, type ManagedProcess } from '../src/util/process.js';
 import { freePort } from '../src/util/free-port.js';
 import { startPostgres, type TestPostgres } from '../test/harness/postgres.js';
@@ -20,6 +21,9 @@ import { startRedis, type TestRedis } from '../test/harness/redis.js';
 import { parseLsn, type Lsn } from '../src/core/lsn.js';
 import { lastCommitEnd } from './catch-up.js';
 import { pollUntil, processCpuSeconds, progress, round } from './support.js';
+
+/** bin/sluice of this checkout, whatever the working directory. */
+const SLUICE_BIN = fileURLToPath(new URL('../bin/sluice', import.meta.url));
 
 /** What the bench reads from Sluice's /metrics. */
 export interface Scrape {
@@ -92,7 +96,7 @@ export async function spawnSluice(name: string, yaml: string, profileDir: string
   };
   const proc: ManagedProcess = spawnManaged(
     process.execPath,
-    ['--max-old-space-size=256', '--no-node-snapshot', ...(profileDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=sluice-${name}-${Date.now()}.cpuprofile`] : []), 'bin/sluice', 'start', '-c', file],
+    ['--max-old-space-size=256', '--no-node-snapshot', ...(profileDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=sluice-${name}-${Date.now()}.cpuprofile`] : []), SLUICE_BIN, 'start', '-c', file],
     { name: `sluice-${name}`, onLine },
   );
   pid = proc.pid;
