@@ -197,8 +197,11 @@ export function streamOpening(sluice: SluiceProcess, fallback: Scrape): Scrape {
   return { ...fallback, at: s.at, cpuSeconds: s.cpuSeconds, changes: 0, transactions: 0, confirmedLsn: 0n };
 }
 
-/** Waits until `sluice` has confirmed `endLsn` (reading /metrics every 50 ms); the rate from `opening`. */
-export async function catchUpWindow(sluice: SluiceProcess, opening: Scrape, endLsn: bigint, sinks = 1, timeoutMs = 30 * 60_000): Promise<CatchUpWindow> {
+/**
+ * Waits until `sluice` has confirmed `endLsn` (reading /metrics every 50 ms); the rate from
+ * `opening`. `onPoll` runs at every read (e.g. to sample the walsender's CPU).
+ */
+export async function catchUpWindow(sluice: SluiceProcess, opening: Scrape, endLsn: bigint, sinks = 1, onPoll?: () => Promise<void>, timeoutMs = 30 * 60_000): Promise<CatchUpWindow> {
   const deadline = performance.now() + timeoutMs;
   let last = opening;
   let lastReport = performance.now();
@@ -206,6 +209,7 @@ export async function catchUpWindow(sluice: SluiceProcess, opening: Scrape, endL
     if (performance.now() > deadline) throw new Error(`sluice-${sluice.name} did not confirm the end of the backlog within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 50));
     last = (await sluice.scrape()) ?? last;
+    await onPoll?.();
     if (performance.now() - lastReport > 2000) {
       lastReport = performance.now();
       progress(`sluice-${sluice.name}: ${Math.round(last.changes / sinks)} changes applied`);

@@ -20,7 +20,7 @@ import pgLib from 'pg';
 import type { TestPostgres } from '../test/harness/postgres.js';
 import type { TestRedis } from '../test/harness/redis.js';
 import { formatLsn } from '../src/core/lsn.js';
-import { PG_SETTINGS, SCHEMA_SQL, redisCpuSeconds, sourceRevision, writeBacklog, type Backlog } from './catch-up.js';
+import { PG_SETTINGS, SCHEMA_SQL, redisCpuSeconds, sourceRevision, walsenderCpu, writeBacklog, type Backlog } from './catch-up.js';
 import { catchUpWindow, instanceYaml, spawnSluice, startServers, streamOpening, type CatchUpWindow, type Scrape, type SluiceProcess } from './instances.js';
 import { machineCpu, machineInfo, progress, round, waitForQuietMachine, type BenchOptions } from './support.js';
 
@@ -95,7 +95,9 @@ export async function runTwoInstances(opts: BenchOptions): Promise<Record<string
     let machineBefore = machineCpu();
     const one = await spawnSluice('one', instanceYaml({ pgUrl: pg.url, redisUrl: redis.url, slot: 'one', publication: 'pub_all', stateSchema: 'st_one', sinks: [{ name: 'items', tables: ['a.items', 'b.items'], key: KEY }] }), opts.profileDir);
     procs.push(one);
-    const single = await catchUpWindow(one, streamOpening(one, await one.ready()), b.backlog.endLsn);
+    // each slot's walsender: it decodes all of the WAL, whichever tables its publication has
+    const oneWalsender = walsenderCpu(pg, 'one');
+    const single = await catchUpWindow(one, streamOpening(one, await one.ready()), b.backlog.endLsn, 1, () => oneWalsender.sample());
     const singleRedisCpu = (await redisCpuSeconds(admin)) - redisBefore;
     const singleBusy = machineCpu().busy - machineBefore.busy;
     await one.stop();
@@ -115,7 +117,8 @@ export async function runTwoInstances(opts: BenchOptions): Promise<Record<string
     procs.push(...pair);
     // each window opens when that instance's replication stream started
     const firsts: Scrape[] = await Promise.all(pair.map(async (p) => streamOpening(p, await p.ready())));
-    const windows: CatchUpWindow[] = await Promise.all(pair.map((p, i) => catchUpWindow(p, firsts[i]!, parts[i]!.backlog.endLsn)));
+    const pairWalsenders = parts.map(({ schema }) => walsenderCpu(pg!, `inst_${schema}`));
+    const windows: CatchUpWindow[] = await Promise.all(pair.map((p, i) => catchUpWindow(p, firsts[i]!, parts[i]!.backlog.endLsn, 1, () => pairWalsenders[i]!.sample())));
     const pairRedisCpu = (await redisCpuSeconds(admin)) - redisBefore;
     const pairBusy = machineCpu().busy - machineBefore.busy;
     // the union of the windows: from the first opening to the last end
@@ -132,11 +135,11 @@ export async function runTwoInstances(opts: BenchOptions): Promise<Record<string
       scenario: 'two-instances',
       changes: a.backlog.changes + b.backlog.changes,
       transactions: a.backlog.transactions + b.backlog.transactions,
-      one_instance: { ...single, redis_cpu_seconds: round(singleRedisCpu, 2), machine_busy_cpu_seconds: round(singleBusy, 2) },
+      one_instance: { ...single, walsender_cpu_seconds: oneWalsender.seconds(), redis_cpu_seconds: round(singleRedisCpu, 2), machine_busy_cpu_seconds: round(singleBusy, 2) },
       two_instances: {
         combined: { seconds: round(combinedSeconds), changes: combinedChanges, changes_per_sec: combinedRate },
-        a: windows[0],
-        b: windows[1],
+        a: { ...windows[0]!, walsender_cpu_seconds: pairWalsenders[0]!.seconds() },
+        b: { ...windows[1]!, walsender_cpu_seconds: pairWalsenders[1]!.seconds() },
         redis_cpu_seconds: round(pairRedisCpu, 2),
         machine_busy_cpu_seconds: round(pairBusy, 2),
       },
