@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { nearestRank, summarize } from '../../bench/stats.js';
 import { escapeXml, formatValue, niceCeil, renderChart } from '../../bench/svg-chart.js';
-import { metricSum } from '../../bench/instances.js';
+import { instanceYaml, metricSum, windowOf } from '../../bench/instances.js';
+import { parseConfig } from '../../src/config/load.js';
 import { parsePgbench } from '../../bench/saturation.js';
 import { costPoints } from '../../bench/cost.js';
 
@@ -136,4 +137,31 @@ test('costPoints: each axis from the base, the base once', () => {
   assert.equal(points.length, 8);
   assert.equal(new Set(points.map((p) => JSON.stringify(p))).size, 8);
   assert.ok(points.every((p) => [p.row_bytes !== 100, p.txn_rows !== 10, p.sinks !== 1].filter(Boolean).length <= 1));
+});
+
+test('instanceYaml: a config Sluice accepts, with the connection name, sinks and state schema given', () => {
+  const yaml = instanceYaml({
+    pgUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
+    redisUrl: 'redis://127.0.0.1:6379',
+    redisName: 'redis_a',
+    slot: 'inst_a',
+    publication: 'pub_a',
+    stateSchema: 'st_a',
+    sinks: [
+      { name: 'k0', tables: ['a.items'], key: 's:{schema}:{pk}' },
+      { name: 'k1', tables: ['a.items', 'b.items'] },
+    ],
+  });
+  const config = parseConfig(`${yaml}http:\n  port: 0\n`, { file: 'bench.yaml', env: {} });
+  assert.equal(config.source.slot, 'inst_a');
+  assert.equal(config.source.publication, 'pub_a');
+  assert.equal(config.state.schema, 'st_a');
+  assert.deepEqual(Object.keys(config.redis), ['redis_a']);
+  assert.deepEqual(config.sinks.map((s) => s.name), ['k0', 'k1']);
+});
+
+test('windowOf: changes per sink, rate and CPU per 100k changes between two reads', () => {
+  const at = (ms: number, changes: number, cpu: number) => ({ at: ms, changes, transactions: 0, confirmedLsn: 0n, lagBytes: 0, cpuSeconds: cpu });
+  assert.deepEqual(windowOf(at(1000, 0, 1), at(3000, 40_000, 2), 2, 150), { seconds: 2, changes: 20_000, changes_per_sec: 10_000, cpu_seconds: 1, cpu_seconds_per_100k: 5, peak_rss_mb: 150 });
+  assert.equal(windowOf(at(0, 0, 0), at(0, 0, 0), 1, null).changes_per_sec, 0);
 });
