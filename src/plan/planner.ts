@@ -13,6 +13,7 @@ import { FailedStore, planFailure, type PlannedFailure } from './failed-messages
 import type { Batch, Batcher, CommandOrigin, LanePart } from './batcher.js';
 import { changesFor, positionAfter, takesFrom, truncatedTables, type SinkRuntime } from './route.js';
 import { Windows, WindowRetry, type Window } from './windows.js';
+import { TailCollector } from './tail-probe.js';
 
 /** What planning tells the runtime about (logs and metrics): no I/O here. */
 export interface PlanEvents {
@@ -33,6 +34,8 @@ type Output = PlanOutput & { current: Change | null; bookkeeping(cmd: RedisComma
 export class Planner {
   /** where the stream is, as planned (the position of batches opened from now on) */
   planned: Position | null = null;
+  /** changes skipped in each sink's unconfirmed tail, planned again for the probe (tail-probe.ts) */
+  readonly tail = new TailCollector();
 
   constructor(
     private readonly batcher: Batcher,
@@ -62,6 +65,7 @@ export class Planner {
       const meta: MessageMeta = { commitLsn: txn.commitLsn, commitTimeMicros: txn.commitTimeMicros, sinkName: sink.name };
       const part = this.batcher.part(batch, sink.redis);
       const changes = changesFor(sink, txn, truncated).map(fillUnchangedToast);
+      if (this.tail.inTail(sink)) this.tail.collect(batch.id, sink, txn, truncated, meta, after);
       if (changes.length > 0) {
         this.planChanges(batch, part, sink, changes, meta);
         const times = batch.commitTimes.get(sink.name);
@@ -135,7 +139,9 @@ export class Planner {
     batch.position = at;
     batch.endLsn = walEnd;
     for (const s of this.sinks()) {
-      if (!takesFrom(s, generation) || (s.position !== null && comparePositions(at, s.position) <= 0)) continue;
+      if (!takesFrom(s, generation)) continue;
+      if (this.tail.inTail(s)) this.tail.reached(s, at);
+      if (s.position !== null && comparePositions(at, s.position) <= 0) continue;
       s.position = at;
       batch.sinkPositions.set(s.name, at);
       if (s.catchUpTo !== null && comparePositions(at, s.catchUpTo) >= 0) s.catchUpTo = null;
