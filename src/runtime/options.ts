@@ -6,6 +6,7 @@ import type { Logger } from '../util/log.js';
 import type { ChangeSource, ChangeStreamOptions } from '../pg/change-stream.js';
 import type { Lane } from '../redis/apply-lane.js';
 import type { FailedLimits } from '../plan/failed-messages.js';
+import type { KeyReader } from './tail-probe.js';
 
 export interface PipelineOptions {
   source: { url: string; slot: string; publication: string };
@@ -29,4 +30,6 @@ export interface PipelineOptions {
   failedLimits?: (sink: string) => FailedLimits;
   /** the apply lane of a Redis connection (default: connect it, then standalone or Cluster lane) */
   makeLane?: (name: string, onDataLoss: () => void) => Promise<Lane>;
+  /** how the unconfirmed tail's key types are read (default: TYPE pipelines on the lane's client) */
+  readKeyTypes?: KeyReader;
 }

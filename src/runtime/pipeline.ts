@@ -117,7 +117,7 @@ export class Pipeline {
       onFatal: (err) => this.fail(err),
       onRelation: (table) => opts.onRelation?.(table),
     });
-    this.applier = new Applier(this.lanes, this.stream, this.planner, opts.metrics);
+    this.applier = new Applier(this.lanes, this.stream, this.planner, opts.metrics, { log: opts.log, readKeys: opts.readKeyTypes });
     for (const [name, client] of opts.redis) {
       client.on('error', (err: Error) => this.redisErrors.set(name, err.message));
       client.on('ready', () => this.redisErrors.delete(name));

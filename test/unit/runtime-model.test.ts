@@ -131,6 +131,8 @@ class World {
         this.lane = new MemoryLane(name, this.redis, this.client);
         return Promise.resolve(this.lane);
       },
+      // the unconfirmed tail after a crash is probed against what the in-memory Redis holds
+      readKeyTypes: (_lane, reads) => Promise.resolve(this.redis.keyTypes(reads.keys)),
       onDataLoss: (names) => this.dataLoss.push(...names),
     });
     const found = await this.pipeline.start(this.wal.confirmed);

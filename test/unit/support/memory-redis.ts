@@ -11,6 +11,7 @@ import type { RedisCommand } from '../../../src/core/command.js';
 import { parsePosition, type Position } from '../../../src/core/position.js';
 import type { ApplyPart, Lane, LaneState, LoadedSink, RejectedCommand } from '../../../src/redis/apply-lane.js';
 import type { RedisClient } from '../../../src/redis/connect.js';
+import type { KeyType } from '../../../src/plan/tail-probe.js';
 
 export class MemoryRedis {
   readonly strings = new Map<string, string>();
@@ -26,6 +27,11 @@ export class MemoryRedis {
   position(sink: string): Position | null {
     const p = this.positions.get(sink);
     return p === undefined ? null : parsePosition(p);
+  }
+
+  /** What TYPE answers for each key (the tail probe's reads). */
+  keyTypes(keys: readonly string[]): Map<string, KeyType> {
+    return new Map(keys.map((k) => [k, this.strings.has(k) ? 'string' : this.lists.has(k) ? 'list' : this.hashes.has(k) ? 'hash' : 'none'] as const));
   }
 
   /** One MULTI … EXEC: every command, then the positions and the marker. */
@@ -60,6 +66,13 @@ export class MemoryRedis {
       case 'HSET': {
         const h = this.hashes.get(key) ?? new Map<string, string>();
         for (let i = 0; i + 1 < args.length; i += 2) h.set(args[i]!, args[i + 1]!);
+        this.hashes.set(key, h);
+        return;
+      }
+      case 'HSETNX': {
+        // a failed-message record made by the tail probe (the model's Redis refuses nothing: the test finds none)
+        const h = this.hashes.get(key) ?? new Map<string, string>();
+        if (!h.has(args[0]!)) h.set(args[0]!, args[1]!);
         this.hashes.set(key, h);
         return;
       }
