@@ -3,6 +3,7 @@ import type { MessageMeta } from '../core/render.js';
 import { commandKeys, type CommandOrigin, type RedisCommand, type RejectedCommand } from '../core/command.js';
 import { comparePositions, isCovered, type Position } from '../core/position.js';
 import { fillUnchangedToast } from '../core/toast.js';
+import { slotOf } from '../core/slot-tags.js';
 import type { SinkRuntime } from './route.js';
 
 /*
@@ -272,4 +273,50 @@ function planAgain(sink: SinkRuntime, changes: readonly Change[], meta: MessageM
     }
   }
   return items;
+}
+
+/**
+ * On a Redis Cluster the pipeline skips nothing by position: the lane drops, per hash slot, the
+ * commands that slot's position covers. The tail there is what the lane will drop, judged by the
+ * positions it loaded (per sink and slot), until the stream passes the furthest of them.
+ */
+export class SlotTail {
+  /** per sink: its position per slot at load, and the furthest of them */
+  private readonly bounds = new Map<string, { slots: ReadonlyMap<number, Position>; until: Position }>();
+
+  constructor(
+    private readonly lane: string,
+    loaded: ReadonlyMap<string, ReadonlyMap<number, Position>>,
+  ) {
+    for (const [sink, slots] of loaded) {
+      let until: Position | null = null;
+      for (const p of slots.values()) if (until === null || comparePositions(p, until) > 0) until = p;
+      if (until !== null) this.bounds.set(sink, { slots, until });
+    }
+  }
+
+  get open(): boolean {
+    return this.bounds.size > 0;
+  }
+
+  /** The data commands of a lane's part that the lane will drop because their slot has them. */
+  items(commands: readonly RedisCommand[], origins: readonly (CommandOrigin | null)[]): TailItem[] {
+    const out: TailItem[] = [];
+    if (this.bounds.size === 0) return out;
+    for (let i = 0; i < commands.length; i++) {
+      const origin = origins[i];
+      const b = origin ? this.bounds.get(origin.sink) : undefined;
+      if (!origin || !b) continue;
+      const command = commands[i]!;
+      const slot = slotOf(commandKeys(command)[0] ?? command[1] ?? '');
+      if (isCovered(b.slots.get(slot) ?? null, origin.meta.commitLsn, origin.change.idx)) out.push({ lane: this.lane, command, origin });
+    }
+    return out;
+  }
+
+  /** The stream is at `position` once a batch is applied: sinks whose tail it passed are done. */
+  reached(position: Position | null): void {
+    if (position === null) return;
+    for (const [sink, b] of this.bounds) if (comparePositions(position, b.until) >= 0) this.bounds.delete(sink);
+  }
 }

@@ -66,6 +66,11 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     return new Map(sinks.map((s) => [s, { skip: null, known: known.has(s) }]));
   }
 
+  /** A sink's positions per hash slot as Redis held them when loaded (the tail probe's bounds). */
+  loadedPositions(sink: string): ReadonlyMap<number, Position> {
+    return this.slotPositions.get(sink) ?? new Map<number, Position>();
+  }
+
   async apply(part: ApplyPart): Promise<RejectedCommand[]> {
     for (const prefix of part.unlinkPrefixes) {
       let removed = 0;

@@ -4,10 +4,12 @@ import { ZERO_LSN } from '../core/lsn.js';
 import { formatPosition, type Position } from '../core/position.js';
 import { microsToUnixMs } from '../core/time.js';
 import type { ChangeSource } from '../pg/change-stream.js';
-import { countKey, type Batch } from '../plan/batcher.js';
+import { countKey, type Batch, type LanePart } from '../plan/batcher.js';
 import type { Planner } from '../plan/planner.js';
 import { confirmable, positionToWrite, type SinkRuntime } from '../plan/route.js';
 import type { Lane } from '../redis/apply-lane.js';
+import { ClusterApplyLane } from '../redis/cluster-apply-lane.js';
+import { SlotTail, type TailItem } from '../plan/tail-probe.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../util/log.js';
 import { probeTail, readKeyTypes, type KeyReader } from './tail-probe.js';
@@ -29,6 +31,8 @@ export class Applier {
   /** per sink, the position written with the last batch applied for it */
   readonly applied = new Map<string, Position>();
   private readonly listeners: ((applied: AppliedBatch) => void)[] = [];
+  /** per Cluster lane, the tail it skips per hash slot (the pipeline skips nothing there) */
+  private readonly slotTails = new Map<string, SlotTail>();
 
   constructor(
     private readonly lanes: ReadonlyMap<string, Lane>,
@@ -57,8 +61,8 @@ export class Applier {
     await Promise.all(
       [...this.lanes.values()].map(async (lane) => {
         let part = batch.parts.get(lane.name) ?? { commands: [], origins: [], unlinkPrefixes: [] };
-        const probed = tail?.filter((t) => t.lane === lane.name);
-        if (probed && probed.length > 0) {
+        const probed = this.tailOf(lane, tail, part, sinks);
+        if (probed.length > 0) {
           // what Redis refused before a crash lost its record: recorded in this batch's MULTI
           const records = await probeTail(lane, probed, this.planner, this.probe.readKeys ?? readKeyTypes, this.probe.log);
           if (records.length > 0) part = { ...part, commands: [...records, ...part.commands], origins: [...records.map(() => null), ...part.origins] };
@@ -78,6 +82,7 @@ export class Applier {
           await lane.apply({ batchId: randomUUID(), commands: this.planner.rejected(rejected), origins: [], positions, unlinkPrefixes: [] });
           testFaultPoint('exit-after-rejected-record');
         }
+        this.slotTails.get(lane.name)?.reached(batch.position);
         if (lane.retries > retriesBefore) metrics.redisRetries.inc({ redis: lane.name }, lane.retries - retriesBefore);
         metrics.batches.inc({ redis: lane.name });
         // Redis acknowledged this lane's part: commit → acknowledged, per transaction of each sink
@@ -100,6 +105,18 @@ export class Applier {
     for (const [sink, p] of batch.sinkPositions) this.applied.set(sink, p);
     for (const l of this.listeners) l({ batch, rejected: allRejected });
     for (const cb of batch.onApplied) cb();
+  }
+
+  /** The changes of a batch in the unconfirmed tail of this lane's sinks (plan/tail-probe.ts). */
+  private tailOf(lane: Lane, planned: readonly TailItem[] | undefined, part: LanePart, sinks: readonly SinkRuntime[]): TailItem[] {
+    const out = planned?.filter((t) => t.lane === lane.name) ?? [];
+    if (!(lane instanceof ClusterApplyLane)) return out;
+    let slots = this.slotTails.get(lane.name);
+    if (!slots) {
+      slots = new SlotTail(lane.name, new Map(sinks.filter((s) => s.redis === lane.name).map((s) => [s.name, lane.loadedPositions(s.name)])));
+      this.slotTails.set(lane.name, slots);
+    }
+    return slots.open ? out.concat(slots.items(part.commands, part.origins)) : out;
   }
 
 }

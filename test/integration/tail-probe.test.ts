@@ -4,7 +4,13 @@
 // (src/plan/tail-probe.ts): the failed message is recorded exactly once, a surviving one is kept.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Redis } from 'ioredis';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Cluster, Redis } from 'ioredis';
+import { startPostgres, type TestPostgres } from '../harness/postgres.js';
+import { startRedisCluster, type TestRedisCluster } from '../harness/redis-cluster.js';
+import { freePort } from '../../src/util/free-port.js';
 import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
 import { spawnSluice, type ManagedProcess } from '../harness/process.js';
 import { failedKey } from '../../src/core/keyspace.js';
@@ -107,5 +113,50 @@ describe('a refused command whose failed message a crash did not let Sluice reco
     assert.deepEqual(await redis.hgetall(failedKey('users')), recorded);
     assert.equal((await failedOf('users')).total, 2);
     assert.equal((await third.kill('SIGTERM')).code, 0, third.tail(30));
+  });
+});
+
+describe('the same on a Redis Cluster (the lane skips per hash slot)', () => {
+  let pg: TestPostgres;
+  let cluster: TestRedisCluster;
+  let client: Cluster;
+  let dir: string;
+  let config: string;
+  const running: ManagedProcess[] = [];
+
+  before(async () => {
+    [pg, cluster] = await Promise.all([startPostgres(), startRedisCluster()]);
+    await pg.query(`create table users (id int primary key, name text)`);
+    dir = mkdtempSync(join(tmpdir(), 'sluice-tail-cluster-'));
+    config = join(dir, 'sluice.yaml');
+    writeFileSync(config, `source:\n  url: ${pg.url}\nredis:\n  cl:\n    cluster: [${cluster.seedUrls.join(', ')}]\nsinks:\n  - name: users\n    type: hash\n    tables: [users]\n    key: 'user:{id}'\nhttp:\n  port: ${await freePort()}\n`);
+    client = cluster.client();
+  });
+
+  after(async () => {
+    await Promise.all(running.map((p) => p.stop(3000)));
+    await Promise.all([pg?.stop(), cluster?.stop()]);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('killed between the EXEC and the record: the next start records it, once', async () => {
+    await client.set('user:1', 'not a hash');
+    const first = spawnSluice(['start', '-c', config], { env: { ...process.env, SLUICE_TEST_FAULT: 'exit-after-rejected-exec' } });
+    running.push(first);
+    await first.waitForLine(/sluice started/, 30_000);
+    await pg.query(`insert into users values (1, 'u1')`);
+    assert.equal((await first.exited).signal, 'SIGKILL', first.tail(30));
+    assert.equal(await client.hlen(failedKey('users')), 0, 'the window was hit');
+    const second = spawnSluice(['start', '-c', config]);
+    running.push(second);
+    await second.waitForLine(/sluice started/, 30_000);
+    await pg.query(`insert into users values (2, 'u2')`);
+    await eventually(() => client.hget('user:2', 'name'), (v) => v === 'u2', 30_000, 'user 2 in Redis');
+    const records = await client.hgetall(failedKey('users'));
+    assert.equal(Object.keys(records).length, 1, `${JSON.stringify(records)}\n${second.tail(30)}`);
+    const record = JSON.parse(Object.values(records)[0]!) as { reason: string; identity: string };
+    assert.match(record.reason, /WRONGTYPE/);
+    assert.equal(record.identity, '{"id":1}');
+    assert.equal((await second.kill('SIGTERM')).code, 0, second.tail(30));
   });
 });

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { CommandOrigin, RedisCommand } from '../../src/core/command.js';
-import { judge, keyTypeOf, NOT_HLL, probeReads, refusals, WRONGTYPE, type KeyType, type TailItem } from '../../src/plan/tail-probe.js';
+import { judge, keyTypeOf, NOT_HLL, probeReads, refusals, SlotTail, WRONGTYPE, type KeyType, type TailItem } from '../../src/plan/tail-probe.js';
+import { slotOf } from '../../src/core/slot-tags.js';
 import { Batcher } from '../../src/plan/batcher.js';
 import { Planner, type PlanEvents } from '../../src/plan/planner.js';
 import { Windows } from '../../src/plan/windows.js';
@@ -185,5 +186,23 @@ describe('tail probe: what the planner collects', () => {
     const { refused } = refusals(items, new Map([['h:1', 'string']]));
     const [cmd] = planner.rejected(refused);
     assert.deepEqual(cmd?.slice(0, 3), ['HSET', failedKey('h'), '0/100:3']);
+  });
+});
+
+describe('tail probe on a Cluster: what the lane drops per hash slot', () => {
+  test('commands whose slot position covers them, until the stream passes the furthest position', () => {
+    const a = slotOf('user:1');
+    const b = slotOf('user:2');
+    assert.notEqual(a, b);
+    const tail = new SlotTail('cl', new Map([['h', new Map([[a, pos(0x200n)], [b, pos(0x100n)]])], ['none', new Map()]]));
+    const o = (idx: number, lsn: bigint, sink = 'h'): CommandOrigin => ({ sink, change: insertChange(products, { id: String(idx) }, idx), meta: { commitLsn: lsn, commitTimeMicros: 0n, sinkName: sink } });
+    const commands = [['HSET', 'user:1', 'f', 'v'], ['HSET', 'user:2', 'f', 'v'], ['HSET', 'user:1', 'f', 'v'], ['SET', failedKey('h'), 'x'], ['HSET', 'user:1', 'f', 'v']];
+    const origins = [o(0, 0x150n), o(1, 0x150n), o(2, 0x1f0n), null, o(3, 0x150n, 'none')];
+    assert.deepEqual(tail.items(commands, origins).map((t) => [t.lane, t.command[1], t.origin.change.idx]), [['cl', 'user:1', 0], ['cl', 'user:1', 2]]);
+    tail.reached(pos(0x1f8n));
+    assert.equal(tail.open, true);
+    tail.reached(pos(0x200n));
+    assert.equal(tail.open, false);
+    assert.deepEqual(tail.items(commands, origins), []);
   });
 });
