@@ -57,6 +57,12 @@ describe('a refused command whose failed message a crash did not let Sluice reco
     return (await res.json()) as FailedPage;
   }
 
+  /** How many TYPE commands Redis has run (INFO commandstats). */
+  async function typeCalls(): Promise<number> {
+    const m = /cmdstat_type:calls=(\d+)/.exec(await redis.info('commandstats'));
+    return m ? Number(m[1]) : 0;
+  }
+
   /** Inserts a user and waits until Sluice has applied it: everything before it is applied too. */
   async function insertAndWait(id: number): Promise<void> {
     await env.pg.query(`insert into users values ($1, $2)`, [id, `u${id}`]);
@@ -102,14 +108,18 @@ describe('a refused command whose failed message a crash did not let Sluice reco
     const recorded = await redis.hgetall(failedKey('users'));
     const ids = Object.keys(recorded);
     assert.equal(ids.length, 2, 'user 1 and user 3');
+    const probesBefore = await typeCalls();
     const second = await env.start();
     await insertAndWait(4);
+    assert.ok((await typeCalls()) > probesBefore, 'the tail was probed with TYPE');
     assert.deepEqual(await redis.hgetall(failedKey('users')), recorded, 'the same records, each once, as they were (failed_at too)');
     assert.ok(second.lines.some((l) => /unconfirmed tail probed/.test(l.line) && /"refused":1/.test(l.line)), `the probe found the refusal again:\n${second.tail(40)}`);
     // a normal restart: nothing is probed twice or recorded again
     assert.equal((await second.kill('SIGTERM')).code, 0, second.tail(30));
     const third = await env.start();
+    const typesBefore = await typeCalls();
     await insertAndWait(5);
+    assert.equal(await typeCalls(), typesBefore, 'no tail after a clean stop: nothing probed on the normal path');
     assert.deepEqual(await redis.hgetall(failedKey('users')), recorded);
     assert.equal((await failedOf('users')).total, 2);
     assert.equal((await third.kill('SIGTERM')).code, 0, third.tail(30));
