@@ -170,10 +170,9 @@ describe('sluice/client: options and close, without a server', () => {
 
   test('close() of a client never used resolves at once, again and again; then every call is closed', async () => {
     const c = unused();
-    const started = performance.now();
+    // no connection to say goodbye on: nothing to wait for (a hang is caught by the test's timeout)
     await c.close();
     await c.close();
-    assert.ok(performance.now() - started < 500, 'no connection to say goodbye on');
     await assert.rejects(c.waitFor('0/0'), (e: unknown) => e instanceof SluiceClientError && e.code === 'closed');
     await assert.rejects(c.read('k', () => 1, { ttlMs: 1000 }), (e: unknown) => e instanceof SluiceClientError && e.code === 'closed');
     await assert.rejects(c.keyFor('products', { id: 1 }), (e: unknown) => e instanceof SluiceClientError && e.code === 'closed');

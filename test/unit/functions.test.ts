@@ -279,12 +279,10 @@ describe('the sandbox', () => {
 
   test('an infinite loop times out; the other messages still get their results', () => {
     const f = fns({ transform: 'function transform(a, r) { if (r.id === 2) for (;;) {} return r.name }', route: 'function route(a, r) { return { key: "k" + r.id } }' });
-    const started = Date.now();
     const out = f.applyInputsSync(rows.map((r) => input(r)));
     assert.deepEqual(out[0], { extras: { value: 'Lamp', route: { key: 'k1' } } });
     assert.equal(errorOf(out[1]), 'transform timed out after 50 ms');
     assert.deepEqual(out[2], { extras: { value: 'Chair', route: { key: 'k3' } } });
-    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
     // the isolate is still usable
     assert.deepEqual(f.applyInputsSync([input(rows[2]!)]), [{ extras: { value: 'Chair', route: { key: 'k3' } } }]);
   });

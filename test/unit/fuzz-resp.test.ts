@@ -49,12 +49,12 @@ function isReply(v: unknown, depth = 0): boolean {
 
 /**
  * Feeds the chunks to a new parser. Returns the replies, or the protocol error it threw; anything
- * else (another exception, a value that is not a reply, a slow parse) fails the test.
+ * else (another exception, a value that is not a reply) fails the test; a parser that hangs is
+ * caught by the suite's timeout (no clock here: a loaded machine must not fail the test).
  */
 function run(chunks: readonly Buffer[]): { replies: Reply[]; error: string | null } {
   const replies: Reply[] = [];
   const parser = new ReplyParser((r) => replies.push(r));
-  const started = performance.now();
   let error: string | null = null;
   try {
     for (const c of chunks) parser.feed(c);
@@ -64,8 +64,6 @@ function run(chunks: readonly Buffer[]): { replies: Reply[]; error: string | nul
     }
     error = err.message;
   }
-  const took = performance.now() - started;
-  assert.ok(took < 1000, `parsing took ${took.toFixed(0)} ms`);
   for (const r of replies) assert.ok(isReply(r), `not a reply: ${JSON.stringify(r)}`);
   return { replies, error };
 }
@@ -94,7 +92,7 @@ function mutate(buf: Buffer, ops: readonly [string, number, number][]): Buffer {
   return b;
 }
 
-describe('RESP reply parser fuzzing', () => {
+describe('RESP reply parser fuzzing', { timeout: 300_000 }, () => {
   test('valid replies split anywhere come back exactly', () => {
     fc.assert(
       fc.property(stream, ([wires, cuts]) => {
