@@ -38,6 +38,7 @@ import {
 import { loadavg } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import type { SluiceConfig } from '../src/config/schema.js';
 
 // ---------------------------------------------------------------------------------------------
 // The backlog
@@ -275,7 +276,7 @@ async function measurePgRecvlogical(pg: TestPostgres, backlog: Backlog, slot: st
   };
 }
 
-interface SluicePhase extends Phase {
+export interface SluicePhase extends Phase {
   /** until pg_replication_slots.confirmed_flush_lsn showed the end (status updates every 5 s) */
   slot_confirmed_seconds: number | null;
   peak_rss_mb: number;
@@ -296,12 +297,32 @@ export async function redisCpuSeconds(client: Redis): Promise<number> {
   return get('used_cpu_user') + get('used_cpu_sys');
 }
 
-async function measureSluice(pg: TestPostgres, redis: TestRedis, backlog: Backlog, opts: BenchOptions, slot: string): Promise<SluicePhase> {
-  const config = benchConfig({ pgUrl: pg.url, redisUrl: redis.url, slot, sink: 'items', table: 'items' });
+/** Where Sluice writes in a measurement: its config, and the CPU seconds the Redis server(s) used so far. */
+export interface SluiceTarget {
+  readonly config: SluiceConfig;
+  redisCpuSeconds(): Promise<number>;
+}
+
+/** A standalone Redis as a measurement's target. */
+export function standaloneTarget(pg: TestPostgres, redis: TestRedis, slot: string): SluiceTarget {
+  return {
+    config: benchConfig({ pgUrl: pg.url, redisUrl: redis.url, slot, sink: 'items', table: 'items' }),
+    async redisCpuSeconds() {
+      const admin = redis.client();
+      try {
+        return await redisCpuSeconds(admin);
+      } finally {
+        admin.disconnect();
+      }
+    },
+  };
+}
+
+export async function measureSluice(pg: TestPostgres, target: SluiceTarget, backlog: Backlog, opts: BenchOptions, slot: string): Promise<SluicePhase> {
+  const config = target.config;
   // pino's default destination is stdout, which carries the results: log to stderr
   const log = pino({ level: 'warn', base: { svc: 'sluice' } }, pino.destination(2));
-  const admin = redis.client();
-  const redisCpuBefore = await redisCpuSeconds(admin);
+  const redisCpuBefore = await target.redisCpuSeconds();
   const walsender = walsenderCpu(pg, slot);
   const profile = opts.profileDir !== null ? await startCpuProfile() : null;
   const rss = sampleRss(100);
@@ -337,7 +358,7 @@ async function measureSluice(pg: TestPostgres, redis: TestRedis, backlog: Backlo
     applied = performance.now();
     cpuSeconds = ownCpuSeconds(cpuBefore);
     machineBusy = machineCpu().busy - machineBefore.busy;
-    redisCpuApplied = await redisCpuSeconds(admin);
+    redisCpuApplied = await target.redisCpuSeconds();
     memory = rss.stop();
     if (profile !== null) {
       profileFile = await profile.stop(join(opts.profileDir!, `sluice-catch-up-${backlog.changes}-${slot}-${Date.now()}.cpuprofile`));
@@ -363,7 +384,6 @@ async function measureSluice(pg: TestPostgres, redis: TestRedis, backlog: Backlo
   const transactionsApplied = (await metrics.transactions.get()).values.reduce((n, v) => n + v.value, 0);
   const batches = (await metrics.batches.get()).values.reduce((n, v) => n + v.value, 0);
   const redisCpu = redisCpuApplied - redisCpuBefore;
-  admin.disconnect();
   const seconds = (applied - started) / 1000;
   return {
     ...phase(seconds, backlog),
@@ -383,39 +403,56 @@ async function measureSluice(pg: TestPostgres, redis: TestRedis, backlog: Backlo
 // ---------------------------------------------------------------------------------------------
 // Verification: Redis holds exactly the rows of items (count, plus a sample compared field by field)
 
+/** Reads what Sluice wrote: standalone Redis or every master of a Cluster. */
+export interface KeyReader {
+  /** how many keys match `pattern` */
+  count(pattern: string): Promise<number>;
+  mget(keys: string[]): Promise<(string | null)[]>;
+}
+
+export async function countKeys(client: Redis, pattern: string): Promise<number> {
+  let keys = 0;
+  let cursor = '0';
+  do {
+    const [next, batch] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 10_000);
+    cursor = next;
+    keys += batch.length;
+  } while (cursor !== '0');
+  return keys;
+}
+
 async function verify(pg: TestPostgres, redis: TestRedis, backlog: Backlog): Promise<{ keys: number; rows: number; sampled: number }> {
   const client = redis.client();
   try {
-    let keys = 0;
-    let cursor = '0';
-    do {
-      const [next, batch] = await client.scan(cursor, 'MATCH', 'sluice:items:*', 'COUNT', 10_000);
-      cursor = next;
-      keys += batch.length;
-    } while (cursor !== '0');
-    if (keys !== backlog.rows) throw new Error(`verification failed: Redis holds ${keys} sluice:items:* keys, Postgres ${backlog.rows} rows`);
-    // a sample spread over the whole id range: inserted only, updated, deleted
-    const ids = Array.from({ length: 500 }, (_, i) => 1 + Math.floor(((i + 0.5) * backlog.maxId) / 500));
-    const { rows } = await pg.query('select id::text, name, price::text, qty from items where id = any($1::bigint[])', [ids]);
-    const byId = new Map((rows as { id: string; name: string; price: string; qty: number }[]).map((r) => [r.id, r]));
-    const values = await client.mget(ids.map((id) => `sluice:items:${id}`));
-    ids.forEach((id, i) => {
-      const row = byId.get(String(id));
-      const value = values[i] ?? null;
-      if (row === undefined) {
-        if (value !== null) throw new Error(`verification failed: row ${id} was deleted, Redis still holds it`);
-        return;
-      }
-      if (value === null) throw new Error(`verification failed: row ${id} is missing from Redis`);
-      const v = JSON.parse(value) as { id: number; name: string; price: number; qty: number };
-      if (String(v.id) !== row.id || v.name !== row.name || v.qty !== row.qty || v.price !== Number(row.price)) {
-        throw new Error(`verification failed: row ${id}: Redis ${value}, Postgres ${JSON.stringify(row)}`);
-      }
-    });
-    return { keys, rows: backlog.rows, sampled: ids.length };
+    return await verifyKeys(pg, { count: (p) => countKeys(client, p), mget: (k) => client.mget(k) }, backlog);
   } finally {
     client.disconnect();
   }
+}
+
+/** Redis holds exactly the rows of items: the count of keys, and 500 ids compared field by field. */
+export async function verifyKeys(pg: TestPostgres, client: KeyReader, backlog: Backlog): Promise<{ keys: number; rows: number; sampled: number }> {
+  const keys = await client.count('sluice:items:*');
+  if (keys !== backlog.rows) throw new Error(`verification failed: Redis holds ${keys} sluice:items:* keys, Postgres ${backlog.rows} rows`);
+  // a sample spread over the whole id range: inserted only, updated, deleted
+  const ids = Array.from({ length: 500 }, (_, i) => 1 + Math.floor(((i + 0.5) * backlog.maxId) / 500));
+  const { rows } = await pg.query('select id::text, name, price::text, qty from items where id = any($1::bigint[])', [ids]);
+  const byId = new Map((rows as { id: string; name: string; price: string; qty: number }[]).map((r) => [r.id, r]));
+  const values = await client.mget(ids.map((id) => `sluice:items:${id}`));
+  ids.forEach((id, i) => {
+    const row = byId.get(String(id));
+    const value = values[i] ?? null;
+    if (row === undefined) {
+      if (value !== null) throw new Error(`verification failed: row ${id} was deleted, Redis still holds it`);
+      return;
+    }
+    if (value === null) throw new Error(`verification failed: row ${id} is missing from Redis`);
+    const v = JSON.parse(value) as { id: number; name: string; price: number; qty: number };
+    if (String(v.id) !== row.id || v.name !== row.name || v.qty !== row.qty || v.price !== Number(row.price)) {
+      throw new Error(`verification failed: row ${id}: Redis ${value}, Postgres ${JSON.stringify(row)}`);
+    }
+  });
+  return { keys, rows: backlog.rows, sampled: ids.length };
 }
 
 /** The git revision measured ("+dirty" with uncommitted changes under src/). */
@@ -467,7 +504,7 @@ export async function runCatchUp(opts: BenchOptions): Promise<Record<string, unk
       await admin.flushall();
       admin.disconnect();
       if (opts.waitQuiet) await waitForQuietMachine();
-      const s = await measureSluice(pg, redis, backlog, opts, r.sluice);
+      const s = await measureSluice(pg, standaloneTarget(pg, redis, r.sluice), backlog, opts, r.sluice);
       if (s.transactions_applied !== backlog.transactions) {
         throw new Error(`Sluice applied ${s.transactions_applied} transactions, the backlog has ${backlog.transactions}`);
       }

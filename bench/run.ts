@@ -1,9 +1,10 @@
-// npm run bench -- [--changes N] [--rows N] [--rounds N] [--scenario catch-up,backfill,large-txn,wait,latency,saturation,two-instances,cost] [--profile DIR]
+// npm run bench -- [--changes N] [--rows N] [--rounds N] [--scenario catch-up,catch-up-cluster,backfill,large-txn,wait,latency,saturation,two-instances,cost] [--profile DIR]
 //
 // Runs the benchmark scenarios one after the other and prints one JSON object per scenario on
 // stdout (progress goes to stderr). See docs/benchmarks.md.
 
 import { runCatchUp } from './catch-up.js';
+import { runCatchUpCluster } from './catch-up-cluster.js';
 import { runBackfill } from './backfill.js';
 import { runLargeTxn } from './large-txn.js';
 import { runWait } from './wait.js';
@@ -16,6 +17,7 @@ import { parseBenchArgs, progress, type BenchOptions } from './support.js';
 /** Scenario name → runner. A scenario starts and stops its own servers. */
 const SCENARIOS: Record<string, (opts: BenchOptions) => Promise<Record<string, unknown>>> = {
   'catch-up': runCatchUp,
+  'catch-up-cluster': runCatchUpCluster,
   backfill: runBackfill,
   'large-txn': runLargeTxn,
   wait: runWait,
