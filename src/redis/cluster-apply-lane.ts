@@ -1,18 +1,15 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
-import type { RedisCommand } from '../core/command.js';
-import { commandKeys } from '../core/command.js';
 import { isCovered, parsePosition, type Position } from '../core/position.js';
+import { backoffDelayMs, sleep } from '../util/backoff.js';
+import { errorMessage } from '../util/errors.js';
 import { RetryingLane, type ApplyPart, type DataLoss, type Lane, type LoadedSink } from './apply-lane.js';
-import type { CommandOrigin, RejectedCommand } from '../core/command.js';
-import { execGroup } from './multi-exec.js';
+import type { RejectedCommand } from '../core/command.js';
+import type { GroupWrite } from './multi-exec.js';
+import { RespConnection, type RespEndpoint } from './resp-connection.js';
+import { checkMultis, encodeMultis, groupBySlot, refusalKind, slotsByNode, type MultiOutcome, type SlotGroup } from './cluster-batch.js';
 import { slotOf, slotTag } from './slot-tags.js';
 import { isOwnKey, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
-
-interface SlotGroup {
-  commands: RedisCommand[];
-  origins: (CommandOrigin | null)[];
-}
 
 /**
  * Applies batches to a Redis Cluster. MULTI cannot span hash slots, so a batch is split by slot
@@ -21,14 +18,25 @@ interface SlotGroup {
  * placed in the slot by a hash tag. A transaction is thus atomic per slot; keys that share a
  * hash tag (`order:{user42}:…`) share a slot and are atomic together.
  *
+ * The slots are grouped by the master that serves them (ioredis's slot map), and each master gets
+ * ONE pre-encoded write (resp-connection.ts, a raw connection per master) carrying the MULTI …
+ * EXEC of every one of its slots in the batch: a batch costs one round trip per master, not one
+ * per slot. ioredis keeps the topology (slot map, refreshes) and serves SCAN, the marker check
+ * and TRUNCATE's UNLINK.
+ *
  * Replay after a crash compares per slot: a slot whose position covers a change skips it. Data
- * loss is noticed per slot (its marker is not the last batch written there). MOVED and ASK
- * redirections during a resharding are followed by ioredis; a slot that refuses a MULTI while it
- * migrates (TRYAGAIN, CROSSSLOT on a half-moved slot) is retried after the marker check.
+ * loss is noticed per slot (its marker is not the last batch written there). A slot whose MULTI
+ * is refused before it ran (MOVED after a resharding or failover, ASK/TRYAGAIN while it migrates,
+ * CLUSTERDOWN, OOM…) is sent again (MOVED: after refreshing the slot map; otherwise after a
+ * backoff); a slot whose outcome is unknown (connection lost) is sent again only if its marker
+ * does not hold the batch id. Slots already applied are not sent again.
  */
 export class ClusterApplyLane extends RetryingLane implements Lane {
   private readonly markers = new Map<number, string | null>();
   private readonly slotPositions = new Map<string, Map<number, Position>>();
+  /** one raw connection per master ("host:port" as in the slot map) */
+  private readonly conns = new Map<string, RespConnection>();
+  private readonly abortSleep = new AbortController();
 
   readonly behindCheck = false;
   private loaded = false;
@@ -80,9 +88,11 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       }
       this.log.info({ redis: this.name, prefix, removed }, 'TRUNCATE applied: keys removed');
     }
-    const { groups, rejected } = this.group(part);
-    const perSlot = await Promise.all([...groups].map(([slot, g]) => this.applySlot(slot, g, part)));
-    return rejected.concat(...perSlot);
+    const { groups, rejected } = groupBySlot(part.commands, part.origins, (origin, slot) =>
+      isCovered(this.slotPositions.get(origin.sink)?.get(slot) ?? null, origin.meta.commitLsn, origin.change.idx),
+    );
+    await this.applySlots(groups, part, rejected);
+    return rejected;
   }
 
   async forget(sink: string): Promise<void> {
@@ -95,50 +105,146 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     }
   }
 
-  /** Splits a part by hash slot, dropping what a slot already has (replay) and refusing cross-slot commands. */
-  private group(part: ApplyPart): { groups: Map<number, SlotGroup>; rejected: RejectedCommand[] } {
-    const groups = new Map<number, SlotGroup>();
-    const rejected: RejectedCommand[] = [];
-    for (let i = 0; i < part.commands.length; i++) {
-      const cmd = part.commands[i]!;
-      const origin = part.origins[i] ?? null;
-      const keys = commandKeys(cmd);
-      const slots = new Set((keys.length > 0 ? keys : [cmd[1] ?? '']).map(slotOf));
-      if (slots.size > 1) {
-        if (origin) rejected.push({ origin, error: `CROSSSLOT: the command's keys (${keys.join(', ')}) are in different hash slots; give them a common hash tag, e.g. {user_id}` });
-        continue;
-      }
-      const slot = [...slots][0]!;
-      if (origin && isCovered(this.slotPositions.get(origin.sink)?.get(slot) ?? null, origin.meta.commitLsn, origin.change.idx)) continue;
-      let g = groups.get(slot);
-      if (!g) groups.set(slot, (g = { commands: [], origins: [] }));
-      g.commands.push(cmd);
-      g.origins.push(origin);
-    }
-    return { groups, rejected };
+  override stop(): void {
+    super.stop();
+    this.abortSleep.abort();
+    for (const c of this.conns.values()) c.close();
+    this.conns.clear();
   }
 
-  private async applySlot(slot: number, g: SlotGroup, part: ApplyPart): Promise<RejectedCommand[]> {
-    const tag = slotTag(slot);
-    const markerKey = slotBatchMarkerKey(this.name, tag);
-    const rejected = await this.applyExactlyOnce(this.redis, markerKey, part.batchId, { slot }, async () => {
-      const { before, rejected } = await execGroup(this.redis, {
-        markerKey,
+  /**
+   * Sends every slot's MULTI, one write per master, until each slot has applied the batch exactly
+   * once; refusals of data commands are added to `rejected`.
+   */
+  private async applySlots(groups: Map<number, SlotGroup>, part: ApplyPart, rejected: RejectedCommand[]): Promise<void> {
+    /** slots not applied yet */
+    const pending = new Set(groups.keys());
+    /** slots whose last attempt may have run (its reply was lost) */
+    let uncertain: number[] = [];
+    let attempt = 0;
+    while (pending.size > 0) {
+      if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
+      let refresh = false;
+      let wait = false;
+      let firstError: string | null = null;
+      try {
+        // ioredis pipelines these GETs per node
+        const found = await Promise.all(uncertain.map((slot) => this.redis.get(slotBatchMarkerKey(this.name, slotTag(slot)))));
+        for (const [i, slot] of uncertain.entries()) {
+          if (found[i] !== part.batchId) continue;
+          // the replies are gone with the connection: refusals in it cannot be known any more
+          this.log.info({ redis: this.name, slot }, 'batch was applied before its reply was lost');
+          this.markers.set(slot, part.batchId);
+          pending.delete(slot);
+        }
+        uncertain = [];
+        const { byNode, unowned } = slotsByNode(pending, (slot) => this.redis.slots[slot]?.[0]);
+        if (unowned.length > 0) {
+          refresh = true;
+          firstError = `no node serves hash slot ${unowned[0]} (the slot map is being refreshed)`;
+        }
+        const sent = await Promise.all([...byNode].map(([node, slots]) => this.sendToNode(node, slots, groups, part)));
+        for (const { slots, outcomes } of sent) {
+          outcomes.forEach((o, i) => {
+            const slot = slots[i]!;
+            if (o.kind === 'applied') {
+              this.applied(slot, part.batchId, o.result.before);
+              for (const r of o.result.rejected) rejected.push(r);
+              pending.delete(slot);
+              return;
+            }
+            firstError ??= o.error;
+            if (o.kind === 'unknown') {
+              uncertain.push(slot);
+              refresh = true;
+            } else {
+              const kind = refusalKind(o.error);
+              if (kind === 'moved') refresh = true;
+              else wait = true;
+            }
+          });
+        }
+      } catch (err) {
+        // the marker check failed (node down, failover under way): everything is checked again
+        firstError = errorMessage(err);
+        uncertain = [...pending];
+        refresh = true;
+        wait = true;
+      }
+      if (pending.size === 0) break;
+      attempt++;
+      this.retries++;
+      this.state = 'retrying';
+      this.lastError = firstError;
+      // a MOVED alone needs only the new slot map; anything else backs off
+      const delay = wait || attempt > 1 || uncertain.length > 0 ? backoffDelayMs(attempt, 100, 5000) : 0;
+      this.log.warn({ redis: this.name, slots: pending.size, err: firstError, retryInMs: delay, attempt }, 'Redis Cluster write failed for some hash slots; will retry them');
+      if (delay > 0) await sleep(delay, this.abortSleep.signal).catch(() => undefined);
+      if (refresh) await this.refreshSlots();
+    }
+    if (attempt > 0) this.log.info({ redis: this.name, attempts: attempt + 1 }, 'Redis writes resumed');
+    this.state = 'ready';
+    this.lastError = null;
+  }
+
+  /** One write to one master with the MULTI … EXEC of each of `slots`; the outcome of each. */
+  private async sendToNode(node: string, slots: readonly number[], groups: Map<number, SlotGroup>, part: ApplyPart): Promise<{ slots: readonly number[]; outcomes: MultiOutcome[] }> {
+    const writes: GroupWrite[] = slots.map((slot) => {
+      const g = groups.get(slot)!;
+      const tag = slotTag(slot);
+      return {
+        markerKey: slotBatchMarkerKey(this.name, tag),
         batchId: part.batchId,
         commands: g.commands,
         origins: g.origins,
         positions: part.positions.map(([sink, pos]) => [slotPositionKey(sink, tag), pos] as const),
-      });
-      const expected = this.markers.get(slot) ?? null;
-      if (before !== expected) {
-        this.log.error({ redis: this.name, slot, expected, found: before }, 'Redis lost writes in a hash slot (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
-        this.onDataLoss({ lane: this.name, found: before });
-      }
-      return rejected;
+      };
     });
-    this.markers.set(slot, part.batchId);
-    return rejected;
+    const { payload, replies } = encodeMultis(writes);
+    try {
+      const reply = await this.connection(node).request(payload, replies);
+      return { slots, outcomes: checkMultis(reply, writes) };
+    } catch (err) {
+      const error = `${node}: ${errorMessage(err)}`;
+      return { slots, outcomes: slots.map(() => ({ kind: 'unknown', error })) };
+    }
   }
+
+  private applied(slot: number, batchId: string, before: string | null): void {
+    const expected = this.markers.get(slot) ?? null;
+    if (before !== expected) {
+      this.log.error({ redis: this.name, slot, expected, found: before }, 'Redis lost writes in a hash slot (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
+      this.onDataLoss({ lane: this.name, found: before });
+    }
+    this.markers.set(slot, batchId);
+  }
+
+  private connection(node: string): RespConnection {
+    let c = this.conns.get(node);
+    if (!c) this.conns.set(node, (c = new RespConnection(() => clusterEndpoint(this.redis, node))));
+    return c;
+  }
+
+  /** Asks ioredis for the slot map again; drops the connections to nodes that serve no slot any more. */
+  private async refreshSlots(): Promise<void> {
+    await new Promise<void>((resolve) => this.redis.refreshSlotsCache(() => resolve()));
+    const serving = new Set<string>();
+    for (const owners of this.redis.slots) if (owners?.[0] !== undefined) serving.add(owners[0]);
+    for (const [node, c] of this.conns) {
+      if (serving.has(node)) continue;
+      c.close();
+      this.conns.delete(node);
+    }
+  }
+}
+
+/** The raw connection's endpoint for a node of the slot map: its host and port, and the Cluster's per-node options. */
+export function clusterEndpoint(cluster: Cluster, node: string): RespEndpoint {
+  const i = node.lastIndexOf(':');
+  const o = cluster.options.redisOptions ?? {};
+  const tls = o.tls === undefined ? undefined : typeof o.tls === 'object' ? o.tls : {};
+  // ioredis's defaults are null for "none"
+  return { host: node.slice(0, i), port: Number(node.slice(i + 1)), tls, username: o.username ?? undefined, password: o.password ?? undefined, name: o.connectionName ?? undefined };
 }
 
 async function scanAll(node: Redis, pattern: string): Promise<string[]> {

@@ -10,8 +10,9 @@ import { encodeCommands, ReplyError, type RespConnection, type RespEndpoint, typ
  *   MULTI · GET marker · data commands · SET position keys · SET marker <batch id> · EXEC
  *
  * Redis then holds the data and the positions of the same instant, and the marker tells after
- * a lost reply whether the EXEC ran. Two writers send it (ioredis for Cluster and fallbacks, a
- * pre-encoded RESP write for standalone/Sentinel); both check the replies with `checkExec`.
+ * a lost reply whether the EXEC ran. Two writers send it (ioredis for fallbacks, a pre-encoded
+ * RESP write for standalone/Sentinel and, several per write, for Cluster); both check the replies
+ * with `checkExec`.
  */
 export interface GroupWrite {
   readonly markerKey: string;
@@ -78,26 +79,58 @@ export async function execGroup(redis: RedisClient, w: GroupWrite): Promise<Grou
 }
 
 /**
- * As one pre-encoded buffer on a RespConnection. MULTI must answer OK and each command QUEUED
- * (or a queue-time error, then EXEC answers EXECABORT: throw, nothing was applied).
+ * The MULTI … EXEC was refused as a whole before it ran (a queue-time error: MOVED, ASK, OOM,
+ * READONLY…, then EXECABORT; or MULTI itself refused): Redis applied none of it, so sending it
+ * again needs no marker check.
  */
-export async function execGroupResp(conn: RespConnection, w: GroupWrite): Promise<GroupResult> {
-  const cmds = [['MULTI'], ...groupCommands(w), ['EXEC']];
-  const replies = await conn.request(encodeCommands(cmds), cmds.length);
-  const queued = cmds.length - 2;
-  if (replies[0] !== 'OK') throw new Error(`MULTI failed: ${describe(replies[0]!)}`);
+export class MultiAborted extends Error {}
+
+/** The commands of one group's transaction, MULTI and EXEC included, for a pre-encoded write. */
+export function multiFrame(w: GroupWrite): (readonly string[])[] {
+  const cmds: (readonly string[])[] = [['MULTI']];
+  for (const c of groupCommands(w)) cmds.push(c);
+  cmds.push(['EXEC']);
+  return cmds;
+}
+
+/** How many replies `multiFrame(w)` gets. */
+export function multiFrameReplies(w: GroupWrite): number {
+  let n = 4 + w.commands.length; // MULTI, GET marker, …, SET marker, EXEC
+  for (const [, position] of w.positions) if (position !== null) n++;
+  return n;
+}
+
+/**
+ * Checks the replies of one `multiFrame(w)` starting at `replies[offset]`: MULTI must answer OK
+ * and each command QUEUED (or a queue-time error, then EXEC answers EXECABORT: MultiAborted,
+ * nothing was applied); EXEC's replies go through `checkExec`.
+ */
+export function checkMultiReplies(replies: readonly Reply[], offset: number, w: GroupWrite): GroupResult {
+  const queued = multiFrameReplies(w) - 2;
+  if (replies.length < offset + queued + 2) throw new Error(`expected ${queued + 2} replies to a MULTI, got ${replies.length - offset}`);
+  const multi = replies[offset]!;
+  if (multi instanceof ReplyError) throw new MultiAborted(`MULTI failed: ${multi.message}`);
+  if (multi !== 'OK') throw new Error(`MULTI failed: ${describe(multi)}`);
   let queueError: ReplyError | undefined;
-  for (let i = 1; i <= queued; i++) {
+  for (let i = offset + 1; i <= offset + queued; i++) {
     const r = replies[i]!;
     if (r === 'QUEUED') continue;
     if (!(r instanceof ReplyError)) throw new Error(`unexpected reply to a queued command: ${describe(r)}`);
     queueError ??= r;
   }
-  const exec = replies[queued + 1]!;
-  if (exec instanceof ReplyError) throw new Error(queueError ? `${exec.message}: ${queueError.message}` : exec.message);
-  if (exec === null) throw new Error('MULTI was aborted by Redis');
+  const exec = replies[offset + queued + 1]!;
+  // EXECABORT names the first refusal only in general terms: the queue-time error says which (MOVED 1234 host:port…)
+  if (exec instanceof ReplyError) throw new MultiAborted(queueError ? `${exec.message}: ${queueError.message}` : exec.message);
+  if (exec === null) throw new MultiAborted('MULTI was aborted by Redis');
   if (!Array.isArray(exec) || exec.length !== queued || queueError) throw new Error(`unexpected EXEC reply: ${describe(exec)}`);
   return checkExec(exec.map((r) => (r instanceof ReplyError ? new Error(r.message) : r)), w);
+}
+
+/** As one pre-encoded buffer on a RespConnection (see `checkMultiReplies`). */
+export async function execGroupResp(conn: RespConnection, w: GroupWrite): Promise<GroupResult> {
+  const cmds = multiFrame(w);
+  const replies = await conn.request(encodeCommands(cmds), cmds.length);
+  return checkMultiReplies(replies, 0, w);
 }
 
 /**

@@ -1,0 +1,113 @@
+import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
+import { commandKeys } from '../core/command.js';
+import { checkMultiReplies, multiFrame, multiFrameReplies, MultiAborted, type GroupResult, type GroupWrite } from './multi-exec.js';
+import { encodeCommands, type Reply } from './resp-connection.js';
+import { slotOf } from './slot-tags.js';
+
+/*
+ * The pure parts of the Cluster apply lane: a batch split by hash slot, the slots grouped by the
+ * master that serves them, one pre-encoded write per master carrying each of its slots' MULTI …
+ * EXEC, and that write's replies checked slot by slot.
+ */
+
+/** One hash slot's share of a batch, in the batch's order. */
+export interface SlotGroup {
+  readonly commands: RedisCommand[];
+  readonly origins: (CommandOrigin | null)[];
+}
+
+/**
+ * Splits commands by hash slot, keeping their order within each slot. A command whose keys lie in
+ * different slots is refused (CROSSSLOT: its message fails; a bookkeeping one is dropped, as no
+ * Cluster can run it). `covered(origin, slot)` says the slot already holds that change (a replay
+ * after a restart): it is left out.
+ */
+export function groupBySlot(
+  commands: readonly RedisCommand[],
+  origins: readonly (CommandOrigin | null)[],
+  covered: (origin: CommandOrigin, slot: number) => boolean,
+): { groups: Map<number, SlotGroup>; rejected: RejectedCommand[] } {
+  const groups = new Map<number, SlotGroup>();
+  const rejected: RejectedCommand[] = [];
+  for (let i = 0; i < commands.length; i++) {
+    const cmd = commands[i]!;
+    const origin = origins[i] ?? null;
+    const keys = commandKeys(cmd);
+    const slot = slotOf(keys[0] ?? cmd[1] ?? '');
+    let cross = false;
+    for (let k = 1; k < keys.length; k++) if (slotOf(keys[k]!) !== slot) cross = true;
+    if (cross) {
+      if (origin) rejected.push({ origin, error: `CROSSSLOT: the command's keys (${keys.join(', ')}) are in different hash slots; give them a common hash tag, e.g. {user_id}` });
+      continue;
+    }
+    if (origin && covered(origin, slot)) continue;
+    let g = groups.get(slot);
+    if (!g) groups.set(slot, (g = { commands: [], origins: [] }));
+    g.commands.push(cmd);
+    g.origins.push(origin);
+  }
+  return { groups, rejected };
+}
+
+/**
+ * Groups slots by the node that serves them (`owner`: the slot map's master, "host:port"), in
+ * the order given; slots no node serves (the map is being refreshed) are returned apart.
+ */
+export function slotsByNode(slots: Iterable<number>, owner: (slot: number) => string | undefined): { byNode: Map<string, number[]>; unowned: number[] } {
+  const byNode = new Map<string, number[]>();
+  const unowned: number[] = [];
+  for (const slot of slots) {
+    const node = owner(slot);
+    if (node === undefined) {
+      unowned.push(slot);
+      continue;
+    }
+    const list = byNode.get(node);
+    if (list) list.push(slot);
+    else byNode.set(node, [slot]);
+  }
+  return { byNode, unowned };
+}
+
+/** One write for one node: the MULTI … EXEC of each group, one after the other, and how many replies come back. */
+export function encodeMultis(writes: readonly GroupWrite[]): { payload: Buffer; replies: number } {
+  const cmds: (readonly string[])[] = [];
+  for (const w of writes) for (const c of multiFrame(w)) cmds.push(c);
+  return { payload: encodeCommands(cmds), replies: cmds.length };
+}
+
+/** What became of one group of a pipelined write. */
+export type MultiOutcome =
+  | { readonly kind: 'applied'; readonly result: GroupResult }
+  /** refused before it ran (MultiAborted): nothing applied, send again as is */
+  | { readonly kind: 'refused'; readonly error: string }
+  /** may or may not have run (lost connection, refused bookkeeping, a reply not understood): check the marker */
+  | { readonly kind: 'unknown'; readonly error: string };
+
+/** Checks the replies of an `encodeMultis(writes)` write, group by group. */
+export function checkMultis(replies: readonly Reply[], writes: readonly GroupWrite[]): MultiOutcome[] {
+  const out: MultiOutcome[] = [];
+  let offset = 0;
+  for (const w of writes) {
+    try {
+      out.push({ kind: 'applied', result: checkMultiReplies(replies, offset, w) });
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      out.push(err instanceof MultiAborted ? { kind: 'refused', error } : { kind: 'unknown', error });
+    }
+    offset += multiFrameReplies(w);
+  }
+  return out;
+}
+
+/**
+ * What a refusal asks for. MOVED: the slot map is stale (resharding done, failover): refresh it
+ * and send again at once. ASK / TRYAGAIN: the slot is migrating right now and its keys are split
+ * between two nodes; a MULTI of several keys cannot run on either until the move ends, so wait a
+ * little and send again. Anything else (CLUSTERDOWN, OOM, READONLY…): back off and retry.
+ */
+export function refusalKind(error: string): 'moved' | 'migrating' | 'other' {
+  if (/\bMOVED \d+ /.test(error)) return 'moved';
+  if (/\bASK \d+ |\bTRYAGAIN\b/.test(error)) return 'migrating';
+  return 'other';
+}
