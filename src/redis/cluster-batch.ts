@@ -1,7 +1,8 @@
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
 import { commandKeys } from '../core/command.js';
-import { checkMultiReplies, multiFrame, multiFrameReplies, MultiAborted, type GroupResult, type GroupWrite } from './multi-exec.js';
-import { encodeCommands, type Reply } from './resp-connection.js';
+import { checkMultiReplies, multiFrameReplies, multiSize, MultiAborted, writeMulti, type GroupResult, type GroupWrite } from './multi-exec.js';
+import type { Reply } from './resp-connection.js';
+import { RespWriter } from './resp-writer.js';
 import { slotOf } from './slot-tags.js';
 
 /*
@@ -71,9 +72,15 @@ export function slotsByNode(slots: Iterable<number>, owner: (slot: number) => st
 
 /** One write for one node: the MULTI … EXEC of each group, one after the other, and how many replies come back. */
 export function encodeMultis(writes: readonly GroupWrite[]): { payload: Buffer; replies: number } {
-  const cmds: (readonly string[])[] = [];
-  for (const w of writes) for (const c of multiFrame(w)) cmds.push(c);
-  return { payload: encodeCommands(cmds), replies: cmds.length };
+  let size = 0;
+  let replies = 0;
+  for (const w of writes) {
+    size += multiSize(w);
+    replies += multiFrameReplies(w);
+  }
+  const out = new RespWriter(size);
+  for (const w of writes) writeMulti(out, w);
+  return { payload: out.finish(), replies };
 }
 
 /** What became of one group of a pipelined write. */

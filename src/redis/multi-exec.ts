@@ -2,12 +2,13 @@ import type { Redis } from 'ioredis';
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
 import { errorMessage } from '../util/errors.js';
 import type { RedisClient } from './connect.js';
-import { encodeCommands, ReplyError, type RespConnection, type RespEndpoint, type Reply } from './resp-connection.js';
+import { ReplyError, type RespConnection, type RespEndpoint, type Reply } from './resp-connection.js';
+import { RespWriter } from './resp-writer.js';
 
 /**
  * One batch's MULTI … EXEC on one connection (or one hash slot):
  *
- *   MULTI · GET marker · data commands · SET position keys · SET marker <batch id> · EXEC
+ *   MULTI · GET marker · data commands · MSET position keys, marker <batch id> · EXEC
  *
  * Redis then holds the data and the positions of the same instant, and the marker tells after
  * a lost reply whether the EXEC ran. Two writers send it (ioredis for fallbacks, a pre-encoded
@@ -54,8 +55,11 @@ export function checkExec(results: readonly unknown[], w: GroupWrite): GroupResu
 function groupCommands(w: GroupWrite): (readonly string[])[] {
   const cmds: (readonly string[])[] = [['GET', w.markerKey]];
   for (const c of w.commands) cmds.push(c);
-  for (const [key, position] of w.positions) if (position !== null) cmds.push(['SET', key, position]);
-  cmds.push(['SET', w.markerKey, w.batchId]);
+  // one MSET for the positions and the marker: on Cluster they share the slot's hash tag
+  const mset = ['MSET'];
+  for (const [key, position] of w.positions) if (position !== null) mset.push(key, position);
+  mset.push(w.markerKey, w.batchId);
+  cmds.push(mset);
   return cmds;
 }
 
@@ -93,11 +97,45 @@ export function multiFrame(w: GroupWrite): (readonly string[])[] {
   return cmds;
 }
 
+const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
+const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
+const GET = Buffer.from('*2\r\n$3\r\nGET\r\n');
+const MSET = Buffer.from('$4\r\nMSET\r\n');
+
+/** Writes `multiFrame(w)` (the same bytes as encoding it), without building it as arrays first. */
+export function writeMulti(out: RespWriter, w: GroupWrite): void {
+  out.raw(MULTI);
+  out.raw(GET);
+  out.bulk(w.markerKey);
+  for (const c of w.commands) out.command(c);
+  let positions = 0;
+  for (const [, position] of w.positions) if (position !== null) positions++;
+  out.array(3 + 2 * positions);
+  out.raw(MSET);
+  for (const [key, position] of w.positions) {
+    if (position === null) continue;
+    out.bulk(key);
+    out.bulk(position);
+  }
+  out.bulk(w.markerKey);
+  out.bulk(w.batchId);
+  out.raw(EXEC);
+}
+
+/** About the bytes of `writeMulti(w)`, to size the buffer once. */
+export function multiSize(w: GroupWrite): number {
+  let size = 64 + 3 * w.markerKey.length + w.batchId.length;
+  for (const c of w.commands) {
+    size += 8;
+    for (const arg of c) size += arg.length + 10;
+  }
+  for (const [key, position] of w.positions) if (position !== null) size += key.length + position.length + 20;
+  return size;
+}
+
 /** How many replies `multiFrame(w)` gets. */
 export function multiFrameReplies(w: GroupWrite): number {
-  let n = 4 + w.commands.length; // MULTI, GET marker, …, SET marker, EXEC
-  for (const [, position] of w.positions) if (position !== null) n++;
-  return n;
+  return 4 + w.commands.length; // MULTI, GET marker, …, MSET positions and marker, EXEC
 }
 
 /**
@@ -123,13 +161,15 @@ export function checkMultiReplies(replies: readonly Reply[], offset: number, w: 
   if (exec instanceof ReplyError) throw new MultiAborted(queueError ? `${exec.message}: ${queueError.message}` : exec.message);
   if (exec === null) throw new MultiAborted('MULTI was aborted by Redis');
   if (!Array.isArray(exec) || exec.length !== queued || queueError) throw new Error(`unexpected EXEC reply: ${describe(exec)}`);
-  return checkExec(exec.map((r) => (r instanceof ReplyError ? new Error(r.message) : r)), w);
+  // errors are rare: the reply array is checked as it is unless it holds one
+  return checkExec(exec.some((r) => r instanceof ReplyError) ? exec.map((r) => (r instanceof ReplyError ? new Error(r.message) : r)) : exec, w);
 }
 
 /** As one pre-encoded buffer on a RespConnection (see `checkMultiReplies`). */
 export async function execGroupResp(conn: RespConnection, w: GroupWrite): Promise<GroupResult> {
-  const cmds = multiFrame(w);
-  const replies = await conn.request(encodeCommands(cmds), cmds.length);
+  const out = new RespWriter(multiSize(w));
+  writeMulti(out, w);
+  const replies = await conn.request(out.finish(), multiFrameReplies(w));
   return checkMultiReplies(replies, 0, w);
 }
 

@@ -1,6 +1,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { createConnection, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { encodeCommands } from './resp-writer.js';
 
 /*
  * A minimal RESP2 connection for the apply lane's MULTI … EXEC. Hand-written because ioredis has
@@ -18,50 +19,7 @@ export class ReplyError {
 
 export type Reply = string | number | null | ReplyError | Reply[];
 
-/** Encodes commands (arrays of strings) as RESP arrays of bulk strings, into one buffer. */
-export function encodeCommands(commands: readonly (readonly string[])[]): Buffer {
-  const lens: number[] = [];
-  let size = 0;
-  for (const cmd of commands) {
-    size += 3 + digits(cmd.length);
-    for (const arg of cmd) {
-      const n = Buffer.byteLength(arg);
-      lens.push(n);
-      size += 5 + digits(n) + n;
-    }
-  }
-  const buf = Buffer.allocUnsafe(size);
-  let off = 0;
-  let k = 0;
-  for (const cmd of commands) {
-    buf[off++] = 42; // '*'
-    off = writeInt(buf, off, cmd.length);
-    for (const arg of cmd) {
-      const n = lens[k++]!;
-      buf[off++] = 36; // '$'
-      off = writeInt(buf, off, n);
-      off += buf.write(arg, off, n, 'utf8');
-      buf[off++] = 13;
-      buf[off++] = 10;
-    }
-  }
-  return buf;
-}
-
-function digits(n: number): number {
-  let d = 1;
-  while (n >= 10) (n = Math.floor(n / 10)), d++;
-  return d;
-}
-
-/** writes `n` then CRLF at `off`; returns the offset after it */
-function writeInt(buf: Buffer, off: number, n: number): number {
-  const end = off + digits(n);
-  for (let i = end - 1; i >= off; i--) (buf[i] = 48 + (n % 10)), (n = Math.floor(n / 10));
-  buf[end] = 13;
-  buf[end + 1] = 10;
-  return end + 2;
-}
+export { encodeCommands } from './resp-writer.js';
 
 /** A status, error or integer line longer than this is refused (Redis's are a few hundred bytes at most). */
 export const MAX_REPLY_LINE_BYTES = 1024 * 1024;

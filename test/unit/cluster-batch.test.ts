@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { checkMultis, encodeMultis, groupBySlot, refusalKind, slotsByNode, type MultiOutcome } from '../../src/redis/cluster-batch.js';
 import { multiFrame, multiFrameReplies, type GroupWrite } from '../../src/redis/multi-exec.js';
-import { ReplyError, ReplyParser, type Reply } from '../../src/redis/resp-connection.js';
+import { encodeCommands, ReplyError, ReplyParser, type Reply } from '../../src/redis/resp-connection.js';
 import { slotOf } from '../../src/redis/slot-tags.js';
 import type { CommandOrigin, RedisCommand } from '../../src/core/command.js';
 
@@ -110,7 +110,7 @@ type Fate = { kind: 'apply'; refused: number[]; before: string | null } | { kind
 const groupWrite = (i: number, n: number, sinks: number): GroupWrite => ({
   markerKey: `sluice:batch:main:{t${i}}`,
   batchId: 'b7',
-  commands: Array.from({ length: n }, (_, j) => ['SET', `{t${i}}:${j}`, `v${j}é`]),
+  commands: Array.from({ length: n }, (_, j) => ['SET', `{t${i}}:${j}`, j % 2 ? `v${j}é` : 'x'.repeat(j * 20)]),
   origins: Array.from({ length: n }, (_, j) => origin(j)),
   positions: Array.from({ length: sinks }, (_, s) => [`sluice:pos:s${s}:{t${i}}`, s === 1 ? null : `0/${i}${s}`] as const),
 });
@@ -124,7 +124,7 @@ function repliesFor(w: GroupWrite, fate: Fate): Reply[] {
   const exec: Reply[] = Array.from({ length: queued }, (_, i): Reply => {
     if (i === 0) return fate.kind === 'apply' ? fate.before : null;
     if (i <= w.commands.length && fate.kind === 'apply' && fate.refused.includes(i - 1)) return new ReplyError(`WRONGTYPE ${i - 1}`);
-    if (i === queued - 1 && fate.kind === 'bad-bookkeeping') return new ReplyError('OOM marker');
+    if (i === queued - 1 && fate.kind === 'bad-bookkeeping') return new ReplyError('OOM positions and marker');
     return 'OK';
   });
   return ['OK', ...Array.from({ length: queued }, (): Reply => 'QUEUED'), exec];
@@ -142,6 +142,7 @@ describe('one write per node carrying every slot\'s MULTI', () => {
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 3 })), { minLength: 1, maxLength: 8 }), (shapes) => {
         const writes = shapes.map(([n, sinks], i) => groupWrite(i, n, sinks));
         const { payload, replies } = encodeMultis(writes);
+        assert.deepEqual(payload, encodeCommands(writes.flatMap((w) => multiFrame(w))));
         const decoded = decodeCommands(payload);
         assert.deepEqual(decoded, writes.flatMap((w) => multiFrame(w)));
         assert.equal(replies, decoded.length);
