@@ -3,7 +3,6 @@ import { commandKeys } from '../core/command.js';
 import { checkMultiReplies, multiFrameReplies, multiSize, MultiAborted, writeMulti, type GroupResult, type GroupWrite } from './multi-exec.js';
 import type { Reply } from './resp-connection.js';
 import { RespWriter } from './resp-writer.js';
-import { slotOf } from './slot-tags.js';
 
 /*
  * The pure parts of the Cluster apply lane: a batch split by hash slot, the slots grouped by the
@@ -33,11 +32,17 @@ export function groupBySlot(
   for (let i = 0; i < commands.length; i++) {
     const cmd = commands[i]!;
     const origin = origins[i] ?? null;
-    const keys = commandKeys(cmd);
-    const slot = slotOf(keys[0] ?? cmd[1] ?? '');
+    let slot: number;
     let cross = false;
-    for (let k = 1; k < keys.length; k++) if (slotOf(keys[k]!) !== slot) cross = true;
+    if (keysOf(cmd[0]) === 'first') {
+      slot = keySlot(cmd[1] ?? '');
+    } else {
+      const keys = commandKeys(cmd);
+      slot = keySlot(keys[0] ?? cmd[1] ?? '');
+      for (let k = 1; k < keys.length; k++) if (keySlot(keys[k]!) !== slot) cross = true;
+    }
     if (cross) {
+      const keys = commandKeys(cmd);
       if (origin) rejected.push({ origin, error: `CROSSSLOT: the command's keys (${keys.join(', ')}) are in different hash slots; give them a common hash tag, e.g. {user_id}` });
       continue;
     }
@@ -48,6 +53,68 @@ export function groupBySlot(
     g.origins.push(origin);
   }
   return { groups, rejected };
+}
+
+/** Command name → whether its key is its first argument (most) or commandKeys must say (EVAL, PUBLISH…); names are few. */
+const keyKinds = new Map<string, 'first' | 'other'>();
+function keysOf(name: string | undefined): 'first' | 'other' {
+  if (name === undefined) return 'other';
+  let kind = keyKinds.get(name);
+  if (kind === undefined) {
+    const probe = commandKeys([name, 'k']);
+    kind = probe.length === 1 && probe[0] === 'k' ? 'first' : 'other';
+    if (keyKinds.size < 1000) keyKinds.set(name, kind);
+  }
+  return kind;
+}
+
+/** CRC16/XMODEM, the hash of Redis Cluster's key slots */
+const CRC16 = new Uint16Array(256);
+for (let i = 0; i < 256; i++) {
+  let c = i << 8;
+  for (let b = 0; b < 8; b++) c = c & 0x8000 ? ((c << 1) ^ 0x1021) & 0xffff : (c << 1) & 0xffff;
+  CRC16[i] = c;
+}
+
+/**
+ * The hash slot of a key, as Redis computes it (keyHashSlot in cluster.c): the CRC16 of the part
+ * between the first `{` and the first `}` after it when that part is not empty, else of the whole
+ * key, over its UTF-8 bytes. Written here rather than taken from cluster-key-slot (`slotOf`)
+ * because that one builds an array of the key's bytes per call (garbage per command on the
+ * Cluster lane) and, after an empty `{}`, goes on looking for a later tag where Redis hashes the
+ * whole key (`{}{a}`).
+ */
+export function keySlot(key: string): number {
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 127) return bytesSlot(Buffer.from(key, 'utf8'));
+  let from = 0;
+  let to = key.length;
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) {
+      from = open + 1;
+      to = close;
+    }
+  }
+  let crc = 0;
+  for (let i = from; i < to; i++) crc = ((crc << 8) & 0xffff) ^ CRC16[((crc >> 8) ^ key.charCodeAt(i)) & 0xff]!;
+  return crc & 16383;
+}
+
+function bytesSlot(key: Buffer): number {
+  let from = 0;
+  let to = key.length;
+  const open = key.indexOf(123); // '{'
+  if (open >= 0) {
+    const close = key.indexOf(125, open + 1); // '}'
+    if (close > open + 1) {
+      from = open + 1;
+      to = close;
+    }
+  }
+  let crc = 0;
+  for (let i = from; i < to; i++) crc = ((crc << 8) & 0xffff) ^ CRC16[((crc >> 8) ^ key[i]!) & 0xff]!;
+  return crc & 16383;
 }
 
 /**
