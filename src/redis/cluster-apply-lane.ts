@@ -37,6 +37,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   /** one raw connection per master ("host:port" as in the slot map) */
   private readonly conns = new Map<string, RespConnection>();
   private readonly abortSleep = new AbortController();
+  private readonly markerKeys: (string | undefined)[] = [];
 
   readonly behindCheck = false;
   private loaded = false;
@@ -129,7 +130,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       let firstError: string | null = null;
       try {
         // ioredis pipelines these GETs per node
-        const found = await Promise.all(uncertain.map((slot) => this.redis.get(slotBatchMarkerKey(this.name, slotTag(slot)))));
+        const found = await Promise.all(uncertain.map((slot) => this.redis.get(this.markerKey(slot))));
         for (const [i, slot] of uncertain.entries()) {
           if (found[i] !== part.batchId) continue;
           // the replies are gone with the connection: refusals in it cannot be known any more
@@ -189,17 +190,20 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
 
   /** One write to one master with the MULTI … EXEC of each of `slots`; the outcome of each. */
   private async sendToNode(node: string, slots: readonly number[], groups: Map<number, SlotGroup>, part: ApplyPart): Promise<{ slots: readonly number[]; outcomes: MultiOutcome[] }> {
-    const writes: GroupWrite[] = slots.map((slot) => {
+    const positions = part.positions.filter(([, pos]) => pos !== null);
+    const writes: GroupWrite[] = new Array<GroupWrite>(slots.length);
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]!;
       const g = groups.get(slot)!;
       const tag = slotTag(slot);
-      return {
-        markerKey: slotBatchMarkerKey(this.name, tag),
+      writes[i] = {
+        markerKey: this.markerKey(slot),
         batchId: part.batchId,
         commands: g.commands,
         origins: g.origins,
-        positions: part.positions.map(([sink, pos]) => [slotPositionKey(sink, tag), pos] as const),
+        positions: positions.map(([sink, pos]) => [slotPositionKey(sink, tag), pos] as const),
       };
-    });
+    }
     const { payload, replies } = encodeMultis(writes);
     try {
       const reply = await this.connection(node).request(payload, replies);
@@ -217,6 +221,11 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       this.onDataLoss({ lane: this.name, found: before });
     }
     this.markers.set(slot, batchId);
+  }
+
+  /** the slot's batch marker key, made once per slot (16,384 at most) */
+  private markerKey(slot: number): string {
+    return (this.markerKeys[slot] ??= slotBatchMarkerKey(this.name, slotTag(slot)));
   }
 
   private connection(node: string): RespConnection {

@@ -1,6 +1,6 @@
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
 import { commandKeys } from '../core/command.js';
-import { checkMultiReplies, multiFrameReplies, multiSize, MultiAborted, writeMulti, type GroupResult, type GroupWrite } from './multi-exec.js';
+import { checkMultiReplies, multiFrameReplies, MultiAborted, writeMulti, type GroupResult, type GroupWrite } from './multi-exec.js';
 import type { Reply } from './resp-connection.js';
 import { RespWriter } from './resp-writer.js';
 
@@ -139,13 +139,10 @@ export function slotsByNode(slots: Iterable<number>, owner: (slot: number) => st
 
 /** One write for one node: the MULTI … EXEC of each group, one after the other, and how many replies come back. */
 export function encodeMultis(writes: readonly GroupWrite[]): { payload: Buffer; replies: number } {
-  let size = 0;
   let replies = 0;
-  for (const w of writes) {
-    size += multiSize(w);
-    replies += multiFrameReplies(w);
-  }
-  const out = new RespWriter(size);
+  for (const w of writes) replies += multiFrameReplies(w);
+  // a guess (a slot's MULTI is a few hundred bytes); the writer grows if it is short
+  const out = new RespWriter(writes.length * 320);
   for (const w of writes) writeMulti(out, w);
   return { payload: out.finish(), replies };
 }

@@ -122,17 +122,6 @@ export function writeMulti(out: RespWriter, w: GroupWrite): void {
   out.raw(EXEC);
 }
 
-/** About the bytes of `writeMulti(w)`, to size the buffer once. */
-export function multiSize(w: GroupWrite): number {
-  let size = 64 + 3 * w.markerKey.length + w.batchId.length;
-  for (const c of w.commands) {
-    size += 8;
-    for (const arg of c) size += arg.length + 10;
-  }
-  for (const [key, position] of w.positions) if (position !== null) size += key.length + position.length + 20;
-  return size;
-}
-
 /** How many replies `multiFrame(w)` gets. */
 export function multiFrameReplies(w: GroupWrite): number {
   return 4 + w.commands.length; // MULTI, GET marker, …, MSET positions and marker, EXEC
@@ -167,7 +156,7 @@ export function checkMultiReplies(replies: readonly Reply[], offset: number, w: 
 
 /** As one pre-encoded buffer on a RespConnection (see `checkMultiReplies`). */
 export async function execGroupResp(conn: RespConnection, w: GroupWrite): Promise<GroupResult> {
-  const out = new RespWriter(multiSize(w));
+  const out = new RespWriter(256 + 160 * w.commands.length);
   writeMulti(out, w);
   const replies = await conn.request(out.finish(), multiFrameReplies(w));
   return checkMultiReplies(replies, 0, w);
