@@ -8,7 +8,7 @@ import { RespWriter } from './resp-writer.js';
 /**
  * One batch's MULTI … EXEC on one connection (or one hash slot):
  *
- *   MULTI · GET marker · data commands · MSET position keys, marker <batch id> · EXEC
+ *   MULTI · GET marker · data commands · SET position keys · SET marker <batch id> · EXEC
  *
  * Redis then holds the data and the positions of the same instant, and the marker tells after
  * a lost reply whether the EXEC ran. Two writers send it (ioredis for fallbacks, a pre-encoded
@@ -55,11 +55,9 @@ export function checkExec(results: readonly unknown[], w: GroupWrite): GroupResu
 function groupCommands(w: GroupWrite): (readonly string[])[] {
   const cmds: (readonly string[])[] = [['GET', w.markerKey]];
   for (const c of w.commands) cmds.push(c);
-  // one MSET for the positions and the marker: on Cluster they share the slot's hash tag
-  const mset = ['MSET'];
-  for (const [key, position] of w.positions) if (position !== null) mset.push(key, position);
-  mset.push(w.markerKey, w.batchId);
-  cmds.push(mset);
+  // SETs, not one MSET: the documented ACL (docs/redis.md) and `sluice check` allow SET
+  for (const [key, position] of w.positions) if (position !== null) cmds.push(['SET', key, position]);
+  cmds.push(['SET', w.markerKey, w.batchId]);
   return cmds;
 }
 
@@ -100,7 +98,7 @@ export function multiFrame(w: GroupWrite): (readonly string[])[] {
 const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
 const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
 const GET = Buffer.from('*2\r\n$3\r\nGET\r\n');
-const MSET = Buffer.from('$4\r\nMSET\r\n');
+const SET = Buffer.from('*3\r\n$3\r\nSET\r\n');
 
 /** Writes `multiFrame(w)` (the same bytes as encoding it), without building it as arrays first. */
 export function writeMulti(out: RespWriter, w: GroupWrite): void {
@@ -108,15 +106,13 @@ export function writeMulti(out: RespWriter, w: GroupWrite): void {
   out.raw(GET);
   out.bulk(w.markerKey);
   for (const c of w.commands) out.command(c);
-  let positions = 0;
-  for (const [, position] of w.positions) if (position !== null) positions++;
-  out.array(3 + 2 * positions);
-  out.raw(MSET);
   for (const [key, position] of w.positions) {
     if (position === null) continue;
+    out.raw(SET);
     out.bulk(key);
     out.bulk(position);
   }
+  out.raw(SET);
   out.bulk(w.markerKey);
   out.bulk(w.batchId);
   out.raw(EXEC);
@@ -124,7 +120,9 @@ export function writeMulti(out: RespWriter, w: GroupWrite): void {
 
 /** How many replies `multiFrame(w)` gets. */
 export function multiFrameReplies(w: GroupWrite): number {
-  return 4 + w.commands.length; // MULTI, GET marker, …, MSET positions and marker, EXEC
+  let n = 4 + w.commands.length; // MULTI, GET marker, …, SET marker, EXEC
+  for (const [, position] of w.positions) if (position !== null) n++;
+  return n;
 }
 
 /**

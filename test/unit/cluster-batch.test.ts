@@ -157,7 +157,7 @@ function repliesFor(w: GroupWrite, fate: Fate): Reply[] {
   const exec: Reply[] = Array.from({ length: queued }, (_, i): Reply => {
     if (i === 0) return fate.kind === 'apply' ? fate.before : null;
     if (i <= w.commands.length && fate.kind === 'apply' && fate.refused.includes(i - 1)) return new ReplyError(`WRONGTYPE ${i - 1}`);
-    if (i === queued - 1 && fate.kind === 'bad-bookkeeping') return new ReplyError('OOM positions and marker');
+    if (i === queued - 1 && fate.kind === 'bad-bookkeeping') return new ReplyError('OOM marker');
     return 'OK';
   });
   return ['OK', ...Array.from({ length: queued }, (): Reply => 'QUEUED'), exec];

@@ -105,44 +105,44 @@ function write(): GroupWrite {
 }
 
 describe('execGroupResp', () => {
-  test('writes GET marker, the commands, one MSET of positions and marker in one MULTI; returns the marker before', async () => {
+  test('writes GET marker, the commands, positions, SET marker in one MULTI; returns the marker before', async () => {
     const sent: Buffer[] = [];
-    const { before, rejected } = await execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1', 'OK', 1, 'OK']], sent), write());
+    const { before, rejected } = await execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1', 'OK', 1, 'OK', 'OK']], sent), write());
     assert.equal(before, 'b1');
     assert.deepEqual(rejected, []);
     assert.equal(
       sent[0]!.toString(),
-      encodeCommands([['MULTI'], ['GET', 'sluice:batch:main'], ['SET', 'a', '1'], ['HSET', 'b', 'f', 'v'], ['MSET', 'sluice:pos:s', '0/10', 'sluice:batch:main', 'b2'], ['EXEC']]).toString(),
+      encodeCommands([['MULTI'], ['GET', 'sluice:batch:main'], ['SET', 'a', '1'], ['HSET', 'b', 'f', 'v'], ['SET', 'sluice:pos:s', '0/10'], ['SET', 'sluice:batch:main', 'b2'], ['EXEC']]).toString(),
     );
   });
 
   test('a queue-time error: EXECABORT throws with the first error', async () => {
     await assert.rejects(
-      execGroupResp(fakeConn(['OK', 'QUEUED', new ReplyError('OOM command not allowed'), 'QUEUED', 'QUEUED', new ReplyError('EXECABORT Transaction discarded because of previous errors.')]), write()),
+      execGroupResp(fakeConn(['OK', 'QUEUED', new ReplyError('OOM command not allowed'), 'QUEUED', 'QUEUED', 'QUEUED', new ReplyError('EXECABORT Transaction discarded because of previous errors.')]), write()),
       /^Error: EXECABORT Transaction discarded because of previous errors\.: OOM command not allowed$/,
     );
   });
 
   test('runtime errors of data commands are returned as rejected, with the marker', async () => {
-    const { before, rejected } = await execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', [null, 'OK', new ReplyError('WRONGTYPE x'), 'OK']]), write());
+    const { before, rejected } = await execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', [null, 'OK', new ReplyError('WRONGTYPE x'), 'OK', 'OK']]), write());
     assert.equal(before, null);
     assert.deepEqual(rejected, [{ origin: origin(1), error: 'WRONGTYPE x' }]);
   });
 
   test('checkExec: the one reply check of both writers', () => {
-    assert.deepEqual(checkExec(['b1', 'OK', new Error('WRONGTYPE y'), 'OK'], write()), { before: 'b1', rejected: [{ origin: origin(1), error: 'WRONGTYPE y' }] });
-    assert.throws(() => checkExec([new Error('NOPERM'), 'OK', 1, 'OK'], write()), /bookkeeping command: NOPERM/);
-    assert.throws(() => checkExec([7, 'OK', 1, 'OK'], write()), /unexpected reply to GET/);
+    assert.deepEqual(checkExec(['b1', 'OK', new Error('WRONGTYPE y'), 'OK', 'OK'], write()), { before: 'b1', rejected: [{ origin: origin(1), error: 'WRONGTYPE y' }] });
+    assert.throws(() => checkExec([new Error('NOPERM'), 'OK', 1, 'OK', 'OK'], write()), /bookkeeping command: NOPERM/);
+    assert.throws(() => checkExec([7, 'OK', 1, 'OK', 'OK'], write()), /unexpected reply to GET/);
   });
 
   test('a runtime error of a bookkeeping command throws', async () => {
-    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1', 'OK', 1, new ReplyError('ERR x')]]), write()), /bookkeeping command: ERR x/);
+    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1', 'OK', 1, new ReplyError('ERR x'), 'OK']]), write()), /bookkeeping command: ERR x/);
   });
 
   test('MULTI refused, a null EXEC, a short EXEC reply: all throw', async () => {
-    await assert.rejects(execGroupResp(fakeConn(['X', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', []]), write()), /MULTI failed/);
-    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', null]), write()), /aborted/);
-    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1']]), write()), /unexpected EXEC reply/);
+    await assert.rejects(execGroupResp(fakeConn(['X', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', []]), write()), /MULTI failed/);
+    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', null]), write()), /aborted/);
+    await assert.rejects(execGroupResp(fakeConn(['OK', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', 'QUEUED', ['b1']]), write()), /unexpected EXEC reply/);
   });
 });
 
