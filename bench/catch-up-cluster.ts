@@ -156,6 +156,12 @@ export async function runCatchUpCluster(opts: BenchOptions): Promise<Record<stri
       standalone: standalonePhase,
       ratio: round(clusterPhase.changes_per_sec / standalonePhase.changes_per_sec),
       peak_rss_mb: { cluster: clusterPhase.peak_rss_mb, standalone: standalonePhase.peak_rss_mb },
+      // each run's own figures (the phases alternate: cluster, standalone, cluster, …)
+      each_run: clusterRuns.map((c, i) => ({
+        cluster: { changes_per_sec: c.changes_per_sec, cpu_seconds: c.cpu_seconds, peak_rss_mb: c.peak_rss_mb, other_cpu_seconds: c.other_cpu_seconds },
+        standalone: { changes_per_sec: standaloneRuns[i]!.changes_per_sec, cpu_seconds: standaloneRuns[i]!.cpu_seconds, peak_rss_mb: standaloneRuns[i]!.peak_rss_mb, other_cpu_seconds: standaloneRuns[i]!.other_cpu_seconds },
+        ratio: round(c.changes_per_sec / standaloneRuns[i]!.changes_per_sec),
+      })),
       runs: runs.length,
       verified,
       machine: machineInfo(pg.version, loadAtStart),
