@@ -35,7 +35,7 @@ describe('RESP encoding', () => {
   });
 
   test('the same bytes as Buffer.from for any strings, short or long, ASCII or not', () => {
-    const arg = fc.oneof(fc.string({ maxLength: 60 }), fc.string({ unit: 'binary', maxLength: 60 }), fc.string({ unit: 'grapheme-ascii', minLength: 40, maxLength: 120 }));
+    const arg = fc.oneof(fc.string({ maxLength: 60 }), fc.string({ unit: 'binary', maxLength: 60 }), fc.string({ unit: 'grapheme-ascii', minLength: 40, maxLength: 120 }), fc.string({ unit: 'binary', minLength: 49, maxLength: 1200 }));
     fc.assert(
       fc.property(fc.array(fc.array(arg, { minLength: 1, maxLength: 5 }), { maxLength: 5 }), (cmds) => {
         const naive = Buffer.concat(
@@ -44,6 +44,13 @@ describe('RESP encoding', () => {
         assert.deepEqual(encodeCommands(cmds), naive);
       }),
     );
+  });
+
+  test('a long string whose UTF-8 length has more digits than its length', () => {
+    for (const v of ['é'.repeat(99), 'a'.repeat(98) + '€', '😀'.repeat(600), `${'x'.repeat(70)}\ud800`]) {
+      const n = Buffer.byteLength(v);
+      assert.deepEqual(encodeCommands([['SET', 'k', v], ['GET', 'k']]), Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${n}\r\n`), Buffer.from(v), Buffer.from('\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n')]));
+    }
   });
 
   test('a lone surrogate takes the bytes Buffer.byteLength counts', () => {
