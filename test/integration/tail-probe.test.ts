@@ -83,6 +83,8 @@ describe('a refused command whose failed message a crash did not let Sluice reco
     assert.equal(await redis.hlen(failedKey('feed')), 0);
 
     const second = await env.start();
+    // the probe reads the keys' types as they are: 'feed' must stay a string until it has
+    await second.waitForLine(/unconfirmed tail probed/, 60_000);
     await redis.del('feed');
     await insertAndWait(2); // applied after the tail: the probe's records are in by now
     for (const sink of ['users', 'feed']) {
