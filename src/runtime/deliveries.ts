@@ -1,4 +1,4 @@
-import type { CommandOrigin } from '../core/command.js';
+import type { CommandOrigin, RedisCommand } from '../core/command.js';
 import { formatLsn } from '../core/lsn.js';
 import { messageId } from '../core/message-id.js';
 import { microsToIsoUtc } from '../core/time.js';
@@ -30,41 +30,43 @@ export class Deliveries {
 
   constructor(private readonly perSink = 100) {}
 
+  /**
+   * Records a batch's deliveries. Only the last `perSink` of each sink can be kept, so the batch
+   * is walked from its end and only those are built: a batch of thousands of messages costs a
+   * pointer comparison per command, not a formatted entry each (they were a sixth of catch-up's
+   * CPU, docs/benchmarks.md).
+   */
   record({ batch, rejected }: AppliedBatch, now = new Date()): void {
-    const refused = new Set<CommandOrigin>(rejected.map((r) => r.origin));
-    const at = now.toISOString();
+    const refused = rejected.length === 0 ? null : new Set<CommandOrigin>(rejected.map((r) => r.origin));
+    let at: string | null = null;
     for (const part of batch.parts.values()) {
-      let last: CommandOrigin | null = null;
-      let entry: { d: Delivery; n: number } | null = null;
-      for (let i = 0; i < part.commands.length; i++) {
-        const origin = part.origins[i] ?? null;
-        if (origin === null || refused.has(origin)) continue;
-        if (origin === last && entry) {
-          entry.n++;
+      // per sink, the newest deliveries of this part, newest first
+      const taken = new Map<string, Delivery[]>();
+      const { commands, origins } = part;
+      let i = commands.length - 1;
+      while (i >= 0) {
+        const origin = origins[i] ?? null;
+        if (origin === null || refused?.has(origin) === true) {
+          i--;
           continue;
         }
-        if (entry) this.push({ ...entry.d, commands: entry.n });
-        last = origin;
-        const cmd = part.commands[i]!;
-        const { change, meta } = origin;
-        entry = {
-          n: 1,
-          d: {
-            id: messageId(meta.commitLsn, change.idx),
-            sink: origin.sink,
-            action: change.action,
-            table: change.table.qualifiedName,
-            command: cmd[0] ?? '',
-            key: cmd[0] === 'PUBLISH' ? null : (cmd[1] ?? null),
-            commands: 1,
-            commit_lsn: formatLsn(meta.commitLsn),
-            commit_idx: change.idx,
-            commit_timestamp: microsToIsoUtc(meta.commitTimeMicros),
-            applied_at: at,
-          },
-        };
+        // the message's commands: the same origin, bookkeeping and refused commands in between
+        let first = i;
+        let n = 0;
+        for (; i >= 0; i--) {
+          const o = origins[i] ?? null;
+          if (o === null || refused?.has(o) === true) continue;
+          if (o !== origin) break;
+          first = i;
+          n++;
+        }
+        let list = taken.get(origin.sink);
+        if (!list) taken.set(origin.sink, (list = []));
+        if (list.length >= this.perSink) continue;
+        at ??= now.toISOString();
+        list.push(delivery(origin, commands[first]!, n, at));
       }
-      if (entry) this.push({ ...entry.d, commands: entry.n });
+      for (const [sink, list] of taken) this.push(sink, list.reverse());
     }
   }
 
@@ -77,10 +79,28 @@ export class Deliveries {
     this.rings.delete(sink);
   }
 
-  private push(d: Delivery): void {
-    let ring = this.rings.get(d.sink);
-    if (!ring) this.rings.set(d.sink, (ring = []));
-    ring.push(d);
+  /** Appends deliveries (oldest first) to the sink's ring, keeping its last `perSink`. */
+  private push(sink: string, list: readonly Delivery[]): void {
+    let ring = this.rings.get(sink);
+    if (!ring) this.rings.set(sink, (ring = []));
+    ring.push(...list);
     if (ring.length > this.perSink) ring.splice(0, ring.length - this.perSink);
   }
+}
+
+function delivery(origin: CommandOrigin, cmd: RedisCommand, commands: number, at: string): Delivery {
+  const { change, meta } = origin;
+  return {
+    id: messageId(meta.commitLsn, change.idx),
+    sink: origin.sink,
+    action: change.action,
+    table: change.table.qualifiedName,
+    command: cmd[0] ?? '',
+    key: cmd[0] === 'PUBLISH' ? null : (cmd[1] ?? null),
+    commands,
+    commit_lsn: formatLsn(meta.commitLsn),
+    commit_idx: change.idx,
+    commit_timestamp: microsToIsoUtc(meta.commitTimeMicros),
+    applied_at: at,
+  };
 }
