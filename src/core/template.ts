@@ -109,14 +109,26 @@ export function compileTemplate(parts: readonly TemplatePart[], table: TableInfo
       }
     }
   });
-  if (pieces.every((x) => typeof x === 'string')) {
-    const s = (pieces as string[]).join('');
+  // adjacent fixed pieces are joined once: `sluice:{table}:{pk}` renders as "sluice:items:" + pk
+  const folded: (string | ((row: Tuple) => string))[] = [];
+  for (const p of pieces) {
+    const prev = folded[folded.length - 1];
+    if (typeof p === 'string' && typeof prev === 'string') folded[folded.length - 1] = prev + p;
+    else if (p !== '') folded.push(p);
+  }
+  if (folded.every((x) => typeof x === 'string')) {
+    const s = (folded as string[]).join('');
     return () => s;
   }
+  // joined, not `+=`: a flat string, not a rope kept alive with its batch (see recordJson)
+  const n = folded.length;
   return (row) => {
-    let s = '';
-    for (const piece of pieces) s += typeof piece === 'string' ? piece : piece(row);
-    return s;
+    const out = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      const piece = folded[i]!;
+      out[i] = typeof piece === 'string' ? piece : piece(row);
+    }
+    return n === 1 ? out[0]! : out.join('');
   };
 }
 

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import type { Change } from '../../src/core/change.js';
 import { changesJson, idempotencyKey, messageJson, metadataJson, recordJson, type MessageMeta } from '../../src/core/render.js';
 import { MessageError } from '../../src/core/template.js';
+import { toJson } from '../../src/core/values.js';
 import { T, anyText, deleteChange, insertChange, table, tuple, updateChange, type ColumnDesc } from './support/tables.js';
 
 /**
@@ -367,6 +368,25 @@ describe('recordJson properties', () => {
         values.forEach((v, i) => {
           if (v.raw !== undefined) assert.equal(raw.get(`c${i}`), v.raw, `raw JSON of c${i} (${v.text})`);
         });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('joined into one flat string, the JSON is exactly what concatenating it piece by piece gave (property)', () => {
+    // the implementation before recordJson joined its pieces: the reference for the exact text
+    const concatenated = (t: ReturnType<typeof table>, row: (string | null)[]): string => {
+      let s = '{';
+      t.columns.forEach((col, i) => {
+        s += (i > 0 ? ',' : '') + col.jsonName + toJson(col.codec, row[i] ?? null);
+      });
+      return s + '}';
+    };
+    fc.assert(
+      fc.property(fc.array(columnArb, { minLength: 0, maxLength: 12 }), (values) => {
+        const t = table('public', 'random', values.map((v, i): ColumnDesc => [`c${i}`, v.oid, i === 0]));
+        const row = values.map((v) => v.text);
+        assert.equal(recordJson(t, row), concatenated(t, row));
       }),
       { numRuns: 300 },
     );
