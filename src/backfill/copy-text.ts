@@ -42,18 +42,25 @@ export class CopyTextParser {
 export function parseLine(buf: Buffer, start: number, end: number): CopyRow {
   const row: CopyRow = [];
   let fieldStart = start;
-  for (let i = start; i <= end; i++) {
-    if (i === end || buf[i] === TAB) {
-      row.push(parseField(buf, fieldStart, i));
+  // whether the field holds a backslash, seen on the way: a field without one is its text as it
+  // is (most are), and no search past the field (an indexOf ran to the end of the chunk for each)
+  let escaped = false;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c === TAB) {
+      row.push(escaped ? parseField(buf, fieldStart, i) : buf.toString('utf8', fieldStart, i));
       fieldStart = i + 1;
+      escaped = false;
+    } else if (c === BACKSLASH) {
+      escaped = true;
     }
   }
+  row.push(escaped ? parseField(buf, fieldStart, end) : buf.toString('utf8', fieldStart, end));
   return row;
 }
 
+/** A field with at least one backslash: NULL, or its escapes decoded. */
 function parseField(buf: Buffer, start: number, end: number): string | null {
-  const bs = buf.indexOf(BACKSLASH, start);
-  if (bs === -1 || bs >= end) return buf.toString('utf8', start, end);
   if (end - start === 2 && buf[start + 1] === 0x4e /* N */) return null;
   // Decode escapes into bytes first: octal/hex escapes may form multi-byte UTF-8 sequences.
   const out = Buffer.allocUnsafe(end - start);
