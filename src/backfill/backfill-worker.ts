@@ -4,7 +4,7 @@ import type { Pipeline } from '../runtime/pipeline.js';
 import type { CatalogTable } from '../pg/catalog.js';
 import { readCatalogTable } from '../pg/catalog.js';
 import { createTextClient, literal } from '../pg/text-client.js';
-import { withWatermarkWindow } from '../pg/watermarks.js';
+import { emitWatermark } from '../pg/watermarks.js';
 import type { Tuple } from '../pg/pgoutput/types.js';
 import { CopyTextParser } from './copy-text.js';
 import { conditionSql } from './condition.js';
@@ -23,6 +23,20 @@ export interface ChunkResult {
   readonly done: boolean;
 }
 
+/** A chunk being read: its window, and its rows once COPY is done. */
+interface ChunkRead {
+  readonly window: { readonly id: string; readonly applied: Promise<{ emitted: number; skipped: number }>; cancel(reason: string): void };
+  readonly read: Promise<ReadChunk>;
+}
+
+interface ReadChunk {
+  readonly rows: Tuple[];
+  /** fewer rows than asked for: the table is read to its end */
+  readonly done: boolean;
+  /** key column values of the last row (the cursor after this chunk) */
+  readonly cursor: string[] | null;
+}
+
 const MIN_CHUNK = 200;
 const MAX_CHUNK = 20_000;
 /** a chunk's COPY should take about this long: short enough to keep the window small */
@@ -33,8 +47,8 @@ const TARGET_CHUNK_MS = 250;
  * high watermark written to the WAL (DBLog). The pipeline drops from a chunk every row the
  * stream changed between its watermarks and emits the rest as `read` messages at the high
  * watermark, with the new cursor in the same MULTI: a restart resumes exactly after the last
- * chunk Redis holds. One chunk at a time, applied before the next is read: memory is bounded
- * and the pace is the sink's.
+ * chunk Redis holds. The next chunk is read while one is applied, never more than one ahead, and
+ * it is closed only after the one before is in Redis: memory is bounded and the pace is the sink's.
  */
 export class BackfillWorker {
   private client: pg.Client | null = null;
@@ -83,60 +97,100 @@ export class BackfillWorker {
     return this.stopped;
   }
 
-  /** Reads, hands over and waits for one chunk. */
+  /**
+   * Reads, hands over and waits for one chunk: low watermark → COPY → fill → high watermark →
+   * wait until applied. While it is applied, the next chunk is read (its low watermark and COPY,
+   * on the same connection after this high watermark): one chunk ahead at most, so memory stays
+   * bounded and the pace is still the sink's. The chunk read ahead is filled and closed (its high
+   * watermark, with its cursor) only in the next call, once this one is in Redis: a chunk that
+   * fails never has a later cursor written after it. Any failure cancels both windows.
+   */
   async chunk(): Promise<ChunkResult> {
     const client = this.client!;
-    const table = this.table!;
     if (this.stopped) throw new Error('the backfill was stopped');
-    const opened = this.pipeline.openBackfillWindow(this.record.sink, table.info);
-    const window = {
-      id: opened.id,
-      applied: untilAborted(opened.applied, this.abort.signal, 'the backfill was stopped'),
-      cancel: (reason: string) => this.pipeline.cancelBackfillWindow(opened.id, reason),
-    };
-    const { value: chunk, applied: r } = await withWatermarkWindow(client, window, {
-      read: async () => {
-        const started = performance.now();
-        const rows = await this.copyChunk(client, table);
-        this.adapt(performance.now() - started, rows.length);
-        const done = rows.length < this.chunkSizeUsed;
-        const last = rows[rows.length - 1];
-        const next: BackfillRecord = {
-          ...this.record,
-          cursor: last ? table.info.keyIndexes.map((i) => last[i] ?? '') : this.record.cursor,
-          rows: this.record.rows + rows.length,
-          state: done ? 'done' : 'running',
-          updated_at: new Date().toISOString(),
-        };
-        return { rows, done, next };
-      },
+    const cur = this.ahead ?? this.startRead(this.record.cursor);
+    this.ahead = null;
+    try {
+      const { rows, done, cursor } = await cur.read;
+      const next: BackfillRecord = {
+        ...this.record,
+        cursor,
+        rows: this.record.rows + rows.length,
+        state: done ? 'done' : 'running',
+        updated_at: new Date().toISOString(),
+      };
       // the new cursor is written in the same MULTI as the chunk's rows
-      fill: ({ rows, next }) => {
-        const persist: RedisCommand = ['HSET', backfillKey(this.record.sink), this.record.table, JSON.stringify(next)];
-        this.pipeline.fillBackfillWindow(window.id, rows, [persist]);
-      },
-      failure: 'chunk failed',
-    });
-    chunk.next.superseded = this.record.superseded + r.skipped;
-    Object.assign(this.record, chunk.next);
-    return { copied: chunk.rows.length, emitted: r.emitted, skipped: r.skipped, done: chunk.done };
+      const persist: RedisCommand = ['HSET', backfillKey(this.record.sink), this.record.table, JSON.stringify(next)];
+      this.pipeline.fillBackfillWindow(cur.window.id, rows, [persist]);
+      await emitWatermark(client, 'high', cur.window.id);
+      if (!done && !this.stopped) this.readAhead(cursor);
+      const r = await cur.window.applied;
+      next.superseded = this.record.superseded + r.skipped;
+      Object.assign(this.record, next);
+      return { copied: rows.length, emitted: r.emitted, skipped: r.skipped, done };
+    } catch (err) {
+      cur.window.cancel('chunk failed');
+      this.dropAhead('chunk failed');
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
+    this.dropAhead('the backfill was closed');
     const c = this.client;
     this.client = null;
     await c?.end().catch(() => undefined);
   }
 
   private chunkSizeUsed = 0;
+  /** the next chunk, being read while the last one is applied */
+  private ahead: ChunkRead | null = null;
 
-  private async copyChunk(client: pg.Client, table: CatalogTable): Promise<Tuple[]> {
+  /** Opens a window and starts reading a chunk after `cursor`: low watermark, then COPY. */
+  private startRead(cursor: string[] | null): ChunkRead {
+    const client = this.client!;
+    const table = this.table!;
+    const opened = this.pipeline.openBackfillWindow(this.record.sink, table.info);
+    const window: ChunkRead['window'] = {
+      id: opened.id,
+      applied: untilAborted(opened.applied, this.abort.signal, 'the backfill was stopped'),
+      cancel: (reason: string) => this.pipeline.cancelBackfillWindow(opened.id, reason),
+    };
+    // a window rejected while nobody waits for it yet (Sluice stopping) is no unhandled rejection
+    window.applied.catch(() => undefined);
+    const read = (async (): Promise<ReadChunk> => {
+      await emitWatermark(client, 'low', window.id);
+      const started = performance.now();
+      const rows = await this.copyChunk(client, table, cursor);
+      this.adapt(performance.now() - started, rows.length);
+      const last = rows[rows.length - 1];
+      return { rows, done: rows.length < this.chunkSizeUsed, cursor: last ? table.info.keyIndexes.map((i) => last[i] ?? '') : cursor };
+    })();
+    read.catch(() => undefined);
+    return { window, read };
+  }
+
+  private readAhead(cursor: string[] | null): void {
+    try {
+      this.ahead = this.startRead(cursor);
+    } catch {
+      // the sink is gone: the next chunk() finds out and fails on its own
+      this.ahead = null;
+    }
+  }
+
+  private dropAhead(reason: string): void {
+    this.ahead?.window.cancel(reason);
+    this.ahead = null;
+  }
+
+  private async copyChunk(client: pg.Client, table: CatalogTable, cursor: string[] | null): Promise<Tuple[]> {
     const ident = (n: string): string => `"${n.replace(/"/g, '""')}"`;
     const keys = table.info.keyIndexes;
     const keyList = keys.map((i) => ident(table.info.columns[i]!.name)).join(', ');
     const where: string[] = [];
-    if (this.record.cursor) {
-      const values = keys.map((i, j) => literal(this.record.cursor![j] ?? '', table.sqlTypes[i]!));
+    if (cursor) {
+      const values = keys.map((i, j) => literal(cursor[j] ?? '', table.sqlTypes[i]!));
       where.push(`(${keyList}) > (${values.join(', ')})`);
     }
     if (this.record.from) where.push(conditionSql(this.record.from, table));
