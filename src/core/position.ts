@@ -35,6 +35,8 @@ export function comparePositions(a: Position, b: Position): number {
 
 /** Is change `idx` of the transaction committed at `commitLsn` already covered by `pos`? */
 export function isCovered(pos: Position | null, commitLsn: Lsn, idx: number): boolean {
+  // comparePositions({ lsn: commitLsn, idx }, pos) <= 0, without a Position per change
   if (pos === null) return false;
-  return comparePositions({ lsn: commitLsn, idx }, pos) <= 0;
+  if (pos.lsn !== commitLsn) return commitLsn < pos.lsn;
+  return idx <= (pos.idx ?? -1);
 }

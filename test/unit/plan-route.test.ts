@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Change, Transaction } from '../../src/core/change.js';
-import { comparePositions, type Position } from '../../src/core/position.js';
+import { comparePositions, isCovered, type Position } from '../../src/core/position.js';
 import {
   changesFor,
   confirmable,
@@ -310,5 +310,18 @@ describe('sink runtime', () => {
     assert.equal(keyedByPrimaryKey(full, undefined), full);
     assert.equal(keyedByPrimaryKey(full, []), full, 'no primary key: every column stays the identity');
     assert.equal(keyedByPrimaryKey(products, ['name']), products, 'default replica identity: already keyed');
+  });
+});
+
+describe('isCovered', () => {
+  test('is comparePositions(change, position) <= 0 (property)', () => {
+    const lsn = fc.bigInt({ min: 0n, max: 8n });
+    const position = fc.option(fc.record({ lsn, idx: fc.option(fc.nat(6), { nil: null }) }), { nil: null });
+    fc.assert(
+      fc.property(position, lsn, fc.nat(6), (p, commitLsn, idx) => {
+        assert.equal(isCovered(p, commitLsn, idx), p !== null && comparePositions({ lsn: commitLsn, idx }, p) <= 0);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
