@@ -64,6 +64,7 @@ export class Batcher {
   private readonly queue: Batch[] = [];
   private commands = 0;
   private chars = 0;
+  private readonly countKeys = new Map<string, Map<string, string>>();
 
   constructor(
     private readonly limits: BatchLimits,
@@ -130,7 +131,11 @@ export class Batcher {
   }
 
   count(batch: Batch, sink: string, action: string, n = 1): void {
-    const k = `${sink}\u0000${action}`;
+    // the "sink\0action" key is made once, not once per change
+    let bySink = this.countKeys.get(sink);
+    if (!bySink) this.countKeys.set(sink, (bySink = new Map()));
+    let k = bySink.get(action);
+    if (k === undefined) bySink.set(action, (k = `${sink}\u0000${action}`));
     batch.counts.set(k, (batch.counts.get(k) ?? 0) + n);
   }
 
