@@ -27,7 +27,7 @@ export class CopyTextParser {
     for (;;) {
       const nl = buf.indexOf(NL, start);
       if (nl === -1) break;
-      onRow(parseLine(buf, start, nl));
+      onRow(parseRow(buf, start, nl));
       start = nl + 1;
     }
     if (start < buf.length) this.rest = buf.subarray(start);
@@ -37,6 +37,16 @@ export class CopyTextParser {
   end(): void {
     if (this.rest && this.rest.length > 0) throw new Error('COPY output ended in the middle of a row');
   }
+}
+
+/**
+ * One line: decoded as one string and split at its tabs when it holds no backslash (most lines:
+ * one decoding instead of one per field; UTF-8 never has a tab byte inside a character), else
+ * field by field with its escapes.
+ */
+function parseRow(buf: Buffer, start: number, end: number): CopyRow {
+  const line = buf.toString('utf8', start, end);
+  return line.includes('\\') ? parseLine(buf, start, end) : line.split('\t');
 }
 
 export function parseLine(buf: Buffer, start: number, end: number): CopyRow {
