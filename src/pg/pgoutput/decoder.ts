@@ -348,7 +348,8 @@ export class PgoutputDecoder {
       if (kind === COL_TEXT) {
         const len = this.i32();
         if (len < 0) throw this.fail(`negative text length ${len} in column ${i}`, this.pos - 4);
-        this.need(len, `text of column ${i}`);
+        // the check first: the message naming the column is made only when it fails (once per value otherwise)
+        if (this.pos + len > buf.length) this.need(len, `text of column ${i}`);
         tuple.push(buf.toString('utf8', this.pos, this.pos + len));
         this.pos += len;
       } else if (kind === COL_NULL) {
