@@ -125,6 +125,9 @@ export class BackfillWorker {
       await emitWatermark(client, 'high', cur.window.id);
       if (!done && !this.stopped) this.readAhead(cursor);
       const r = await cur.window.applied;
+      // a held (paused) sink's backfill waits with it between chunks (backfill-manager.ts): no
+      // window stays open meanwhile, collecting every row the stream touches until the resume
+      if (this.pipeline.sinkRuntime(this.record.sink)?.hold != null) this.dropAhead('the sink is held');
       next.superseded = this.record.superseded + r.skipped;
       Object.assign(this.record, next);
       return { copied: rows.length, emitted: r.emitted, skipped: r.skipped, done };
