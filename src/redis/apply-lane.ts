@@ -24,6 +24,32 @@ export interface ApplyPart {
   readonly unlinkPrefixes: readonly string[];
 }
 
+/** A data command that ran in an EXEC whose reply was lost with the connection. */
+export interface UnsureCommand {
+  readonly command: RedisCommand;
+  readonly origin: CommandOrigin;
+}
+
+/** What came of a part: the data commands Redis refused, and those whose fate is unknown. */
+export interface ApplyOutcome {
+  readonly rejected: RejectedCommand[];
+  /**
+   * The EXEC ran (its batch marker says so) but its replies were lost: whether Redis refused some
+   * of these is not known. The applier probes them as it probes a restart's unconfirmed tail.
+   */
+  readonly unsure: readonly UnsureCommand[];
+}
+
+/** The data commands of a part (those with an origin), as unsure. */
+export function unsureOf(commands: readonly RedisCommand[], origins: readonly (CommandOrigin | null)[]): UnsureCommand[] {
+  const out: UnsureCommand[] = [];
+  commands.forEach((command, i) => {
+    const origin = origins[i];
+    if (origin) out.push({ command, origin });
+  });
+  return out;
+}
+
 export type LaneState = 'ready' | 'retrying' | 'stopped';
 
 /** What Redis holds for one sink when the lane starts (or the sink is added). */
@@ -47,9 +73,9 @@ export interface Lane {
   load(sinks: readonly string[]): Promise<Map<string, LoadedSink>>;
   /**
    * Applies a part exactly once; resolves with the data commands Redis refused (their messages
-   * fail), or rejects if the lane was stopped.
+   * fail) and those whose replies were lost, or rejects if the lane was stopped.
    */
-  apply(part: ApplyPart): Promise<RejectedCommand[]>;
+  apply(part: ApplyPart): Promise<ApplyOutcome>;
   /** Removes what Redis holds of Sluice's own keys for a deleted sink (positions). */
   forget(sink: string): Promise<void>;
   stop(): void;
@@ -86,22 +112,24 @@ export abstract class RetryingLane {
     this.abort.abort();
   }
 
-  protected async applyExactlyOnce(redis: RedisClient, markerKey: string, batchId: string, where: Record<string, unknown>, write: () => Promise<RejectedCommand[]>): Promise<RejectedCommand[]> {
+  /** `unsure`: the part's data commands, for when the EXEC ran but its replies were lost. */
+  protected async applyExactlyOnce(redis: RedisClient, markerKey: string, batchId: string, where: Record<string, unknown>, write: () => Promise<RejectedCommand[]>, unsure: () => UnsureCommand[]): Promise<ApplyOutcome> {
     let attempt = 0;
     for (;;) {
       if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
       try {
-        let rejected: RejectedCommand[] = [];
+        let outcome: ApplyOutcome;
         if (attempt > 0 && (await redis.get(markerKey)) === batchId) {
-          // the replies are gone with the connection: refusals in it cannot be known any more
+          // the replies are gone with the connection: the applier probes what Redis may have refused
           this.log.info({ redis: this.name, ...where }, 'batch was applied before its reply was lost');
+          outcome = { rejected: [], unsure: unsure() };
         } else {
-          rejected = await write();
+          outcome = { rejected: await write(), unsure: [] };
         }
         if (attempt > 0) this.log.info({ redis: this.name, ...where, attempts: attempt + 1 }, 'Redis writes resumed');
         this.state = 'ready';
         this.lastError = null;
-        return rejected;
+        return outcome;
       } catch (err) {
         attempt++;
         this.retries++;
@@ -156,10 +184,10 @@ export class ApplyLane extends RetryingLane implements Lane {
   }
 
   /** Resolves once the part is in Redis (exactly once), or rejects if the lane was stopped. */
-  async apply(part: ApplyPart): Promise<RejectedCommand[]> {
-    const rejected = await this.applyExactlyOnce(this.redis, batchMarkerKey(this.name), part.batchId, {}, () => this.exec(part));
+  async apply(part: ApplyPart): Promise<ApplyOutcome> {
+    const outcome = await this.applyExactlyOnce(this.redis, batchMarkerKey(this.name), part.batchId, {}, () => this.exec(part), () => unsureOf(part.commands, part.origins));
     this.lastBatchId = part.batchId;
-    return rejected;
+    return outcome;
   }
 
   async forget(sink: string): Promise<void> {

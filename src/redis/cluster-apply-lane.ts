@@ -3,7 +3,7 @@ import type { Logger } from '../util/log.js';
 import { isCovered, parsePosition, type Position } from '../core/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
-import { RetryingLane, type ApplyPart, type DataLoss, type Lane, type LoadedSink } from './apply-lane.js';
+import { RetryingLane, unsureOf, type ApplyOutcome, type ApplyPart, type DataLoss, type Lane, type LoadedSink, type UnsureCommand } from './apply-lane.js';
 import type { RejectedCommand } from '../core/command.js';
 import type { GroupWrite } from './multi-exec.js';
 import { RespConnection, type RespEndpoint } from './resp-connection.js';
@@ -80,7 +80,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     return this.slotPositions.get(sink) ?? new Map<number, Position>();
   }
 
-  async apply(part: ApplyPart): Promise<RejectedCommand[]> {
+  async apply(part: ApplyPart): Promise<ApplyOutcome> {
     for (const prefix of part.unlinkPrefixes) {
       let removed = 0;
       const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
@@ -92,8 +92,9 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     const { groups, rejected } = groupBySlot(part.commands, part.origins, (origin, slot) =>
       isCovered(this.slotPositions.get(origin.sink)?.get(slot) ?? null, origin.meta.commitLsn, origin.change.idx),
     );
-    await this.applySlots(groups, part, rejected);
-    return rejected;
+    const unsure: UnsureCommand[] = [];
+    await this.applySlots(groups, part, rejected, unsure);
+    return { rejected, unsure };
   }
 
   async forget(sink: string): Promise<void> {
@@ -117,7 +118,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
    * Sends every slot's MULTI, one write per master, until each slot has applied the batch exactly
    * once; refusals of data commands are added to `rejected`.
    */
-  private async applySlots(groups: Map<number, SlotGroup>, part: ApplyPart, rejected: RejectedCommand[]): Promise<void> {
+  private async applySlots(groups: Map<number, SlotGroup>, part: ApplyPart, rejected: RejectedCommand[], unsure: UnsureCommand[]): Promise<void> {
     /** slots not applied yet */
     const pending = new Set(groups.keys());
     /** slots whose last attempt may have run (its reply was lost) */
@@ -133,8 +134,10 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         const found = await Promise.all(uncertain.map((slot) => this.redis.get(this.markerKey(slot))));
         for (const [i, slot] of uncertain.entries()) {
           if (found[i] !== part.batchId) continue;
-          // the replies are gone with the connection: refusals in it cannot be known any more
+          // the replies are gone with the connection: the applier probes what Redis may have refused
           this.log.info({ redis: this.name, slot }, 'batch was applied before its reply was lost');
+          const group = groups.get(slot);
+          if (group) unsure.push(...unsureOf(group.commands, group.origins));
           this.markers.set(slot, part.batchId);
           pending.delete(slot);
         }

@@ -73,13 +73,16 @@ export class Applier {
         });
         if (part.commands.length === 0 && part.unlinkPrefixes.length === 0 && positions.every(([, p]) => p === null)) return;
         const retriesBefore = lane.retries;
-        const rejected = await lane.apply({ batchId: batch.id, commands: part.commands, origins: part.origins, positions, unlinkPrefixes: part.unlinkPrefixes });
+        const { rejected, unsure } = await lane.apply({ batchId: batch.id, commands: part.commands, origins: part.origins, positions, unlinkPrefixes: part.unlinkPrefixes });
         allRejected.push(...rejected);
+        // the EXEC ran but its replies were lost: what Redis refused is told from the key types, as
+        // for a restart's unconfirmed tail (recorded with HSETNX, like the tail's records)
+        const lost = unsure.length > 0 ? await probeTail(lane, unsure.map((u) => ({ lane: lane.name, ...u })), this.planner, this.probe.readKeys ?? readKeyTypes, this.probe.log) : [];
         // refused commands are recorded through the same lane, before the batch counts as applied
         // (a crash in between is covered by the tail probe at the next start)
-        if (rejected.length > 0) {
+        if (rejected.length > 0 || lost.length > 0) {
           testFaultPoint('exit-after-rejected-exec');
-          await lane.apply({ batchId: randomUUID(), commands: this.planner.rejected(rejected), origins: [], positions, unlinkPrefixes: [] });
+          await lane.apply({ batchId: randomUUID(), commands: [...this.planner.rejected(rejected), ...lost], origins: [], positions, unlinkPrefixes: [] });
           testFaultPoint('exit-after-rejected-record');
         }
         this.slotTails.get(lane.name)?.reached(batch.position);

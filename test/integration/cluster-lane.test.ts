@@ -58,7 +58,7 @@ describe('Cluster apply lane', () => {
   };
 
   const apply = async (p: ApplyPart): Promise<void> => {
-    const rejected = await lane.apply(p);
+    const { rejected } = await lane.apply(p);
     assert.deepEqual(rejected, []);
     for (const c of p.commands) if (c[0] === 'INCR') expected.set(c[1]!, (expected.get(c[1]!) ?? 0) + 1);
   };
@@ -118,7 +118,7 @@ describe('Cluster apply lane', () => {
     await check(p);
     assert.equal(lane.retries, 0);
     const refused = part([], [['HSET', 'str', 'f', 'v']]);
-    const rejected = await lane.apply(refused);
+    const { rejected } = await lane.apply(refused);
     assert.equal(rejected.length, 1);
     assert.equal(rejected[0]!.origin, refused.origins[0]);
     assert.match(rejected[0]!.error, /WRONGTYPE/);

@@ -51,7 +51,7 @@ describe('apply latency', () => {
       load: () => Promise.resolve(new Map()),
       apply: () => {
         acknowledged.push(name);
-        return Promise.resolve([]);
+        return Promise.resolve({ rejected: [], unsure: [] });
       },
       forget: () => Promise.resolve(),
       stop: () => undefined,

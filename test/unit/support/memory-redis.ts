@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis';
 import type { RedisCommand } from '../../../src/core/command.js';
 import { parsePosition, type Position } from '../../../src/core/position.js';
-import type { ApplyPart, Lane, LaneState, LoadedSink, RejectedCommand } from '../../../src/redis/apply-lane.js';
+import type { ApplyOutcome, ApplyPart, Lane, LaneState, LoadedSink } from '../../../src/redis/apply-lane.js';
 import type { RedisClient } from '../../../src/redis/connect.js';
 import type { KeyType } from '../../../src/plan/tail-probe.js';
 
@@ -91,7 +91,7 @@ export class MemoryLane implements Lane {
   readonly redis: RedisClient;
   private stalled = false;
   private dead = false;
-  private readonly waiting: { part: ApplyPart; resolve: (r: RejectedCommand[]) => void }[] = [];
+  private readonly waiting: { part: ApplyPart; resolve: (r: ApplyOutcome) => void }[] = [];
 
   constructor(
     readonly name: string,
@@ -119,12 +119,12 @@ export class MemoryLane implements Lane {
     return Promise.resolve(out);
   }
 
-  apply(part: ApplyPart): Promise<RejectedCommand[]> {
+  apply(part: ApplyPart): Promise<ApplyOutcome> {
     if (this.dead) return new Promise(() => undefined); // the process is gone: never answers
     if (this.state === 'stopped') return Promise.reject(new Error(`apply to Redis "${this.name}" stopped`));
     if (this.stalled) return new Promise((resolve) => this.waiting.push({ part, resolve }));
     this.store.exec(part);
-    return Promise.resolve([]);
+    return Promise.resolve({ rejected: [], unsure: [] });
   }
 
   forget(sink: string): Promise<void> {
@@ -146,7 +146,7 @@ export class MemoryLane implements Lane {
     for (const w of this.waiting.splice(0)) {
       if (this.dead) return;
       this.store.exec(w.part);
-      w.resolve([]);
+      w.resolve({ rejected: [], unsure: [] });
     }
   }
 
@@ -155,7 +155,7 @@ export class MemoryLane implements Lane {
     const w = this.waiting.shift();
     if (!w || this.dead) return;
     this.store.exec(w.part);
-    w.resolve([]);
+    w.resolve({ rejected: [], unsure: [] });
   }
 
   /**
