@@ -212,7 +212,7 @@ async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) 
   try {
     const source = await prepareSource(
       admin,
-      { slot: config.source.slot, publication: config.source.publication, sinks: sinkWantsOf(config.sinks, isApi) },
+      { slot: config.source.slot, publication: config.source.publication, sinks: sinkWantsOf(config.sinks, isApi), failover: config.source.failover_slot, url: config.source.url },
       (msg) => log.info(msg),
       (msg) => log.warn(msg),
     );

@@ -39,6 +39,7 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
       slot: config.source.slot,
       publication: config.source.publication,
       sinks: sinkWantsOf(config.sinks),
+      failover: config.source.failover_slot,
     };
     findings.push(...sourceFindings(await readSourceState(client, wants), wants));
   } catch (err) {

@@ -104,6 +104,11 @@ export const sourceSchema = strict({
     .default(DEFAULT_PUBLICATION),
   /** warn (in the log) when the slot keeps more WAL than this on the server */
   retained_wal_warn_bytes: positiveInt().default(1024 * 1024 * 1024),
+  /**
+   * create the slot as a failover slot (Postgres 17+), synchronized to a physical standby that
+   * can take over (docs/operations.md "Postgres failover")
+   */
+  failover_slot: z.boolean().default(false),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -150,7 +150,7 @@ export class ReplicationSource {
       }
       attempt++;
       this.reconnects++;
-      this.lastError = err ? errorMessage(err) : 'connection closed';
+      this.lastError = err ? streamError(err) : 'connection closed';
       const delay = backoffDelayMs(attempt);
       log.warn({ err: this.lastError, retryInMs: delay, attempt }, 'replication stream lost; reconnecting');
       this.state = 'reconnecting';
@@ -158,4 +158,19 @@ export class ReplicationSource {
     }
     this.state = 'stopped';
   }
+}
+
+/**
+ * The error, said for an operator. A standby refuses to decode a slot synchronized from its
+ * primary (Postgres 17+) until it is promoted: that is a takeover not finished yet, retried like
+ * any lost connection (docs/operations.md "Postgres failover").
+ */
+export function streamError(err: Error): string {
+  const detail = (err as { detail?: unknown }).detail;
+  const message = errorMessage(err);
+  if (typeof detail === 'string' && /synchroni[sz]ed from the primary/i.test(detail)) {
+    return `${message}: the server is a standby and the slot is synchronized from its primary; retrying until the standby is promoted`;
+  }
+  if (/recovery is in progress|in recovery|cannot execute .* during recovery/i.test(message)) return `${message}: the server is a standby; retrying until it is promoted`;
+  return message;
 }

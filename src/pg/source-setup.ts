@@ -5,6 +5,7 @@ import { sinkColumnUses, type ColumnUse } from '../config/column-uses.js';
 import type { SinkConfig } from '../config/schema.js';
 import { closestKey } from '../config/schema-helpers.js';
 import { SluiceError } from '../util/errors.js';
+import { pgClientConfig } from './connection-config.js';
 
 /**
  * Inspects and prepares the Postgres side: wal_level, privileges, tables and their keys, the
@@ -16,6 +17,10 @@ export interface SourceWants {
   publication: string;
   /** table patterns per sink: "schema.table" or "schema.*" */
   sinks: readonly SinkWants[];
+  /** source.failover_slot: the slot must be a failover slot (Postgres 17+) */
+  failover?: boolean;
+  /** source.url, for the replication connection that makes an existing slot a failover slot */
+  url?: string;
 }
 
 export interface SinkWants {
@@ -93,8 +98,23 @@ export interface SourceState {
   /** the columns of every table in `tables`, in attribute order (dropped ones left out) */
   columns: Map<string, ColumnRow[]>;
   publication: { exists: boolean; allTables: boolean; viaRoot: boolean; tables: Set<string>; schemas: Set<string> };
-  slot: { exists: boolean; plugin: string | null; database: string | null; active: boolean; activePid: number | null; confirmedFlush: string | null };
+  slot: {
+    exists: boolean;
+    plugin: string | null;
+    database: string | null;
+    active: boolean;
+    activePid: number | null;
+    confirmedFlush: string | null;
+    /** a failover slot (Postgres 17+; null before) */
+    failover: boolean | null;
+    /** synchronized from the primary onto this standby (Postgres 17+; null before) */
+    synced: boolean | null;
+  };
   database: string;
+  /** the server is a standby (pg_is_in_recovery()) */
+  inRecovery: boolean;
+  /** the primary's synchronized_standby_slots (Postgres 17+; null before, '' when unset) */
+  standbySlots: string | null;
 }
 
 export async function readSourceState(client: pg.Client, wants: SourceWants): Promise<SourceState> {
@@ -146,11 +166,16 @@ export async function readSourceState(client: pg.Client, wants: SourceWants): Pr
       )) pubSchemas.add(r.s);
     }
   }
-  const slotRows = await q<{ plugin: string | null; database: string | null; active: boolean; active_pid: number | null; confirmed_flush_lsn: string | null }>(
-    `select plugin, database, active, active_pid, confirmed_flush_lsn::text from pg_replication_slots where slot_name = $1`,
+  const v17 = Number(info!.v) >= 170000;
+  const slotRows = await q<{ plugin: string | null; database: string | null; active: boolean; active_pid: number | null; confirmed_flush_lsn: string | null; failover: boolean | null; synced: boolean | null }>(
+    `select plugin, database, active, active_pid, confirmed_flush_lsn::text, ${v17 ? 'failover, synced' : 'null::bool failover, null::bool synced'}
+       from pg_replication_slots where slot_name = $1`,
     [wants.slot],
   );
   const slot = slotRows[0];
+  const [server] = await q<{ recovery: boolean; standby_slots: string | null }>(
+    `select pg_is_in_recovery() recovery, ${v17 ? `current_setting('synchronized_standby_slots', true)` : 'null::text'} standby_slots`,
+  );
   return {
     serverVersion: Number(info!.v),
     walLevel: info!.wal,
@@ -171,7 +196,11 @@ export async function readSourceState(client: pg.Client, wants: SourceWants): Pr
       active: slot?.active ?? false,
       activePid: slot?.active_pid ?? null,
       confirmedFlush: slot?.confirmed_flush_lsn ?? null,
+      failover: slot?.failover ?? null,
+      synced: slot?.synced ?? null,
     },
+    inRecovery: server?.recovery ?? false,
+    standbySlots: server?.standby_slots ?? null,
   };
 }
 
@@ -207,6 +236,43 @@ export function sourceFindings(s: SourceState, wants: SourceWants): Finding[] {
   else if (s.slot.database !== s.database) add('error', `replication slot "${wants.slot}" belongs to database "${s.slot.database ?? '?'}", not "${s.database}": set source.slot to another name`);
   else if (s.slot.active) add('warn', `replication slot "${wants.slot}" is in use by process ${s.slot.activePid ?? '?'} (another Sluice?); only one may stream it`);
   else add('ok', `replication slot "${wants.slot}" exists at ${s.slot.confirmedFlush ?? '?'}`);
+  out.push(...failoverFindings(s, wants));
+  return out;
+}
+
+/**
+ * A standby that may take over (docs/operations.md "Postgres failover"): the server must be the
+ * primary; with source.failover_slot the slot must be a failover slot (Postgres 17+), and the
+ * primary should hold logical changes back until the standby has them (synchronized_standby_slots).
+ */
+export function failoverFindings(
+  s: Pick<SourceState, 'serverVersion' | 'inRecovery' | 'standbySlots'> & { slot: Pick<SourceState['slot'], 'exists' | 'failover' | 'synced'> },
+  wants: Pick<SourceWants, 'slot' | 'failover'>,
+): Finding[] {
+  const out: Finding[] = [];
+  if (s.inRecovery) {
+    const synced = s.slot.synced === true ? ` (its slot "${wants.slot}" is synchronized from the primary, usable once this server is promoted)` : '';
+    out.push({ severity: 'error', message: `Postgres is a standby (in recovery)${synced}: point source.url at the primary` });
+  }
+  const major = Math.floor(s.serverVersion / 10000);
+  if (wants.failover !== true) {
+    if (s.slot.failover === true) out.push({ severity: 'ok', message: `replication slot "${wants.slot}" is a failover slot` });
+    return out;
+  }
+  if (major < 17) {
+    out.push({ severity: 'error', message: `source.failover_slot: Postgres ${major} has no failover slots (they need Postgres 17 or later): set it to false; a standby promoted on Postgres ${major} has no slot (see "Postgres failover" in docs/operations.md)` });
+    return out;
+  }
+  if (!s.slot.exists) out.push({ severity: 'ok', message: `replication slot "${wants.slot}" will be created as a failover slot` });
+  else if (s.slot.failover === true) out.push({ severity: 'ok', message: `replication slot "${wants.slot}" is a failover slot` });
+  else if (!s.inRecovery) out.push({ severity: 'warn', message: `replication slot "${wants.slot}" is not a failover slot: sluice start will make it one (ALTER_REPLICATION_SLOT ${quoteIdent(wants.slot)} ( FAILOVER true ) on a replication connection)` });
+  if (s.inRecovery) return out;
+  if (s.standbySlots === null || s.standbySlots.trim() === '') {
+    out.push({
+      severity: 'warn',
+      message: `source.failover_slot is on but synchronized_standby_slots is not set on the primary: Sluice may apply changes the standby has not received, and after a takeover Redis would hold changes the new primary never had (ALTER SYSTEM SET synchronized_standby_slots = '<the standby's physical slot>'; SELECT pg_reload_conf();)`,
+    });
+  } else out.push({ severity: 'ok', message: `synchronized_standby_slots is "${s.standbySlots}": Sluice never gets ahead of that standby` });
   return out;
 }
 
@@ -361,12 +427,38 @@ export async function prepareSource(client: pg.Client, wants: SourceWants, log: 
     }
   }
   const slotCreated = !s.slot.exists;
-  if (slotCreated) {
+  if (slotCreated && wants.failover === true) {
+    await client.query(`select pg_create_logical_replication_slot($1, 'pgoutput', failover => true)`, [wants.slot]);
+    log(`created replication slot "${wants.slot}" (pgoutput, failover)`);
+  } else if (slotCreated) {
     await client.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [wants.slot]);
     log(`created replication slot "${wants.slot}" (pgoutput)`);
+  } else if (wants.failover === true && s.slot.failover === false) {
+    await alterSlotFailover(wants.url, wants.slot);
+    log(`made replication slot "${wants.slot}" a failover slot`);
   }
   s = await readSourceState(client, wants);
+  for (const f of failoverFindings(s, wants)) if (f.severity === 'warn') warn(f.message);
   return { ...s, slotCreated, publicationCreated };
+}
+
+/**
+ * ALTER_REPLICATION_SLOT is a replication command (Postgres 17 has no SQL function for it): it
+ * runs on a connection opened with replication=database, like the stream's own.
+ */
+async function alterSlotFailover(url: string | undefined, slot: string): Promise<void> {
+  const command = `ALTER_REPLICATION_SLOT ${quoteIdent(slot)} ( FAILOVER true )`;
+  if (url === undefined) throw new SluiceError('source_setup', `source.failover_slot: replication slot "${slot}" is not a failover slot: run ${command} on a replication connection`);
+  const repl = new pg.Client(pgClientConfig(url, { replication: 'database', application_name: 'sluice-setup' } as pg.ClientConfig));
+  repl.on('error', () => undefined);
+  try {
+    await repl.connect();
+    await repl.query(command);
+  } catch (err) {
+    throw new SluiceError('source_setup', `source.failover_slot: could not make replication slot "${slot}" a failover slot (${err instanceof Error ? err.message : String(err)}): stop whatever streams it, or run ${command} on a replication connection`, { cause: err });
+  } finally {
+    await repl.end().catch(() => undefined);
+  }
 }
 
 export function splitTable(pattern: string): [string, string] {

@@ -98,7 +98,7 @@ function expectProblem(text: string, path: string, line: number, message: RegExp
 
 test('the full example from the spec parses', () => {
   const cfg = parse(FULL_EXAMPLE, { SLUICE_TOKEN: 's3cret' });
-  assert.deepEqual(cfg.source, { url: 'postgres://postgres@127.0.0.1:5432/app', slot: 'sluice', publication: 'sluice', retained_wal_warn_bytes: 1024 ** 3 });
+  assert.deepEqual(cfg.source, { url: 'postgres://postgres@127.0.0.1:5432/app', slot: 'sluice', publication: 'sluice', retained_wal_warn_bytes: 1024 ** 3, failover_slot: false });
   assert.deepEqual(cfg.redis.cache, { kind: 'url', url: 'redis://user:pass@127.0.0.1:6379/0', tls: undefined });
   const secure = entry(cfg.redis, 'secure');
   assert.equal(secure.kind, 'url');
@@ -146,7 +146,7 @@ test('defaults are filled in for every sink type', () => {
   - { name: p, type: pubsub, tables: [products] }
 `),
   );
-  assert.deepEqual(cfg.source, { url: 'postgres://app@localhost/app', slot: 'sluice', publication: 'sluice', retained_wal_warn_bytes: 1024 ** 3 });
+  assert.deepEqual(cfg.source, { url: 'postgres://app@localhost/app', slot: 'sluice', publication: 'sluice', retained_wal_warn_bytes: 1024 ** 3, failover_slot: false });
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1', body_limit_bytes: 1048576 });
   assert.deepEqual(cfg.log, { level: 'info', values: false });
   assert.deepEqual(cfg.apply, { batch_max_commands: 5000, failed_max_messages: 10_000, failed_max_bytes: 64 * 1024 * 1024, failed_envelope_max_bytes: 1024 * 1024 });
