@@ -25,6 +25,7 @@ export interface TcpProxyStats {
 export interface TcpProxy {
   /** the port the proxy listens on, on 127.0.0.1 */
   readonly port: number;
+  /** where new connections go (retarget() changes it) */
   readonly targetPort: number;
   readonly stats: TcpProxyStats;
   /** true between stall() and resume() */
@@ -43,6 +44,11 @@ export interface TcpProxy {
   cut(opts?: { refuseMs?: number }): void;
   /** forwards each chunk `ms` late, order kept (0: no delay) */
   delay(ms: number): void;
+  /**
+   * New connections go to `port` from now on (a virtual IP or DNS name moved to a promoted
+   * standby); open ones stay where they are (cut() them to move them too).
+   */
+  retarget(port: number): void;
   /** closes the listener and every connection; idempotent */
   stop(): Promise<void>;
 }
@@ -148,6 +154,7 @@ export async function startTcpProxy(opts: StartTcpProxyOptions): Promise<TcpProx
   const state: ProxyState = { stalled: false, delayMs: 0, refuseUntil: 0, stats: { accepted: 0, open: 0, cut: 0, bytes: 0 }, timers: new Set() };
   const pairs = new Set<Pair>();
   let stopped = false;
+  let targetPort = opts.targetPort;
 
   const onConnection = (client: Socket): void => {
     state.stats.accepted++;
@@ -158,7 +165,7 @@ export async function startTcpProxy(opts: StartTcpProxyOptions): Promise<TcpProx
       return;
     }
     client.setNoDelay(true);
-    const upstream = connect({ host: targetHost, port: opts.targetPort });
+    const upstream = connect({ host: targetHost, port: targetPort });
     upstream.setNoDelay(true);
     upstream.on('error', () => {});
     const pair: Pair = { client, upstream, directions: [] };
@@ -198,7 +205,9 @@ export async function startTcpProxy(opts: StartTcpProxyOptions): Promise<TcpProx
 
   return {
     port,
-    targetPort: opts.targetPort,
+    get targetPort() {
+      return targetPort;
+    },
     stats: state.stats,
     get stalled() {
       return state.stalled;
@@ -227,6 +236,9 @@ export async function startTcpProxy(opts: StartTcpProxyOptions): Promise<TcpProx
     },
     delay(ms) {
       state.delayMs = Math.max(0, ms);
+    },
+    retarget(p) {
+      targetPort = p;
     },
     async stop() {
       if (stopped) return;
