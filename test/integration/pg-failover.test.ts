@@ -12,6 +12,34 @@ import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
 import { spawnSluice, type ManagedProcess } from '../harness/process.js';
 import { eventually } from '../support/sluice-env.js';
 import { freePort } from '../../src/util/free-port.js';
+import { prepareSource } from '../../src/pg/source-setup.js';
+
+/** `sluice check -c <config>`: exit code and output */
+async function check(config: string): Promise<{ code: number | null; out: string }> {
+  const p = spawnSluice(['check', '-c', config]);
+  const exit = await p.exited;
+  return { code: exit.code, out: p.lines.map((l) => l.line).join('\n') };
+}
+
+const configText = (url: string, redisUrl: string, httpPort: number): string => `source:
+  url: ${url}
+  failover_slot: true
+redis:
+  main:
+    url: ${redisUrl}
+sinks:
+  - name: items
+    type: hash
+    tables: [items]
+    key: "item:{id}"
+  - name: events
+    type: list
+    tables: [events]
+    key: "events"
+    value: record
+http:
+  port: ${httpPort}
+`;
 
 /**
  * A Postgres standby taking over (issue 13), Postgres 18: Sluice streams a failover slot
@@ -34,6 +62,7 @@ describe('a Postgres standby taking over (failover slot, Postgres 18)', () => {
   let sluice: ManagedProcess;
   let dir: string;
   let httpPort: number;
+  let config: string;
   let rc: Redis;
 
   before(async () => {
@@ -46,29 +75,12 @@ describe('a Postgres standby taking over (failover slot, Postgres 18)', () => {
     proxy = await startTcpProxy({ targetPort: primary.port });
     httpPort = await freePort();
     dir = mkdtempSync(join(tmpdir(), 'sluice-failover-'));
-    const config = join(dir, 'sluice.yaml');
-    writeFileSync(
-      config,
-      `source:
-  url: postgres://postgres@127.0.0.1:${proxy.port}/postgres
-  failover_slot: true
-redis:
-  main:
-    url: ${redis.url}
-sinks:
-  - name: items
-    type: hash
-    tables: [items]
-    key: "item:{id}"
-  - name: events
-    type: list
-    tables: [events]
-    key: "events"
-    value: record
-http:
-  port: ${httpPort}
-`,
-    );
+    config = join(dir, 'sluice.yaml');
+    writeFileSync(config, configText(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`, redis.url, httpPort));
+    // a slot made before failover_slot was set: start makes it a failover slot (ALTER_REPLICATION_SLOT)
+    await primary.query(`select pg_create_logical_replication_slot('sluice', 'pgoutput')`);
+    const before = await check(config);
+    assert.match(before.out, /^warn {2}replication slot "sluice" is not a failover slot: sluice start will make it one/m, before.out);
     sluice = spawnSluice(['start', '-c', config]);
     await sluice.waitForLine(/sluice started/, 60_000);
     rc = redis.client();
@@ -81,16 +93,43 @@ http:
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('Redis equals the new primary; the list has each committed event once, in order', async (t) => {
+  test('start made the existing slot a failover slot; check reports it, and synchronized_standby_slots', async () => {
+    await sluice.waitForLine(/made replication slot \\"sluice\\" a failover slot/, 1000);
     const slot = (await primary.query(`select failover from pg_replication_slots where slot_name = 'sluice'`)).rows[0] as { failover: boolean } | undefined;
-    assert.equal(slot?.failover, true, 'source.failover_slot created a failover slot');
+    assert.equal(slot?.failover, true);
+    const r = await check(config);
+    assert.match(r.out, /^ok {4}replication slot "sluice" is a failover slot$/m, r.out);
+    assert.match(r.out, /^ok {4}synchronized_standby_slots is "standby1"/m, r.out);
+  });
 
+  test('a new slot is created as a failover slot', async () => {
+    const admin = new pg.Client({ connectionString: primary.url });
+    await admin.connect();
+    try {
+      const s = await prepareSource(admin, { slot: 'created_failover', publication: 'created_failover', sinks: [], failover: true, url: primary.url }, () => undefined);
+      assert.equal(s.slotCreated, true);
+      assert.equal(s.slot.failover, true);
+      await admin.query(`select pg_drop_replication_slot('created_failover')`);
+      await admin.query(`drop publication created_failover`);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  test('Redis equals the new primary; the list has each committed event once, in order', async (t) => {
     const writer = new Writer(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`);
     const writing = writer.run();
     const listLength = (): Promise<number> => rc.llen('events');
     try {
       // the synced slot must be persisted on the standby before the takeover, or it is dropped at promotion
+      // (the sync worker naps up to 30 s while the primary is idle: the writer keeps it awake)
       await standby.waitForSyncedSlot('sluice');
+      // check against the standby: an error, naming its synced slot
+      const path = join(dir, 'standby.yaml');
+      writeFileSync(path, configText(standby.url, redis.url, 0));
+      const r = await check(path);
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, /^error Postgres is a standby \(in recovery\) \(its slot "sluice" is synchronized from the primary, usable once this server is promoted\): point source\.url at the primary$/m, r.out);
       await eventually(listLength, (n) => n >= 200, 120_000, '200 events applied before the takeover');
 
       await killPostgres(primary);
@@ -108,6 +147,8 @@ http:
       const seen = await eventually(health, (p) => /standby/.test(p), 120_000, '/health naming a standby');
       t.diagnostic(`while a standby: ${seen}`);
 
+      const synced = (await standby.query(`select confirmed_flush_lsn::text lsn from pg_replication_slots where slot_name = 'sluice'`)).rows[0] as { lsn: string } | undefined;
+      t.diagnostic(`the synced slot is at ${synced?.lsn ?? '?'} when the standby is promoted`);
       await standby.promote();
       await eventually(async () => writer.committed, (n) => n >= beforeTakeover + 200, 120_000, '200 transactions committed on the new primary');
     } finally {
@@ -133,7 +174,31 @@ http:
     await eventually(listLength, (n) => n >= events.length, 120_000, 'every event in the list');
     const list = (await rc.lrange('events', 0, -1)).map((e) => (JSON.parse(e) as { n: number }).n);
     assert.deepEqual(list, events, 'the list holds each committed event once, in commit order');
-    assert.match(sluice.tail(200), /replication stream reconnected/);
+    const from = sluice.lines.map((l) => /"from":"([^"]+)","msg":"replication stream reconnected"/.exec(l.line)?.[1]).filter((x) => x !== undefined);
+    t.diagnostic(`Sluice reconnected from ${from.join(', ')}`);
+    assert.ok(from.length > 0, 'the stream reconnected');
+  });
+});
+
+describe('source.failover_slot on Postgres 15', () => {
+  test('check and start refuse it, naming source.failover_slot', async () => {
+    const [pg15, redis] = await Promise.all([startPostgres({ version: 15 }), startRedis()]);
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-failover15-'));
+    try {
+      await pg15.query(`create table items (id int primary key, v int not null); create table events (n int primary key, op text not null, item int not null)`);
+      const path = join(dir, 'sluice.yaml');
+      writeFileSync(path, configText(pg15.url, redis.url, 0));
+      const r = await check(path);
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, /^error source\.failover_slot: Postgres 15 has no failover slots \(they need Postgres 17 or later\)/m, r.out);
+      const start = spawnSluice(['start', '-c', path]);
+      const exit = await start.exited;
+      assert.notEqual(exit.code, 0);
+      assert.match(start.lines.map((l) => l.line).join('\n'), /source\.failover_slot: Postgres 15 has no failover slots/);
+    } finally {
+      await Promise.all([pg15.stop(), redis.stop()]);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
