@@ -100,8 +100,12 @@ export class ReplicationSource {
   private async run(): Promise<void> {
     const { log } = this.opts;
     let attempt = 0;
+    // failures in a row, for the backoff: a connection Postgres accepts but then refuses to stream
+    // (a standby's synced slot: START_REPLICATION fails after connect()) is not a success
+    let failures = 0;
     while (!this.abort.signal.aborted) {
       this.state = attempt === 0 ? 'connecting' : 'reconnecting';
+      let streamed = false;
       const conn = new ReplicationConnection({
         url: this.opts.url,
         slot: this.opts.slot,
@@ -110,6 +114,7 @@ export class ReplicationSource {
         protoVersion: this.opts.protoVersion,
         statusIntervalMs: this.opts.statusIntervalMs ?? 5000,
         onMessage: (msg) => {
+          streamed = true;
           if (msg.tag === 'xlogdata') {
             if (msg.walStart > this.received) this.received = msg.walStart;
           } else if (msg.walEnd > this.received) {
@@ -142,6 +147,7 @@ export class ReplicationSource {
         await conn.close().catch(() => undefined);
       }
       this.conn = null;
+      if (streamed) failures = 0;
       if (this.abort.signal.aborted) break;
       if (this.restarting !== null) {
         log.info({ from: formatLsn(this.confirmed) }, `replication stream restarted ${this.restarting}`);
@@ -149,10 +155,11 @@ export class ReplicationSource {
         continue;
       }
       attempt++;
+      failures++;
       this.reconnects++;
       this.lastError = err ? streamError(err) : 'connection closed';
-      const delay = backoffDelayMs(attempt);
-      log.warn({ err: this.lastError, retryInMs: delay, attempt }, 'replication stream lost; reconnecting');
+      const delay = backoffDelayMs(failures);
+      log.warn({ err: this.lastError, retryInMs: delay, attempt: failures }, 'replication stream lost; reconnecting');
       this.state = 'reconnecting';
       await sleep(delay, this.abort.signal);
     }
