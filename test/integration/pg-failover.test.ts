@@ -150,6 +150,14 @@ describe('a Postgres standby taking over (failover slot, Postgres 18)', () => {
       const synced = (await standby.query(`select confirmed_flush_lsn::text lsn from pg_replication_slots where slot_name = 'sluice'`)).rows[0] as { lsn: string } | undefined;
       t.diagnostic(`the synced slot is at ${synced?.lsn ?? '?'} when the standby is promoted`);
       await standby.promote();
+      const promoted = Date.now();
+      const lastBefore = writer.attempted;
+      const tail = async (): Promise<number> => {
+        const last = await rc.lindex('events', -1);
+        return last === null ? 0 : (JSON.parse(last) as { n: number }).n;
+      };
+      await eventually(tail, (n) => n > lastBefore, 120_000, 'a transaction of the new primary in Redis');
+      t.diagnostic(`from pg_promote() returning to the first new transaction in Redis: ${Date.now() - promoted} ms`);
       await eventually(async () => writer.committed, (n) => n >= beforeTakeover + 200, 120_000, '200 transactions committed on the new primary');
     } finally {
       await writer.stop();
@@ -210,6 +218,11 @@ class Writer {
   committed = 0;
   errors = 0;
   private n = 0;
+  /** the last `n` tried */
+  get attempted(): number {
+    return this.n;
+  }
+
   private stopping = false;
   private seed = 13;
 
