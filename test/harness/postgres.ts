@@ -107,7 +107,7 @@ function run(cmd: string, args: string[], ids: { uid: number; gid: number } | un
   });
 }
 
-function tailOf(file: string, n = 40): string {
+export function tailOf(file: string, n = 40): string {
   try {
     return readFileSync(file, 'utf8').split('\n').slice(-n).join('\n');
   } catch {
@@ -116,7 +116,7 @@ function tailOf(file: string, n = 40): string {
 }
 
 /** Connects until the server answers, or throws (also when `died()` returns a reason). */
-async function waitUntilReady(port: number, died: () => string | undefined, logTail: () => string): Promise<void> {
+export async function waitUntilReady(port: number, died: () => string | undefined, logTail: () => string): Promise<void> {
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   let lastError: unknown;
   while (Date.now() < deadline) {
