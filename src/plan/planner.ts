@@ -12,7 +12,7 @@ import { commandKeys, type RejectedCommand } from '../core/command.js';
 import { FailedStore, planFailure, type PlannedFailure } from './failed-messages.js';
 import type { Batch, Batcher, CommandOrigin, LanePart } from './batcher.js';
 import { changesFor, positionAfter, takesFrom, truncatedTables, type SinkRuntime } from './route.js';
-import { Windows, WindowRetry, type Window } from './windows.js';
+import { Windows, WindowRetry, orphanItemIds, type Window } from './windows.js';
 import { TailCollector } from './tail-probe.js';
 
 /** What planning tells the runtime about (logs and metrics): no I/O here. */
@@ -222,10 +222,12 @@ export class Planner {
     const sink = this.sinks().find((s) => s.name === w.sink);
     if (!sink) throw new Error(`sink "${w.sink}" was deleted`);
     const { keys, skipped } = Windows.orphanKeys(w);
+    const items = Windows.orphanItemCommands(w);
     const batch = this.batcher.open(this.planned);
     const part = this.batcher.part(batch, sink.redis);
     for (const key of keys) this.batcher.add(batch, part, ['DEL', key], null);
-    const result = { emitted: keys.length, skipped };
+    for (const cmd of items.commands) this.batcher.add(batch, part, cmd, null);
+    const result = { emitted: keys.length + items.commands.length, skipped: skipped + items.skipped };
     batch.onApplied.push(() => w.resolve(result));
     batch.onDropped.push(w.reject);
     this.batcher.settle(batch);
@@ -261,12 +263,14 @@ export class Planner {
   private output(batch: Batch, part: LanePart, sinkName: string, meta: MessageMeta): Output {
     const { batcher, events, clock, failedStore } = this;
     const trackers = this.windows.keyTrackers(sinkName);
+    const itemTrackers = trackers && this.windows.itemTrackers(sinkName);
     let origin: CommandOrigin | null = null;
     let originOf: Change | null = null;
     const out: Output = {
       current: null,
       command(cmd: RedisCommand): void {
         if (trackers) for (const k of commandKeys(cmd)) for (const t of trackers) t.add(k);
+        if (itemTrackers) for (const k of orphanItemIds(cmd)) for (const t of itemTrackers) t.add(k);
         if (originOf !== out.current) {
           originOf = out.current;
           origin = { sink: sinkName, change: out.current!, meta };

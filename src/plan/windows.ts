@@ -61,6 +61,8 @@ export interface Window {
   readonly touched: Set<string>;
   rows: Tuple[] | null;
   orphans: string[] | null;
+  /** orphan windows: members, fields and bits no row accounts for, inside keys that rows do */
+  orphanItems: OrphanItem[];
   aggregate: AggregateFill | null;
   extraCommands: RedisCommand[];
   readonly resolve: (r: WindowResult) => void;
@@ -83,7 +85,7 @@ export class Windows {
 
   register(id: string, mode: WindowMode, sink: string, table: TableInfo | null): Promise<WindowResult> {
     return new Promise<WindowResult>((resolve, reject) => {
-      this.windows.set(id, { id, mode, sink, table, open: false, openedAt: null, touched: new Set(), rows: null, orphans: null, aggregate: null, extraCommands: [], resolve, reject, opened: null });
+      this.windows.set(id, { id, mode, sink, table, open: false, openedAt: null, touched: new Set(), rows: null, orphans: null, orphanItems: [], aggregate: null, extraCommands: [], resolve, reject, opened: null });
     });
   }
 
@@ -116,10 +118,11 @@ export class Windows {
     w.extraCommands = extraCommands;
   }
 
-  fillOrphans(id: string, keys: string[]): void {
+  fillOrphans(id: string, keys: string[], items: OrphanItem[] = []): void {
     const w = this.windows.get(id);
     if (!w || w.mode !== 'orphans') throw new Error(`orphan window ${id} is not open`);
     w.orphans = keys;
+    w.orphanItems = items;
   }
 
   cancel(id: string, reason: string): void {
@@ -185,6 +188,17 @@ export class Windows {
     return out;
   }
 
+  /**
+   * The touched sets of the sink's open orphan windows, for the items (members, fields, bits) its
+   * commands write (`orphanItemIds`); aggregate windows track registry keys only.
+   */
+  itemTrackers(sink: string): Set<string>[] | null {
+    if (this.windows.size === 0) return null;
+    let out: Set<string>[] | null = null;
+    for (const w of this.windows.values()) if (w.sink === sink && w.mode === 'orphans' && w.open) (out ??= []).push(w.touched);
+    return out;
+  }
+
   /** The chunk's rows the stream did not touch between the watermarks. */
   static freshRows(w: Window): { rows: Tuple[]; skipped: number } {
     if (!w.rows || !w.table) throw new Error('high watermark seen before the chunk was read');
@@ -204,5 +218,75 @@ export class Windows {
     if (!w.orphans) throw new Error('high watermark seen before the orphan keys were collected');
     const keys = w.orphans.filter((k) => !w.touched.has(k));
     return { keys, skipped: w.orphans.length - keys.length };
+  }
+
+  /**
+   * The candidate orphan items the sink did not write between the watermarks (an item written,
+   * or removed, by the stream meanwhile is the stream's: kept), as the commands that remove them.
+   */
+  static orphanItemCommands(w: Window): { commands: RedisCommand[]; skipped: number } {
+    const commands: RedisCommand[] = [];
+    for (const o of w.orphanItems) if (!w.touched.has(itemId(o.key, o.item))) commands.push(removeItemCommand(o));
+    return { commands, skipped: w.orphanItems.length - commands.length };
+  }
+}
+
+/** One item of a key that no row accounts for: a set member, a sorted-set (or geo) member, a hash field, a set bit. */
+export interface OrphanItem {
+  readonly kind: 'member' | 'zmember' | 'field' | 'bit';
+  readonly key: string;
+  /** the member, the field, or the bit's offset */
+  readonly item: string;
+}
+
+function itemId(key: string, item: string): string {
+  return `${key}\u0000${item}`;
+}
+
+function removeItemCommand(o: OrphanItem): RedisCommand {
+  switch (o.kind) {
+    case 'member':
+      return ['SREM', o.key, o.item];
+    case 'zmember':
+      return ['ZREM', o.key, o.item];
+    case 'field':
+      return ['HDEL', o.key, o.item];
+    case 'bit':
+      return ['SETBIT', o.key, o.item, '0'];
+  }
+}
+
+const ZADD_FLAGS = new Set(['NX', 'XX', 'GT', 'LT', 'CH', 'INCR']);
+
+/**
+ * The items a keyed sink's command writes or removes, as ids an orphan window tracks
+ * (`key NUL item`): SADD/SREM members, ZADD/ZREM/GEOADD members, HSET/HDEL fields, SETBIT
+ * offsets. Other commands (DEL, PEXPIRE, EVAL of the reverse index, which only removes) name none.
+ */
+export function orphanItemIds(cmd: RedisCommand): string[] {
+  const name = cmd[0]?.toUpperCase();
+  const key = cmd[1];
+  if (key === undefined) return [];
+  const args = cmd.slice(2);
+  switch (name) {
+    case 'SADD':
+    case 'SREM':
+    case 'ZREM':
+    case 'HDEL':
+      return args.map((m) => itemId(key, m));
+    case 'SETBIT':
+      return args[0] === undefined ? [] : [itemId(key, args[0])];
+    case 'HSET':
+      return args.filter((_a, i) => i % 2 === 0).map((f) => itemId(key, f));
+    case 'ZADD': {
+      const rest = args.filter((a) => !ZADD_FLAGS.has(a.toUpperCase()));
+      return rest.filter((_a, i) => i % 2 === 1).map((m) => itemId(key, m));
+    }
+    case 'GEOADD': {
+      const rest = args.filter((a) => !['NX', 'XX', 'CH'].includes(a.toUpperCase()));
+      return rest.filter((_a, i) => i % 3 === 2).map((m) => itemId(key, m));
+    }
+    default:
+      return [];
   }
 }

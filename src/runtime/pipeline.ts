@@ -36,7 +36,7 @@ import { readFailedSizes } from './failed-sizes.js';
 import { planEvents } from './plan-events.js';
 import { nextPipelineState, type PipelineState } from '../plan/states.js';
 import { ResendState, respec, sinkRuntime, type SinkRuntime, type SinkSpec } from '../plan/route.js';
-import { Windows, type AggregateFill, type WindowMode, type WindowResult } from '../plan/windows.js';
+import { Windows, type AggregateFill, type OrphanItem, type WindowMode, type WindowResult } from '../plan/windows.js';
 import { errorMessage } from '../util/errors.js';
 import { RowLookups } from './lookups.js';
 import { Intake, type IntakeItem } from './intake.js';
@@ -375,8 +375,9 @@ export class Pipeline {
     return { id, applied: this.windows.register(id, mode, sinkName, table) };
   }
 
-  fillOrphanWindow(id: string, keys: string[]): void {
-    this.windows.fillOrphans(id, keys);
+  /** Orphan keys (deleted) and items inside kept keys (members, fields, bits: removed one by one). */
+  fillOrphanWindow(id: string, keys: string[], items: OrphanItem[] = []): void {
+    this.windows.fillOrphans(id, keys, items);
   }
 
   /** The chunk's rows, read after the low watermark; call before emitting the high watermark. */

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Windows, type Window } from '../../src/plan/windows.js';
+import { Windows, orphanItemIds, type Window } from '../../src/plan/windows.js';
 import type { Change } from '../../src/core/change.js';
 import { deleteChange, insertChange, T, table, tuple, updateChange } from './support/tables.js';
 
@@ -108,6 +108,52 @@ describe('Windows', () => {
     w.fillOrphans('o', ['p:1', 'p:2', 'p:3']);
     for (const t of w.keyTrackers('s') ?? []) t.add('p:3');
     assert.deepEqual(Windows.orphanKeys(closed(w, 'o')), { keys: ['p:1'], skipped: 2 });
+  });
+
+  test('orphan items: members, fields and bits the stream wrote or removed while open are kept; the rest are removed', () => {
+    const w = new Windows();
+    void w.register('o', 'orphans', 's', null);
+    opened(w, 'o');
+    assert.equal(w.itemTrackers('other'), null);
+    const track = (cmd: string[]): void => {
+      for (const t of w.itemTrackers('s') ?? []) for (const id of orphanItemIds(cmd)) t.add(id);
+    };
+    track(['SADD', 'set:1', 'a']);
+    track(['ZREM', 'z:1', 'b']);
+    track(['HSET', 'h:1', 'f1', 'v1', 'f2', 'v2']);
+    track(['SETBIT', 'bm:1', '7', '1']);
+    track(['DEL', 'set:1']);
+    w.fillOrphans('o', ['k:gone'], [
+      { kind: 'member', key: 'set:1', item: 'a' },
+      { kind: 'member', key: 'set:1', item: 'x' },
+      { kind: 'zmember', key: 'z:1', item: 'b' },
+      { kind: 'zmember', key: 'z:1', item: 'c' },
+      { kind: 'field', key: 'h:1', item: 'f2' },
+      { kind: 'field', key: 'h:1', item: 'v1' },
+      { kind: 'bit', key: 'bm:1', item: '7' },
+      { kind: 'bit', key: 'bm:1', item: '8' },
+    ]);
+    const win = closed(w, 'o');
+    assert.deepEqual(Windows.orphanKeys(win), { keys: ['k:gone'], skipped: 0 });
+    assert.deepEqual(Windows.orphanItemCommands(win), {
+      commands: [
+        ['SREM', 'set:1', 'x'],
+        ['ZREM', 'z:1', 'c'],
+        ['HDEL', 'h:1', 'v1'],
+        ['SETBIT', 'bm:1', '8', '0'],
+      ],
+      skipped: 4,
+    });
+  });
+
+  test('orphanItemIds: the items a keyed sink command names', () => {
+    const id = (k: string, i: string): string => `${k}\u0000${i}`;
+    assert.deepEqual(orphanItemIds(['ZADD', 'z', 'GT', 'CH', '1.5', 'm1', '2', 'm2']), [id('z', 'm1'), id('z', 'm2')]);
+    assert.deepEqual(orphanItemIds(['GEOADD', 'g', '13.4', '52.5', 'berlin']), [id('g', 'berlin')]);
+    assert.deepEqual(orphanItemIds(['HDEL', 'h', 'a', 'b']), [id('h', 'a'), id('h', 'b')]);
+    assert.deepEqual(orphanItemIds(['SREM', 's', 'm']), [id('s', 'm')]);
+    assert.deepEqual(orphanItemIds(['SETBIT', 'b', '3', '0']), [id('b', '3')]);
+    for (const cmd of [['DEL', 'k'], ['PEXPIRE', 'k', '100'], ['SET', 'k', 'v'], ['EVAL', 'script', '1', 'k'], ['PUBLISH']]) assert.deepEqual(orphanItemIds(cmd), [], cmd.join(' '));
   });
 
   test('closing before the fill: freshRows and orphanKeys throw', () => {
