@@ -16,6 +16,7 @@ import { Metrics } from './metrics.js';
 import type { Logger } from './util/log.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { formatLsn, parseLsn, type Lsn } from './core/lsn.js';
+import { sweepOrphans } from './verify/orphan-sweep.js';
 import { BackfillManager } from './backfill/backfill-manager.js';
 import { errorMessage, SluiceError } from './util/errors.js';
 import { explainPgConnectError, pgClientConfig, pgTlsWarning } from './pg/connection-config.js';
@@ -69,6 +70,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     }
     cleanups.push(() => closeRedis(redis));
     let backfills: BackfillManager | null = null;
+    const lostEarly: { sink: string; why: string }[] = [];
     const schemas = await SchemaWatch.load(config, state, metrics, log);
     const pipeline = new Pipeline({
       onRelation: (table) => schemas.onRelation(table),
@@ -80,7 +82,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       batchMaxCommands: config.apply.batch_max_commands,
       failedLimits: (name) => failedLimitsOf(config, name),
       maxTransactionRows: config.sinks.length > 0 ? Math.min(...config.sinks.map((s) => s.max_transaction_rows)) : DEFAULT_MAX_TRANSACTION_ROWS,
-      onDataLoss: (sinks, name) => rebackfill(backfills, sinks, `Redis "${name}" lost writes`, log),
+      onDataLoss: (sinks, name) => rebackfill(backfills, sinks, `Redis "${name}" lost writes`, log, lostEarly),
     });
     const monitor = new SourceMonitor(config.source.url, config.source.slot, log, (snap) => {
       metrics.slotRetainedBytes.set(snap.retainedBytes);
@@ -124,6 +126,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     monitor.start();
     cleanups.push(() => monitor.stop());
     backfills = new BackfillManager(pipeline, config.source.url, log, metrics);
+    backfills.setOrphanSweeper((sink) => sweepOrphans(config, pipeline, sink));
     schemas.attach(backfills);
     const bf = backfills;
     cleanups.push(() => bf.stop());
@@ -138,6 +141,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     await publishDefinitions(primaryKey, config.sinks.flatMap((s) => (redis.has(s.redis!) ? [{ sink: s, redis: redis.get(s.redis!)! }] : [])), log);
     await bf.resume(initial);
     rebackfill(bf, found.behind, 'Redis is behind the replication slot', log);
+    for (const { sink, why } of lostEarly.splice(0)) bf.startAfterDataLoss(sink, why).catch((err: unknown) => log.error({ sink, err: errorMessage(err) }, 'could not start the re-backfill'));
     let http: HttpServer | null = null;
     if (config.http.port > 0) {
       http = await startHttpServer({ config, pipeline, metrics, monitor, backfills: bf, control, deliveries, fences, log }).catch((err: unknown) => {
@@ -225,10 +229,15 @@ async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) 
   }
 }
 
-function rebackfill(backfills: BackfillManager | null, sinks: readonly string[], why: string, log: Logger): void {
+/**
+ * Redis lost writes: each sink is backfilled again and then swept of orphans (backfills.md). Found
+ * before the BackfillManager exists (while the pipeline starts): kept in `early` until it does.
+ */
+function rebackfill(backfills: BackfillManager | null, sinks: readonly string[], why: string, log: Logger, early?: { sink: string; why: string }[]): void {
   for (const sink of sinks) {
     log.warn({ sink, reason: why }, 'backfilling the sink again: Redis no longer holds what was applied');
-    backfills?.start(sink, {}).catch((err: unknown) => log.error({ sink, err: errorMessage(err) }, 'could not start the re-backfill'));
+    if (backfills === null) early?.push({ sink, why });
+    else backfills.startAfterDataLoss(sink, why).catch((err: unknown) => log.error({ sink, err: errorMessage(err) }, 'could not start the re-backfill'));
   }
 }
 

@@ -19,7 +19,27 @@ export interface BackfillRecord {
   reason?: string;
   started_at: string;
   updated_at: string;
+  /** the error that failed it, or (while it is retried) the last attempt's */
   error?: string;
+  /** attempts that failed with a transient error and were tried again (backfill-manager.ts) */
+  attempts?: number;
+  /** while waiting to try again: when the next attempt starts */
+  next_retry_at?: string;
+  /** after a backfill Sluice started because Redis lost writes: removing what no row accounts for */
+  orphan_sweep?: OrphanSweepState;
+}
+
+/** The orphan sweep that follows a backfill Sluice started because Redis lost writes (docs/backfills.md). */
+export interface OrphanSweepState {
+  state: 'pending' | 'running' | 'done' | 'skipped' | 'failed';
+  /** keys deleted, and members, fields or bits removed */
+  deleted?: number;
+  /** candidates the stream wrote meanwhile: kept */
+  kept?: number;
+  attempts?: number;
+  error?: string;
+  notes?: string[];
+  finished_at?: string;
 }
 
 /** A message that could not be delivered, as stored in the sink's failed-message hash (plan/failed-messages.ts). */
