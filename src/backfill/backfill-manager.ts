@@ -373,7 +373,7 @@ export class BackfillManager {
           while (this.pipeline.sinkRuntime(sinkName)?.hold != null && !this.stopped && !abort.signal.aborted) await sleep(200, abort.signal);
           if (this.stopped || abort.signal.aborted || !this.pipeline.sinkRuntime(sinkName)) return;
           await this.writeSweep(sinkName, mine, { state: 'running', ...(attempt > 1 ? { attempts: attempt - 1 } : {}) });
-          log.info({ sink: sinkName, backfill: owing.id }, 'orphan sweep started: removing what no row accounts for (Redis lost writes)');
+          log.info({ sink: sinkName, backfill: owing.id }, 'orphan sweep started: removing what no row accounts for, after a data-loss backfill');
           const r = await this.sweeper(sinkName);
           const state: OrphanSweepState = { state: r.state, deleted: r.deleted, kept: r.kept, ...(r.notes.length > 0 ? { notes: r.notes } : {}), ...(attempt > 1 ? { attempts: attempt - 1 } : {}), finished_at: new Date().toISOString() };
           this.metrics?.orphanSweeps.inc({ sink: sinkName, outcome: r.state });

@@ -67,8 +67,10 @@ export interface FaultEnv {
 
 /** lines worth counting in Sluice's output */
 export const NOTABLE: Record<string, RegExp> = {
-  'data loss noticed': /Redis lost writes|Redis is behind the replication slot/,
+  'data loss noticed': /"msg":"Redis (lost writes|is behind the replication slot)/,
   're-backfills started': /backfilling the sink again/,
+  'backfill attempts retried': /backfill attempt failed: trying again/,
+  'orphan sweeps done': /"msg":"orphan sweep done"/,
   'Redis write retries': /Redis write failed; will retry/,
   'applied positions not published': /could not publish applied positions/,
   'error lines': /"level":(50|60)\b/,
