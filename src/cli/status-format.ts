@@ -57,6 +57,9 @@ export interface BackfillLine {
   error?: string;
   /** why Sluice started it by itself ("schema change", …) */
   reason?: string;
+  /** attempts that failed and were tried again; while waiting, when the next one starts */
+  attempts?: number;
+  next_retry_at?: string;
 }
 
 /** One sink of `GET /api/sinks`. */
@@ -175,7 +178,9 @@ function formatBackfill(sink: string, b: BackfillLine): string {
   const total = isNum(b.estimated_total) ? String(b.estimated_total) : '?';
   const pct = isNum(b.percent) ? ` (${b.percent}%)` : '';
   const eta = isNum(b.eta_seconds) ? `, ETA ${formatDuration(b.eta_seconds * 1000)}` : '';
-  return `  ${sink}: backfill of ${b.table}${b.reason ? ` (${b.reason})` : ''} ${b.state}, ${b.rows}/${total} rows${pct}, ${b.rate} rows/s${eta}${b.error ? `: ${b.error}` : ''}`;
+  // a backfill being tried again: how often, the last error, and when the next attempt starts
+  const retry = isNum(b.attempts) && b.attempts > 0 && b.state === 'running' ? `, ${b.attempts} failed attempt${b.attempts === 1 ? '' : 's'}${b.next_retry_at ? `, next at ${b.next_retry_at}` : ''}` : '';
+  return `  ${sink}: backfill of ${b.table}${b.reason ? ` (${b.reason})` : ''} ${b.state}, ${b.rows}/${total} rows${pct}, ${b.rate} rows/s${eta}${retry}${b.error ? `: ${b.error}` : ''}`;
 }
 
 /**

@@ -142,7 +142,17 @@ export function componentSchemas(): Record<string, Schema> {
         eta_seconds: nullable(num()),
         percent: nullable(num()),
       },
-      { error: str() },
+      {
+        reason: str('why Sluice started it by itself: "schema change", "Redis \"main\" lost writes", …'),
+        error: str('why it failed, or (while it is tried again) the last attempt\'s error'),
+        attempts: int('attempts that failed (Postgres or Redis went away) and were tried again'),
+        next_retry_at: time('while waiting to try again: when the next attempt starts'),
+        orphan_sweep: obj(
+          { state: enumOf(['pending', 'running', 'done', 'skipped', 'failed']) },
+          { deleted: int('keys deleted, and members, fields or bits removed'), kept: int('written between the watermarks: kept'), attempts: int(), error: str(), notes: arr(str()), finished_at: time('') },
+          'after a backfill Sluice started because Redis lost writes: removing what no row accounts for',
+        ),
+      },
     ),
     Repair: obj(
       {

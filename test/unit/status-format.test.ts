@@ -199,6 +199,7 @@ describe('renderStatus', () => {
       sinks: ok([
         sink({ name: 'users', state: 'retrying', backfills: null, backfills_error: 'Redis "main" did not answer within 1000 ms' }),
         sink({ name: 'items', backfills: [{ table: 'public.items', state: 'running', rows: 1200, estimated_total: 200_000, percent: 0.6, rate: 5000, eta_seconds: 40 }] }),
+        sink({ name: 'retried', backfills: [{ table: 'public.r', state: 'running', rows: 1000, estimated_total: 2000, percent: 50, rate: 0, eta_seconds: null, attempts: 2, next_retry_at: '2026-11-30T20:00:04.000Z', error: 'terminating connection due to administrator command' }] }),
       ]),
       rates: null,
     });
@@ -211,6 +212,7 @@ describe('renderStatus', () => {
     assert.ok(lines.includes('redis    "main" writes retrying: Connection is closed.'), text);
     assert.ok(lines.includes('  users: backfills unknown: Redis "main" did not answer within 1000 ms'), text);
     assert.ok(lines.includes('  items: backfill of public.items running, 1200/200000 rows (0.6%), 5000 rows/s, ETA 40 s'), text);
+    assert.ok(lines.includes('  retried: backfill of public.r running, 1000/2000 rows (50%), 0 rows/s, 2 failed attempts, next at 2026-11-30T20:00:04.000Z: terminating connection due to administrator command'), text);
   });
 
   test('a part that could not be read is said so; the rest is still shown', () => {

@@ -66,7 +66,19 @@ export function Backfills({ sink }: { sink: ApiSink }) {
                 <span>{count(b.rows)}{b.estimated_total === null ? '' : ` of ~${count(b.estimated_total)}`} rows{b.percent === null ? '' : ` (${b.percent}%)`}</span>
                 {b.state === 'running' ? <span>{rate(b.rate)}, {b.eta_seconds === null ? 'ETA unknown' : `${duration(b.eta_seconds)} left`}</span> : null}
                 {b.superseded > 0 ? <span class="muted">{count(b.superseded)} rows newer in the stream</span> : null}
-                {b.error ? <span class="error-text">{b.error}</span> : null}
+                {b.state === 'running' && (b.attempts ?? 0) > 0 ? (
+                  <span class="muted">
+                    {b.attempts} failed attempt{b.attempts === 1 ? '' : 's'}, tried again{b.next_retry_at ? ` at ${time(b.next_retry_at)}` : ''}
+                  </span>
+                ) : null}
+                {b.error ? <span class="error-text">{b.state === 'running' ? `last error: ${b.error}` : b.error}</span> : null}
+                {b.orphan_sweep ? (
+                  <span class="muted">
+                    orphan sweep {b.orphan_sweep.state}
+                    {b.orphan_sweep.deleted !== undefined ? `: ${count(b.orphan_sweep.deleted)} removed, ${count(b.orphan_sweep.kept ?? 0)} kept` : ''}
+                    {b.orphan_sweep.error ? ` (${b.orphan_sweep.error})` : ''}
+                  </span>
+                ) : null}
               </div>
             </li>
           ))}
