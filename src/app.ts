@@ -126,7 +126,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     monitor.start();
     cleanups.push(() => monitor.stop());
     backfills = new BackfillManager(pipeline, config.source.url, log, metrics);
-    backfills.setOrphanSweeper((sink) => sweepOrphans(config, pipeline, sink));
+    backfills.setOrphanSweeper((sink) => sweepOrphans(config, pipeline, sink, { automatic: true }));
     schemas.attach(backfills);
     const bf = backfills;
     cleanups.push(() => bf.stop());

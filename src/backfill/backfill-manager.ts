@@ -263,7 +263,10 @@ export class BackfillManager {
    * Ends without retrying when Sluice stops, the sink is deleted, a newer backfill of the table
    * is queued, or the error is permanent (then the record is `failed`; a user can start it again).
    */
-  private async runTable(first: BackfillRecord): Promise<void> {
+  private async runTable(resumed: BackfillRecord): Promise<void> {
+    // a record resumed after a restart may still say when its next attempt was due
+    const first: BackfillRecord = { ...resumed };
+    delete first.next_retry_at;
     const key = `${first.sink}\u0000${first.table}`;
     const entry: Running = { worker: null, record: first, samples: [{ at: Date.now(), rows: first.rows }], abort: new AbortController() };
     this.running.set(key, entry);
@@ -406,7 +409,12 @@ export class BackfillManager {
   /** The sweep's state on every table record of its backfill (status, API and console show it). */
   private async writeSweep(sinkName: string, records: readonly BackfillRecord[], state: OrphanSweepState): Promise<void> {
     const redis = this.pipeline.redisFor(sinkName);
-    for (const r of records) await redis.hset(backfillKey(sinkName), r.table, JSON.stringify({ ...r, orphan_sweep: state }));
+    for (const r of records) {
+      // a newer backfill of the table (Redis lost writes again) keeps its own record
+      const now = await redis.hget(backfillKey(sinkName), r.table);
+      if (now !== null && (JSON.parse(now) as BackfillRecord).id !== r.id) continue;
+      await redis.hset(backfillKey(sinkName), r.table, JSON.stringify({ ...r, orphan_sweep: state }));
+    }
   }
 
   /** "schema.*" patterns become the schema's tables (partitions appear as their root). */

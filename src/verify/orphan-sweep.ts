@@ -47,7 +47,15 @@ function itemKind(cfg: SluiceConfig['sinks'][number]): OrphanItem['kind'] | null
  *
  * Memory: the sink's expected keys and items in Sets (~100 bytes per row).
  */
-export async function sweepOrphans(config: SluiceConfig, pipeline: Pipeline, sinkName: string): Promise<OrphanSweepResult> {
+export interface SweepOptions {
+  /**
+   * Sluice sweeps by itself (after Redis lost writes): a sink that does not apply deletes keeps
+   * the keys of deleted rows on purpose, so it is not swept (a user's repair does sweep it).
+   */
+  readonly automatic?: boolean;
+}
+
+export async function sweepOrphans(config: SluiceConfig, pipeline: Pipeline, sinkName: string, opts: SweepOptions = {}): Promise<OrphanSweepResult> {
   const result: OrphanSweepResult = { state: 'skipped', candidates: 0, deleted: 0, kept: 0, prefixes: [], notes: [] };
   const cfg = config.sinks.find((s) => s.name === sinkName);
   const runtime = pipeline.sinkRuntime(sinkName);
@@ -59,6 +67,10 @@ export async function sweepOrphans(config: SluiceConfig, pipeline: Pipeline, sin
   const cannot = unverifiableReason(cfg);
   if (cannot !== null) {
     result.notes = [`no orphan sweep: ${cannot}`];
+    return result;
+  }
+  if (opts.automatic === true && !cfg.actions.includes('delete')) {
+    result.notes = ['the sink does not apply deletes: the keys of deleted rows are kept on purpose, so nothing is swept'];
     return result;
   }
   const sink = runtime.sink;

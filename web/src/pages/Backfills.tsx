@@ -71,7 +71,8 @@ export function Backfills({ sink }: { sink: ApiSink }) {
                     {b.attempts} failed attempt{b.attempts === 1 ? '' : 's'}, tried again{b.next_retry_at ? ` at ${time(b.next_retry_at)}` : ''}
                   </span>
                 ) : null}
-                {b.error ? <span class="error-text">{b.state === 'running' ? `last error: ${b.error}` : b.error}</span> : null}
+                {b.error && b.state === 'failed' ? <span class="error-text">{b.error}</span> : null}
+                {b.error && b.state !== 'failed' ? <span class="muted">{(b.attempts ?? 0) > 0 && b.state !== 'running' ? `after ${b.attempts} failed attempt${b.attempts === 1 ? '' : 's'}; ` : ''}last error: {b.error}</span> : null}
                 {b.orphan_sweep ? (
                   <span class="muted">
                     orphan sweep {b.orphan_sweep.state}
