@@ -238,12 +238,17 @@ export class BackfillManager {
   }
 
   private async runSink(sinkName: string): Promise<void> {
-    const q = this.queued.get(sinkName) ?? [];
-    while (q.length > 0 && !this.stopped) {
-      const record = q.shift()!;
-      await this.runTable(record);
+    for (;;) {
+      const q = this.queued.get(sinkName) ?? [];
+      while (q.length > 0 && !this.stopped) {
+        const record = q.shift()!;
+        await this.runTable(record);
+      }
+      if (this.stopped || !this.pipeline.sinkRuntime(sinkName)) return;
+      await this.sweepIfOwed(sinkName);
+      // tables queued while the sweep ran (this loop is the sink's only one): copied now
+      if ((this.queued.get(sinkName)?.length ?? 0) === 0) return;
     }
-    if (!this.stopped && this.pipeline.sinkRuntime(sinkName)) await this.sweepIfOwed(sinkName);
   }
 
   private interrupt(r: Running): void {
