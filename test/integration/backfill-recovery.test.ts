@@ -195,6 +195,18 @@ describe('backfills that meet failures', () => {
     assert.match(rec.reason ?? '', /lost writes/);
     assert.ok((await metric(env, /sluice_orphans_deleted_total\{sink="m-set"\} (\d+)/)) >= 40);
     assert.ok((await metric(env, /sluice_orphan_sweeps_total\{sink="m-str",outcome="done"\} (\d+)/)) >= 1);
+    // a repair (POST /api/sinks/:name/repair, what sluice verify --repair asks for) removes a stray member the same way
+    await redis.sadd('mset:0', '99999');
+    await post(env, '/api/sinks/m-set/repair');
+    const repair = await eventually(
+      async () => ((await (await fetch(`http://127.0.0.1:${env.httpPort}/api/sinks/m-set/repair`)).json()) as { repair: { state: string; orphans: { deleted: number } } }).repair,
+      (r) => r.state !== 'running',
+      60_000,
+      'the repair to finish',
+    );
+    assert.equal(repair.state, 'done', JSON.stringify(repair));
+    assert.equal(repair.orphans.deleted, 1, JSON.stringify(repair));
+    assert.equal(await redis.sismember('mset:0', '99999'), 0);
     await sluice.stop();
     sluice = undefined;
   });
