@@ -23,6 +23,8 @@ import { explainPgConnectError, pgClientConfig, pgTlsWarning } from './pg/connec
 import { describePgUrl } from './pg/url.js';
 import { StateStore } from './state/state-store.js';
 import { SinkControl, specFromConfig } from './control/sink-control.js';
+import { SinkOwners } from './runtime/sink-owners.js';
+import { instanceIdentity } from './core/keyspace.js';
 import { SchemaWatch } from './control/schema-watch.js';
 
 export interface RunningSluice {
@@ -59,7 +61,8 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     const stored = await SinkControl.load(config, state, log);
     config.sinks.push(...stored.apiSinks);
     const apiNames = new Set(stored.apiSinks.map((s) => s.name));
-    const { slotConfirmed, primaryKeys } = await prepare(config, log, (name) => apiNames.has(name), state);
+    const { slotConfirmed, primaryKeys, systemIdentifier } = await prepare(config, log, (name) => apiNames.has(name), state);
+    const instance = config.instance ?? instanceIdentity(config.source.slot, systemIdentifier);
     const metrics = new Metrics();
     const redis = new Map<string, RedisClient>();
     for (const [name, spec] of Object.entries(config.redis)) {
@@ -69,12 +72,16 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       redis.set(name, client);
     }
     cleanups.push(() => closeRedis(redis));
+    // before anything is written: a sink name another instance runs on the same Redis is refused
+    const owners = new SinkOwners(instance, redis);
+    await owners.claim(config.sinks.map((s) => ({ name: s.name, redis: s.redis! })));
     let backfills: BackfillManager | null = null;
     const lostEarly: { sink: string; why: string }[] = [];
     const schemas = await SchemaWatch.load(config, state, metrics, log);
     const pipeline = new Pipeline({
       onRelation: (table) => schemas.onRelation(table),
       source: { url: config.source.url, slot: config.source.slot, publication: config.source.publication },
+      instance,
       sinks: config.sinks.map((s) => ({ ...specFromConfig(s, configDir), paused: stored.paused.has(s.name) })),
       redis,
       log,
@@ -130,7 +137,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     schemas.attach(backfills);
     const bf = backfills;
     cleanups.push(() => bf.stop());
-    const control = new SinkControl(config, pipeline, state, bf, log, configDir);
+    const control = new SinkControl(config, pipeline, state, bf, log, configDir, owners);
     control.setOrigins(stored.origins);
     const initial = config.sinks.filter((s) => s.backfill).map((s) => s.name);
     for (const sink of found.unknown) {
@@ -156,7 +163,7 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
         throw err;
       });
     }
-    log.info({ sinks: config.sinks.map((s) => s.name), http: http?.url ?? null }, 'sluice started');
+    log.info({ instance, sinks: config.sinks.map((s) => s.name), http: http?.url ?? null }, 'sluice started');
     let stopping: Promise<void> | null = null;
     return {
       config,
@@ -208,7 +215,7 @@ function failedLimitsOf(config: SluiceConfig, sink: string): FailedLimits {
  * new slot), and the key columns of the sinks' tables for their definitions (read on the same
  * connection, so that start-up opens no other one for them).
  */
-async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean, state: StateStore): Promise<{ slotConfirmed: Lsn | null; primaryKeys: Map<string, readonly string[] | null> }> {
+async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean, state: StateStore): Promise<{ slotConfirmed: Lsn | null; primaryKeys: Map<string, readonly string[] | null>; systemIdentifier: string }> {
   const admin = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-setup' }));
   await admin.connect().catch((err: unknown) => {
     throw new SluiceError('pg_connect', `cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}`, { cause: err });
@@ -223,10 +230,27 @@ async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) 
     // sluice teardown drops the publication only if Sluice created it
     if (source.publicationCreated) await state.recordCreated('publication', source.database, config.source.publication);
     const primaryKeys = await readPrimaryKeys((t) => readPrimaryKey(admin, t), config.sinks);
-    return { slotConfirmed: !source.slotCreated && source.slot.confirmedFlush ? parseLsn(source.slot.confirmedFlush) : null, primaryKeys };
+    const systemIdentifier = await readSystemIdentifier(admin, source.database, log);
+    return { slotConfirmed: !source.slotCreated && source.slot.confirmedFlush ? parseLsn(source.slot.confirmedFlush) : null, primaryKeys, systemIdentifier };
   } finally {
     await admin.end();
   }
+}
+
+/**
+ * The Postgres cluster's system identifier (fixed at initdb, shared by its physical replicas): part
+ * of the instance's default identity. A server that hides pg_control_system() (some managed
+ * services) gives the database's name instead, with a warning: set `instance:` there.
+ */
+async function readSystemIdentifier(admin: pg.Client, database: string, log: Logger): Promise<string> {
+  try {
+    const r = await admin.query<{ id: string }>('select system_identifier::text as id from pg_control_system()');
+    const id = r.rows[0]?.id;
+    if (id) return id;
+  } catch (err) {
+    log.warn({ err: errorMessage(err), database }, 'cannot read the Postgres system identifier: the instance is named after the slot and the database instead; set instance: in sluice.yaml if another Postgres cluster with this slot and database name writes to the same Redis');
+  }
+  return database;
 }
 
 /**

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { CONNECTION_NAME_RE, redisConnectionSchema } from './redis-schema.js';
 import { IDENT, isRecord, nonEmptyString, parseUrl, positiveInt, strict } from './schema-helpers.js';
 import { DEFAULT_FAILED_ENVELOPE_MAX_BYTES, DEFAULT_FAILED_MAX_BYTES, DEFAULT_FAILED_MAX_MESSAGES, defaultSinkRedis, sinkRedisProblem, sinkSchema } from './sink-schema.js';
+import { INSTANCE_NAME_RE } from '../core/keyspace.js';
 
 export { closestKey, editDistance, unknownKeyMessage } from './schema-helpers.js';
 export {
@@ -166,6 +167,13 @@ export const stateSchema = strict({
 // The whole file
 
 const rawConfigSchema = strict({
+  /**
+   * What tells this Sluice instance from others writing to the same Redis (its batch markers,
+   * the sink names it owns). Default: `<slot>@<Postgres system identifier>` (core/keyspace.ts
+   * instanceIdentity), unique without configuration; set it to keep an identity across a move
+   * to another Postgres cluster (a new system identifier).
+   */
+  instance: z.string().regex(INSTANCE_NAME_RE, { error: 'must be 1 to 100 letters, digits, _ . @ or - (no ":": it is part of Redis key names)' }).optional(),
   source: sourceSchema,
   redis: z.record(z.string(), redisConnectionSchema),
   sinks: z.array(sinkSchema).min(1, { error: 'must list at least one sink' }),

@@ -12,6 +12,7 @@ import { aggregateProblems, columnProblems, prepareSource, readSourceState, sink
 import { pgClientConfig } from '../pg/connection-config.js';
 import { appliedKey, failedKey, backfillKey, reverseIndexKey, sinkDefinitionKey } from '../core/keyspace.js';
 import { publishDefinitions } from '../runtime/definitions.js';
+import type { SinkOwners } from '../runtime/sink-owners.js';
 import { errorMessage, SluiceError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 
@@ -57,6 +58,7 @@ export class SinkControl {
     private readonly backfills: BackfillManager,
     private readonly log: Logger,
     private readonly configDir: string,
+    private readonly owners?: SinkOwners,
   ) {
     for (const s of config.sinks) this.origins.set(s.name, this.origins.get(s.name) ?? 'config');
   }
@@ -98,12 +100,24 @@ export class SinkControl {
   async create(body: unknown): Promise<SinkConfig> {
     const sink = this.validate(body);
     if (this.pipeline.sinkRuntime(sink.name) || this.origins.has(sink.name)) throw new ControlError(400, 'sink_exists', `a sink named "${sink.name}" exists already`, [{ path: 'name', message: `"${sink.name}" is taken` }]);
+    const claim = { name: sink.name, redis: sink.redis! };
+    // another instance's sink of this name on the same Redis: its keys would be shared
+    await this.owners?.claim([claim]).catch((err: unknown) => {
+      if (err instanceof SluiceError && err.code === 'sink_owned_elsewhere') throw new ControlError(409, err.code, err.message, [{ path: 'name', message: `"${sink.name}" is owned by another Sluice instance on this Redis` }]);
+      throw new ControlError(503, 'sink_not_started', `could not claim the sink's name on Redis "${claim.redis}": ${errorMessage(err)}`);
+    });
     const spec = specFromConfig(sink, this.configDir);
-    await this.publish(sink);
+    try {
+      await this.publish(sink);
+    } catch (err) {
+      await this.owners?.release(claim).catch(() => undefined);
+      throw err;
+    }
     await this.state.createSink(sink.name, body as Record<string, unknown>);
     try {
       await this.pipeline.addSink(spec);
     } catch (err) {
+      await this.owners?.release(claim).catch(() => undefined);
       await this.state.deleteSink(sink.name).catch(() => false);
       spec.functions?.dispose();
       throw new ControlError(503, 'sink_not_started', `the sink could not be started: ${errorMessage(err)}`);
@@ -167,6 +181,13 @@ export class SinkControl {
     await redis.del(failedKey(name), backfillKey(name), reverseIndexKey(name), appliedKey(name), sinkDefinitionKey(name)).catch((err: unknown) => {
       this.log.warn({ sink: name, err: errorMessage(err) }, 'could not remove the deleted sink\'s failed messages and backfill records from Redis');
     });
+    // last: the name is free for any instance once nothing of the sink is left
+    const connection = this.config.sinks.find((s) => s.name === name)?.redis;
+    if (connection !== undefined) {
+      await this.owners?.release({ name, redis: connection }).catch((err: unknown) => {
+        this.log.warn({ sink: name, err: errorMessage(err) }, 'could not give the deleted sink\'s name back on Redis (sluice:owner:<sink> stays)');
+      });
+    }
     this.config.sinks.splice(this.config.sinks.findIndex((s) => s.name === name) >>> 0, 1);
     this.origins.delete(name);
     this.log.info({ sink: name }, 'sink deleted (what it wrote stays in Redis)');

@@ -6,15 +6,23 @@
  * TRUNCATE never removes them, verify and repair never count or delete them (isOwnKey).
  *
  *   sluice:pos:<sink>              a sink's applied position, written in every batch's MULTI
- *   sluice:batch:<redis>           the id of the last batch applied on a Redis connection
+ *   sluice:batch:<instance>:<redis>  the id of the last batch an instance applied on one of its
+ *                                    Redis connections (instance: see instanceIdentity)
  *   sluice:pos:<sink>:{tag}        on Redis Cluster, the same per hash slot; `tag` is a hash
- *   sluice:batch:<redis>:{tag}       tag that places the key in the slot it describes
+ *   sluice:batch:<instance>:<redis>:{tag}  tag that places the key in the slot it describes
+ *   sluice:owner:<sink>            the instance that owns the sink's name on this Redis
  *   sluice:failed:<sink>           hash of a sink's failed messages (field: message id)
  *   sluice:backfill:<sink>         hash of a sink's backfill progress (field: table)
  *   sluice:idx:<sink>              a keyed sink's reverse index (see sinks/reverse-index.ts)
  *   sluice:applied:<sink>          a sink's applied position, for read-your-writes clients; also the
  *                                    channel its progress is published on
  *   sluice:sink:<sink>             a sink's definition (templates, tables, primary keys) for clients
+ *
+ * Every key above but the batch marker is per sink; sink names are unique per Redis because each
+ * name is owned by one instance (`sluice:owner:<sink>`, runtime/sink-owners.ts). The batch marker
+ * belongs to the instance: several instances may write to one Redis under the same connection
+ * name, and each must compare only its own batches. Before instances had identities the marker
+ * was `sluice:batch:<redis>` (legacyBatchMarkerKey); the first start of this version renames it.
  *   sluice:agg:<sink>:{tag}        an aggregate sink's groups in one hash slot: a hash from each
  *                                    group to its row count (and exact sum: sinks/aggregate-sink.ts),
  *                                    in the slot of the group's key
@@ -23,7 +31,7 @@
  */
 
 /** The prefixes of Sluice's own keys. */
-export const OWN_KEY_PREFIXES: readonly string[] = ['sluice:pos:', 'sluice:batch:', 'sluice:failed:', 'sluice:backfill:', 'sluice:idx:', 'sluice:applied:', 'sluice:sink:', 'sluice:agg:'];
+export const OWN_KEY_PREFIXES: readonly string[] = ['sluice:pos:', 'sluice:batch:', 'sluice:failed:', 'sluice:backfill:', 'sluice:idx:', 'sluice:applied:', 'sluice:sink:', 'sluice:agg:', 'sluice:owner:'];
 
 /** Keys Sluice keeps for itself: never removed by a TRUNCATE or counted as data. */
 export function isOwnKey(key: string): boolean {
@@ -35,8 +43,32 @@ export function positionKey(sink: string): string {
   return `sluice:pos:${sink}`;
 }
 
-/** The id of the last batch applied on a Redis connection (`lane`: the connection's name). */
-export function batchMarkerKey(lane: string): string {
+/**
+ * What tells Sluice instances apart on one Redis: `instance:` from the config, else
+ * `<slot>@<system identifier>`. The slot name is unique within one Postgres cluster, and the
+ * system identifier (pg_control_system(), fixed at initdb and shared by physical replicas, so it
+ * survives a failover) tells Postgres clusters apart: two clusters that each have a slot named
+ * `sluice` are two instances. The database name would not do: two clusters often share it.
+ */
+export function instanceIdentity(slot: string, systemIdentifier: string): string {
+  return `${slot}@${systemIdentifier}`;
+}
+
+/** An `instance:` name Sluice accepts: no `:` (keys are split on it), no glob or hash-tag characters. */
+export const INSTANCE_NAME_RE = /^[A-Za-z0-9_.@-]{1,100}$/;
+
+/** The name a lane's markers carry: the instance, then the Redis connection's name. */
+export function markerName(instance: string, lane: string): string {
+  return `${instance}:${lane}`;
+}
+
+/** The id of the last batch an instance applied on one of its Redis connections (`lane`: the connection's name). */
+export function batchMarkerKey(instance: string, lane: string): string {
+  return `sluice:batch:${markerName(instance, lane)}`;
+}
+
+/** The batch marker of versions before instance identities: shared by every instance with the same connection name. */
+export function legacyBatchMarkerKey(lane: string): string {
   return `sluice:batch:${lane}`;
 }
 
@@ -45,8 +77,13 @@ export function slotPositionKey(sink: string, tag: string): string {
   return `sluice:pos:${sink}:{${tag}}`;
 }
 
-/** A Redis Cluster connection's batch marker in one hash slot; `tag` hashes to that slot. */
-export function slotBatchMarkerKey(lane: string, tag: string): string {
+/** An instance's batch marker for a Redis Cluster connection in one hash slot; `tag` hashes to that slot. */
+export function slotBatchMarkerKey(instance: string, lane: string, tag: string): string {
+  return `sluice:batch:${markerName(instance, lane)}:{${tag}}`;
+}
+
+/** The Cluster batch marker of versions before instance identities (see legacyBatchMarkerKey). */
+export function legacySlotBatchMarkerKey(lane: string, tag: string): string {
   return `sluice:batch:${lane}:{${tag}}`;
 }
 
@@ -55,7 +92,7 @@ export const SLOT_KEY_PATTERN = 'sluice:*:*{*}';
 
 export interface SlotKey {
   readonly kind: 'pos' | 'batch';
-  /** the sink (pos) or Redis connection (batch) */
+  /** the sink (pos), or the marker's name (batch: markerName, or a legacy marker's connection name) */
   readonly name: string;
   readonly tag: string;
 }
@@ -96,6 +133,14 @@ export function appliedKey(sink: string): string {
  * Sluice writes a fence in Postgres, so the wait does not depend on the database being busy.
  */
 export const FENCE_REQUEST_CHANNEL = 'sluice:fence-request';
+
+/**
+ * The instance that owns a sink's name on this Redis (its value: the instance identity). Claimed
+ * with SET NX when the sink starts or is created, removed when the sink is deleted.
+ */
+export function sinkOwnerKey(sink: string): string {
+  return `sluice:owner:${sink}`;
+}
 
 /** A sink's definition for clients (`keyFor`): JSON with its type, tables, templates and primary keys. */
 export function sinkDefinitionKey(sink: string): string {

@@ -165,6 +165,8 @@ export class ApplyLane extends RetryingLane implements Lane {
     readonly redis: RedisClient,
     log: Logger,
     private readonly onDataLoss: (loss: DataLoss) => void = () => undefined,
+    /** whose batch marker this lane reads and writes (core/keyspace.ts instanceIdentity) */
+    private readonly instance = '',
   ) {
     super(name, log);
     this.resp = redis instanceof Redis ? new RespConnection(() => endpointOf(redis)) : null;
@@ -172,7 +174,7 @@ export class ApplyLane extends RetryingLane implements Lane {
 
   async load(sinks: readonly string[]): Promise<Map<string, LoadedSink>> {
     // the batch marker Redis holds now: what later batches are compared with
-    if (!this.loaded) this.lastBatchId = await this.redis.get(batchMarkerKey(this.name));
+    if (!this.loaded) this.lastBatchId = await this.redis.get(batchMarkerKey(this.instance, this.name));
     this.loaded = true;
     const out = new Map<string, LoadedSink>();
     for (const sink of sinks) {
@@ -185,7 +187,7 @@ export class ApplyLane extends RetryingLane implements Lane {
 
   /** Resolves once the part is in Redis (exactly once), or rejects if the lane was stopped. */
   async apply(part: ApplyPart): Promise<ApplyOutcome> {
-    const outcome = await this.applyExactlyOnce(this.redis, batchMarkerKey(this.name), part.batchId, {}, () => this.exec(part), () => unsureOf(part.commands, part.origins));
+    const outcome = await this.applyExactlyOnce(this.redis, batchMarkerKey(this.instance, this.name), part.batchId, {}, () => this.exec(part), () => unsureOf(part.commands, part.origins));
     this.lastBatchId = part.batchId;
     return outcome;
   }
@@ -219,7 +221,7 @@ export class ApplyLane extends RetryingLane implements Lane {
       this.log.info({ redis: this.name, prefix, removed: n }, 'TRUNCATE applied: keys removed');
     }
     const group: GroupWrite = {
-      markerKey: batchMarkerKey(this.name),
+      markerKey: batchMarkerKey(this.instance, this.name),
       batchId: part.batchId,
       commands: part.commands,
       origins: part.origins,

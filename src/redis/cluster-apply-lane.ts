@@ -9,12 +9,12 @@ import type { GroupWrite } from './multi-exec.js';
 import { RespConnection, type RespEndpoint } from './resp-connection.js';
 import { checkMultis, encodeMultis, groupBySlot, refusalKind, slotsByNode, type MultiOutcome, type SlotGroup } from './cluster-batch.js';
 import { slotOf, slotTag } from './slot-tags.js';
-import { isOwnKey, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
+import { isOwnKey, markerName, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
 
 /**
  * Applies batches to a Redis Cluster. MULTI cannot span hash slots, so a batch is split by slot
  * and each slot's commands are one MULTI … EXEC, in the batch's order, holding that slot's own
- * position keys (`sluice:pos:<sink>:{tag}`) and batch marker (`sluice:batch:<lane>:{tag}`),
+ * position keys (`sluice:pos:<sink>:{tag}`) and batch marker (`sluice:batch:<instance>:<lane>:{tag}`),
  * placed in the slot by a hash tag. A transaction is thus atomic per slot; keys that share a
  * hash tag (`order:{user42}:…`) share a slot and are atomic together.
  *
@@ -47,6 +47,8 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     readonly redis: Cluster,
     log: Logger,
     private readonly onDataLoss: (loss: DataLoss) => void = () => undefined,
+    /** whose batch markers this lane reads and writes (core/keyspace.ts instanceIdentity) */
+    private readonly instance = '',
   ) {
     super(name, log);
   }
@@ -60,7 +62,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         const slot = slotOf(key);
         const value = await node.get(key);
         if (value === null) continue;
-        if (k.kind === 'batch' && k.name === this.name) {
+        if (k.kind === 'batch' && k.name === markerName(this.instance, this.name)) {
           if (!this.loaded) this.markers.set(slot, value);
         } else if (k.kind === 'pos' && sinks.includes(k.name)) {
           const map = this.slotPositions.get(k.name) ?? new Map<number, Position>();
@@ -228,7 +230,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
 
   /** the slot's batch marker key, made once per slot (16,384 at most) */
   private markerKey(slot: number): string {
-    return (this.markerKeys[slot] ??= slotBatchMarkerKey(this.name, slotTag(slot)));
+    return (this.markerKeys[slot] ??= slotBatchMarkerKey(this.instance, this.name, slotTag(slot)));
   }
 
   private connection(node: string): RespConnection {

@@ -20,6 +20,8 @@ export interface PipelineOptions {
   maxTransactionRows: number;
   /** bound of one batch (and of a chunk of a large transaction) in bytes: wide rows */
   batchMaxBytes?: number;
+  /** this instance's identity: its batch markers carry it (core/keyspace.ts instanceIdentity; tests may leave it out) */
+  instance?: string;
   /** Redis lost writes while running: these sinks must be backfilled again */
   onDataLoss?: (sinks: string[], redis: string) => void;
   /** a table's shape as the stream describes it (schema changes are told from it) */

@@ -459,7 +459,7 @@ export class Pipeline {
       this.opts.metrics.dataLoss.inc({ redis: name });
       this.opts.onDataLoss?.(this.sinkList.filter((s) => s.redis === name).map((s) => s.name), name);
     };
-    if (!this.opts.makeLane) return ensureLane(this.lanes, this.opts.redis, name, this.opts.log, onDataLoss);
+    if (!this.opts.makeLane) return ensureLane(this.lanes, this.opts.redis, name, this.opts.log, onDataLoss, this.opts.instance);
     const lane = this.lanes.get(name) ?? (await this.opts.makeLane(name, onDataLoss));
     this.lanes.set(name, lane);
     return lane;
