@@ -61,8 +61,6 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
     const stored = await SinkControl.load(config, state, log);
     config.sinks.push(...stored.apiSinks);
     const apiNames = new Set(stored.apiSinks.map((s) => s.name));
-    const { slotConfirmed, primaryKeys, systemIdentifier } = await prepare(config, log, (name) => apiNames.has(name), state);
-    const instance = config.instance ?? instanceIdentity(config.source.slot, systemIdentifier);
     const metrics = new Metrics();
     const redis = new Map<string, RedisClient>();
     for (const [name, spec] of Object.entries(config.redis)) {
@@ -72,9 +70,14 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       redis.set(name, client);
     }
     cleanups.push(() => closeRedis(redis));
-    // before anything is written: a sink name another instance runs on the same Redis is refused
-    const owners = new SinkOwners(instance, redis);
-    await owners.claim(config.sinks.map((s) => ({ name: s.name, redis: s.redis! })));
+    const { slotConfirmed, primaryKeys, owners } = await prepare(config, log, (name) => apiNames.has(name), state, async (systemIdentifier) => {
+      // before anything is created or written: a sink name another instance runs on the same
+      // Redis is refused (a refused start leaves no slot behind)
+      const o = new SinkOwners(config.instance ?? instanceIdentity(config.source.slot, systemIdentifier), redis);
+      await o.claim(config.sinks.map((s) => ({ name: s.name, redis: s.redis! })));
+      return o;
+    });
+    const instance = owners.instance;
     let backfills: BackfillManager | null = null;
     const lostEarly: { sink: string; why: string }[] = [];
     const schemas = await SchemaWatch.load(config, state, metrics, log);
@@ -211,16 +214,18 @@ function failedLimitsOf(config: SluiceConfig, sink: string): FailedLimits {
 }
 
 /**
- * Creates the slot and publication (or extends it); returns the slot's confirmed position (null:
- * new slot), and the key columns of the sinks' tables for their definitions (read on the same
+ * Names the instance from the Postgres cluster's system identifier and claims its sink names
+ * (`claim`), before anything else; then creates the slot and publication (or extends it);
+ * returns the slot's confirmed position (null: new slot), the owners, and the key columns of the sinks' tables for their definitions (read on the same
  * connection, so that start-up opens no other one for them).
  */
-async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean, state: StateStore): Promise<{ slotConfirmed: Lsn | null; primaryKeys: Map<string, readonly string[] | null>; systemIdentifier: string }> {
+async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean, state: StateStore, claim: (systemIdentifier: string) => Promise<SinkOwners>): Promise<{ slotConfirmed: Lsn | null; primaryKeys: Map<string, readonly string[] | null>; owners: SinkOwners }> {
   const admin = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-setup' }));
   await admin.connect().catch((err: unknown) => {
     throw new SluiceError('pg_connect', `cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}`, { cause: err });
   });
   try {
+    const owners = await claim(await readSystemIdentifier(admin, log));
     const source = await prepareSource(
       admin,
       { slot: config.source.slot, publication: config.source.publication, sinks: sinkWantsOf(config.sinks, isApi), failover: config.source.failover_slot, url: config.source.url },
@@ -230,8 +235,7 @@ async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) 
     // sluice teardown drops the publication only if Sluice created it
     if (source.publicationCreated) await state.recordCreated('publication', source.database, config.source.publication);
     const primaryKeys = await readPrimaryKeys((t) => readPrimaryKey(admin, t), config.sinks);
-    const systemIdentifier = await readSystemIdentifier(admin, source.database, log);
-    return { slotConfirmed: !source.slotCreated && source.slot.confirmedFlush ? parseLsn(source.slot.confirmedFlush) : null, primaryKeys, systemIdentifier };
+    return { slotConfirmed: !source.slotCreated && source.slot.confirmedFlush ? parseLsn(source.slot.confirmedFlush) : null, primaryKeys, owners };
   } finally {
     await admin.end();
   }
@@ -242,15 +246,16 @@ async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) 
  * of the instance's default identity. A server that hides pg_control_system() (some managed
  * services) gives the database's name instead, with a warning: set `instance:` there.
  */
-async function readSystemIdentifier(admin: pg.Client, database: string, log: Logger): Promise<string> {
+async function readSystemIdentifier(admin: pg.Client, log: Logger): Promise<string> {
   try {
     const r = await admin.query<{ id: string }>('select system_identifier::text as id from pg_control_system()');
     const id = r.rows[0]?.id;
     if (id) return id;
   } catch (err) {
-    log.warn({ err: errorMessage(err), database }, 'cannot read the Postgres system identifier: the instance is named after the slot and the database instead; set instance: in sluice.yaml if another Postgres cluster with this slot and database name writes to the same Redis');
+    log.warn({ err: errorMessage(err) }, 'cannot read the Postgres system identifier: the instance is named after the slot and the database instead; set instance: in sluice.yaml if another Postgres cluster with this slot and database name writes to the same Redis');
   }
-  return database;
+  const r = await admin.query<{ db: string }>('select current_database() as db');
+  return r.rows[0]?.db ?? 'postgres';
 }
 
 /**

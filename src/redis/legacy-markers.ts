@@ -3,12 +3,12 @@ import { batchMarkerKey, legacyBatchMarkerKey, legacySlotBatchMarkerKey, parseSl
 import type { RedisClient } from './connect.js';
 
 /**
- * Renames the old batch marker to the new name in one step, if the new one is not there yet:
+ * Moves the old batch marker to the new name in one step, if the new one is not there yet:
  * KEYS[1] the old name, KEYS[2] the new one (same hash slot on Cluster: both carry the slot's tag).
- * If the new marker exists, the old key is left alone: an instance of the previous version may
- * still be writing it.
+ * GET, SET and DEL rather than RENAME or EXISTS: the commands the documented ACL already grants. If the new
+ * marker exists, the old key is left alone: an instance of the previous version may still write it.
  */
-const ADOPT = "if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[1]) == 1 then redis.call('RENAME', KEYS[1], KEYS[2]) return 1 end return 0";
+const ADOPT = "if redis.call('GET', KEYS[2]) then return 0 end local v = redis.call('GET', KEYS[1]) if not v then return 0 end redis.call('SET', KEYS[2], v) redis.call('DEL', KEYS[1]) return 1";
 
 /**
  * The first start after upgrading from a version whose batch marker was per connection name
