@@ -156,9 +156,9 @@ export async function spawnSluice(name: string, yaml: string, profileDir: string
 
 /**
  * The YAML of one instance: source, one Redis connection, string sinks, its own state schema.
- * Instances sharing one Redis need their own connection names (`redisName`): the batch marker
- * `sluice:batch:<connection>` is per connection name, and two instances writing the same one
- * would each find the other's batch id and take it for lost writes (docs/scaling.md).
+ * Instances sharing one Redis may use the same connection name: the batch marker is per instance
+ * (`sluice:batch:<instance>:<connection>`, docs/scaling.md). Before it was, two instances under
+ * one name took each other's batch ids for lost writes; `redisName` still lets a run name them.
  */
 export function instanceYaml(o: {
   pgUrl: string;
