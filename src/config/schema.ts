@@ -167,13 +167,6 @@ export const stateSchema = strict({
 // The whole file
 
 const rawConfigSchema = strict({
-  /**
-   * What tells this Sluice instance from others writing to the same Redis (its batch markers,
-   * the sink names it owns). Default: `<slot>@<Postgres system identifier>` (core/keyspace.ts
-   * instanceIdentity), unique without configuration; set it to keep an identity across a move
-   * to another Postgres cluster (a new system identifier).
-   */
-  instance: z.string().regex(INSTANCE_NAME_RE, { error: 'must be 1 to 100 letters, digits, _ . @ or - (no ":": it is part of Redis key names)' }).optional(),
   source: sourceSchema,
   redis: z.record(z.string(), redisConnectionSchema),
   sinks: z.array(sinkSchema).min(1, { error: 'must list at least one sink' }),
@@ -181,6 +174,13 @@ const rawConfigSchema = strict({
   log: logSchema.prefault({}),
   apply: applySchema.prefault({}),
   state: stateSchema.prefault({}),
+  /**
+   * What tells this Sluice instance from others writing to the same Redis (its batch markers,
+   * the sink names it owns). Default: `<slot>@<Postgres system identifier>` (core/keyspace.ts
+   * instanceIdentity), unique without configuration; set it to keep an identity across a move
+   * to another Postgres cluster (a new system identifier).
+   */
+  instance: z.string().regex(INSTANCE_NAME_RE, { error: 'must be 1 to 100 letters, digits, _ . @ or - (no ":": it is part of Redis key names)' }).optional(),
 });
 
 /** Cross-field rules. Runs even when parts are invalid (so every problem is reported at once). */

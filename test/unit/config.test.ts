@@ -242,7 +242,15 @@ test('unknown key at the top level, with a suggestion', () => {
 
 test('unknown key without an obvious suggestion lists the known keys', () => {
   const text = minimal('  - { name: s, type: string, tables: [t] }\n', 'metrics: true\n');
-  expectProblem(text, 'metrics', lineOf(text, 'metrics:'), 'unknown key "metrics" (known keys: source, redis, sinks, http, log, apply, state)');
+  expectProblem(text, 'metrics', lineOf(text, 'metrics:'), 'unknown key "metrics" (known keys: source, redis, sinks, http, log, apply, state, instance)');
+});
+
+test('instance: optional, a name without ":" that keys can carry', () => {
+  const ok = parse(minimal('  - { name: s, type: string, tables: [t] }\n', 'instance: orders-eu@1\n'));
+  assert.equal(ok.instance, 'orders-eu@1');
+  assert.equal(parse(minimal('  - { name: s, type: string, tables: [t] }\n')).instance, undefined);
+  const text = minimal('  - { name: s, type: string, tables: [t] }\n', 'instance: "a:b"\n');
+  expectProblem(text, 'instance', lineOf(text, 'instance:'), /^must be 1 to 100 letters, digits, _ \. @ or - \(no ":"/);
 });
 
 test('unknown key in a sink, with a suggestion', () => {
