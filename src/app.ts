@@ -70,13 +70,15 @@ export async function startSluice(config: SluiceConfig, log: Logger, opts: { con
       redis.set(name, client);
     }
     cleanups.push(() => closeRedis(redis));
+    const claims = config.sinks.map((s) => ({ name: s.name, redis: s.redis! }));
     const { slotConfirmed, primaryKeys, owners } = await prepare(config, log, (name) => apiNames.has(name), state, async (systemIdentifier) => {
-      // before anything is created or written: a sink name another instance runs on the same
-      // Redis is refused (a refused start leaves no slot behind)
+      // before anything is created: a sink name another instance runs on the same Redis is
+      // refused (a refused start leaves no slot behind); claimed once Postgres is set up
       const o = new SinkOwners(config.instance ?? instanceIdentity(config.source.slot, systemIdentifier), redis);
-      await o.claim(config.sinks.map((s) => ({ name: s.name, redis: s.redis! })));
+      await o.check(claims);
       return o;
     });
+    await owners.claim(claims);
     const instance = owners.instance;
     let backfills: BackfillManager | null = null;
     const lostEarly: { sink: string; why: string }[] = [];
@@ -214,18 +216,18 @@ function failedLimitsOf(config: SluiceConfig, sink: string): FailedLimits {
 }
 
 /**
- * Names the instance from the Postgres cluster's system identifier and claims its sink names
- * (`claim`), before anything else; then creates the slot and publication (or extends it);
+ * Names the instance from the Postgres cluster's system identifier and checks its sink names
+ * (`named`), before anything else; then creates the slot and publication (or extends it);
  * returns the slot's confirmed position (null: new slot), the owners, and the key columns of the sinks' tables for their definitions (read on the same
  * connection, so that start-up opens no other one for them).
  */
-async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean, state: StateStore, claim: (systemIdentifier: string) => Promise<SinkOwners>): Promise<{ slotConfirmed: Lsn | null; primaryKeys: Map<string, readonly string[] | null>; owners: SinkOwners }> {
+async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean, state: StateStore, named: (systemIdentifier: string) => Promise<SinkOwners>): Promise<{ slotConfirmed: Lsn | null; primaryKeys: Map<string, readonly string[] | null>; owners: SinkOwners }> {
   const admin = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-setup' }));
   await admin.connect().catch((err: unknown) => {
     throw new SluiceError('pg_connect', `cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}`, { cause: err });
   });
   try {
-    const owners = await claim(await readSystemIdentifier(admin, log));
+    const owners = await named(await readSystemIdentifier(admin, log));
     const source = await prepareSource(
       admin,
       { slot: config.source.slot, publication: config.source.publication, sinks: sinkWantsOf(config.sinks, isApi), failover: config.source.failover_slot, url: config.source.url },

@@ -1,5 +1,6 @@
 import { sinkOwnerKey } from '../core/keyspace.js';
 import { connectRedis, redisConnectError, type RedisClient } from '../redis/connect.js';
+import { databaseFinding } from '../redis/inspect.js';
 import { SluiceError } from '../util/errors.js';
 
 /**
@@ -14,11 +15,24 @@ import { SluiceError } from '../util/errors.js';
  * nothing tells Sluice it is gone for good (the refusal says which key to delete).
  */
 export class SinkOwners {
+  private readonly checked = new Set<string>();
+
   constructor(
     /** this instance's identity (core/keyspace.ts instanceIdentity) */
     readonly instance: string,
     private readonly redis: ReadonlyMap<string, RedisClient>,
   ) {}
+
+  /**
+   * Throws a SluiceError (`sink_owned_elsewhere`) naming the first sink another instance owns,
+   * writing nothing: for start-up, before Postgres is set up (claim once that succeeded).
+   */
+  async check(sinks: readonly { name: string; redis: string }[]): Promise<void> {
+    for (const s of sinks) {
+      const owner = await (await this.ready(s.redis)).get(sinkOwnerKey(s.name));
+      if (owner !== null && owner !== this.instance) throw ownedElsewhere(s.name, s.redis, owner, this.instance);
+    }
+  }
 
   /**
    * Claims each sink's name on its Redis. Throws a SluiceError (`sink_owned_elsewhere`) naming
@@ -27,19 +41,29 @@ export class SinkOwners {
    */
   async claim(sinks: readonly { name: string; redis: string }[]): Promise<void> {
     for (const s of sinks) {
-      const client = this.redis.get(s.redis);
-      if (!client) throw new Error(`no Redis connection named "${s.redis}"`);
-      await connectRedis(client).catch((err: unknown) => {
-        throw redisConnectError(client, s.redis, err);
-      });
+      const client = await this.ready(s.redis);
       const key = sinkOwnerKey(s.name);
-      const set = await client.set(key, this.instance, 'NX');
-      if (set === 'OK') continue;
+      if ((await client.set(key, this.instance, 'NX')) === 'OK') continue;
       const owner = await client.get(key);
       // deleted between the two calls: claim it again
       if (owner === null && (await client.set(key, this.instance, 'NX')) === 'OK') continue;
       if (owner !== this.instance) throw ownedElsewhere(s.name, s.redis, owner ?? '(unknown)', this.instance);
     }
+  }
+
+  /** The connection, connected, its database checked (once per connection). */
+  private async ready(name: string): Promise<RedisClient> {
+    const client = this.redis.get(name);
+    if (!client) throw new Error(`no Redis connection named "${name}"`);
+    if (this.checked.has(name)) return client;
+    await connectRedis(client).catch((err: unknown) => {
+      throw redisConnectError(client, name, err);
+    });
+    // a database the server does not have: ioredis would write the claim into database 0
+    const db = await databaseFinding(name, client);
+    if (db?.severity === 'error') throw new SluiceError('redis_database', db.message);
+    this.checked.add(name);
+    return client;
   }
 
   /** Gives a sink's name back, if this instance holds it (a deleted sink, a create that failed). */

@@ -138,8 +138,9 @@ describe('two instances on one Redis with the same connection name', () => {
     const a = instanceIdentity('inst_a', sysid);
     const mine = instanceIdentity('inst_c', sysid);
     assert.match(out, new RegExp(`sink "items_a" on Redis "main" belongs to another Sluice instance \\("${a}"\\), not to this one \\("${mine}"\\)`));
-    // nothing of it was written: A still owns the name, and C claimed nothing
+    // refused before anything was created or written: A still owns the name, C has no slot
     assert.equal(await admin.get(sinkOwnerKey('items_a')), a);
+    assert.equal((await pg.query("select count(*)::int n from pg_replication_slots where slot_name = 'inst_c'")).rows[0].n, 0);
 
     const res = await fetch(`http://127.0.0.1:${apiPort}/api/sinks`, {
       method: 'POST',
