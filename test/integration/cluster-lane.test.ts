@@ -68,7 +68,7 @@ describe('Cluster apply lane', () => {
     try {
       for (const [k, n] of expected) assert.equal(await reader.get(k), String(n), k);
       for (const slot of new Set(p.commands.map((c) => slotOf(c[1]!)))) {
-        assert.equal(await reader.get(slotBatchMarkerKey('main', slotTag(slot))), p.batchId, `marker of slot ${slot}`);
+        assert.equal(await reader.get(slotBatchMarkerKey('test@1', 'main', slotTag(slot))), p.batchId, `marker of slot ${slot}`);
         assert.equal(await reader.get(slotPositionKey('s', slotTag(slot))), p.positions[0]![1], `position of slot ${slot}`);
       }
     } finally {
@@ -102,7 +102,7 @@ describe('Cluster apply lane', () => {
     cluster = await startRedisCluster({ replicasPerMaster: 1 });
     client = newClient();
     await client.connect();
-    lane = new ClusterApplyLane('main', client, pino({ level: 'silent' }), (l) => losses.push(l));
+    lane = new ClusterApplyLane('main', client, pino({ level: 'silent' }), (l) => losses.push(l), 'test@1');
     await lane.load(['s']);
   });
 
