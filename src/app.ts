@@ -218,8 +218,9 @@ function failedLimitsOf(config: SluiceConfig, sink: string): FailedLimits {
 /**
  * Names the instance from the Postgres cluster's system identifier and checks its sink names
  * (`named`), before anything else; then creates the slot and publication (or extends it);
- * returns the slot's confirmed position (null: new slot), the owners, and the key columns of the sinks' tables for their definitions (read on the same
- * connection, so that start-up opens no other one for them).
+ * returns the slot's confirmed position (null: new slot), the owners, and the key columns of the
+ * sinks' tables for their definitions (read on the same connection, so that start-up opens no
+ * other one for them).
  */
 async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) => boolean, state: StateStore, named: (systemIdentifier: string) => Promise<SinkOwners>): Promise<{ slotConfirmed: Lsn | null; primaryKeys: Map<string, readonly string[] | null>; owners: SinkOwners }> {
   const admin = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-setup' }));
