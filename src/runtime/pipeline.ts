@@ -13,7 +13,7 @@
  *
  * `failed` is entered when the stream cannot go on (bytes that do not decode, a bug outside a
  * sink's planning); a sink's planning bug fails that message only. Pausing reading for
- * backpressure, row lookups or draining is not a state: `pauseReasons` says why.
+ * backpressure, row lookups or draining is not a state: `pauses` (pause-reasons.ts) says why.
  *
  * Sinks come and go while streaming; a held sink holds the slot at its position (see route.ts).
  */
@@ -41,6 +41,7 @@ import { errorMessage } from '../util/errors.js';
 import { RowLookups } from './lookups.js';
 import { Intake, type IntakeItem } from './intake.js';
 import { Applier, type AppliedBatch } from './applier.js';
+import { PauseReasons } from './pause-reasons.js';
 import { findProblems, type Problem } from './health.js';
 import type { PipelineOptions } from './options.js';
 
@@ -68,7 +69,7 @@ export class Pipeline {
   private sinkList: SinkRuntime[];
   private readonly lanes = new Map<string, Lane>();
   private readonly redisErrors = new Map<string, string>();
-  private readonly pauseReasons = new Set<string>();
+  private readonly pauses: PauseReasons;
   private readonly intakeQueue: Intake;
   private applying = false;
   private fatal: Error | null = null;
@@ -94,8 +95,8 @@ export class Pipeline {
       resend: this.resend,
       sinks: () => this.sinkList,
       failed: () => this.fatal !== null,
-      pause: (r) => this.pause(r),
-      resume: (r) => this.resume(r),
+      pause: (r) => this.pauses.add(r),
+      resume: (r) => this.pauses.delete(r),
       fail: (err) => this.fail(err),
       kick: () => this.kick(),
       lookupAbandoned: (err) => {
@@ -117,6 +118,7 @@ export class Pipeline {
       onFatal: (err) => this.fail(err),
       onRelation: (table) => opts.onRelation?.(table),
     });
+    this.pauses = new PauseReasons(this.stream);
     this.applier = new Applier(this.lanes, this.stream, this.planner, opts.metrics, { log: opts.log, readKeys: opts.readKeyTypes });
     for (const [name, client] of opts.redis) {
       client.on('error', (err: Error) => this.redisErrors.set(name, err.message));
@@ -238,7 +240,7 @@ export class Pipeline {
   async stop(timeoutMs = 15_000): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = nextPipelineState(this.state, 'stop');
-    this.pause('draining');
+    this.pauses.add('draining');
     const drained = await Promise.race([this.whenIdle().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
     if (!drained) this.opts.log.warn({ timeoutMs }, 'drain timed out (Redis is not taking writes); what was not applied is streamed again at the next start');
     this.windows.cancelAll('Sluice is stopping');
@@ -467,25 +469,15 @@ export class Pipeline {
 
   /** While a batch is applied, stop reading once the queue (and the transaction being received) is full. */
   private updateBackpressure(): void {
-    if (this.applying && this.batcher.full(this.stream.openRows, this.stream.openBytes)) this.pause('backpressure');
-    else this.resume('backpressure');
-  }
-
-  private pause(reason: string): void {
-    if (this.pauseReasons.size === 0) this.stream.pause();
-    this.pauseReasons.add(reason);
-  }
-
-  private resume(reason: string): void {
-    if (!this.pauseReasons.delete(reason)) return;
-    if (this.pauseReasons.size === 0) this.stream.resume();
+    if (this.applying && this.batcher.full(this.stream.openRows, this.stream.openBytes)) this.pauses.add('backpressure');
+    else this.pauses.delete('backpressure');
   }
 
   private fail(err: unknown): void {
     if (this.fatal) return;
     this.fatal = err instanceof Error ? err : new Error(String(err));
     this.state = nextPipelineState(this.state, 'fatal');
-    this.pause('failed');
+    this.pauses.add('failed');
     this.opts.log.error({ err: errorMessage(err) }, 'pipeline stopped by an error');
     this.notifyIdle();
   }
