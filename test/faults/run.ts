@@ -252,7 +252,7 @@ export async function main(argv: string[]): Promise<number> {
     const incomplete = new Map<string, string>();
     for (const [sink, b] of env.sluice.backfills) {
       if (b.failed > 0) incomplete.set(sink, `a backfill of this sink failed (${b.lastError ?? 'no reason logged'}) and Sluice did not start it again`);
-      else if (b.started > b.done) incomplete.set(sink, 'a backfill of this sink started and never finished (no "backfill done" or "backfill failed")');
+      else if (b.open) incomplete.set(sink, 'a backfill of this sink started and never finished (no "backfill done" or "backfill failed")');
     }
     for (const d of result.discrepancies) {
       const why = incomplete.get(d.sink);

@@ -36,8 +36,11 @@ export interface SluiceRunner {
   readonly starts: number;
   /** lines of every run so far matching each pattern of NOTABLE */
   readonly notable: Record<string, number>;
-  /** per sink, the backfills Sluice logged as started, done and failed (all runs) */
-  readonly backfills: Map<string, { started: number; done: number; failed: number; lastError?: string }>;
+  /**
+   * per sink, the backfills Sluice logged as started, done and failed (all runs); `open`: the last
+   * one logged started has not ended (one cut short by a restart is resumed with a new "started")
+   */
+  readonly backfills: Map<string, { started: number; done: number; failed: number; open: boolean; lastError?: string }>;
   start(): Promise<void>;
   /** SIGKILL, waits until it is gone */
   kill(): Promise<void>;
@@ -201,7 +204,7 @@ export async function startFaultEnv(dir: string, verbose: boolean): Promise<Faul
   let proc: ManagedProcess | undefined;
   let starts = 0;
   const notable: Record<string, number> = Object.fromEntries(Object.keys(NOTABLE).map((k) => [k, 0]));
-  const backfills = new Map<string, { started: number; done: number; failed: number; lastError?: string }>();
+  const backfills = new Map<string, { started: number; done: number; failed: number; open: boolean; lastError?: string }>();
   const trackBackfill = (line: string): void => {
     const m = /"msg":"backfill (started|done|failed)"/.exec(line);
     if (!m) return;
@@ -212,7 +215,8 @@ export async function startFaultEnv(dir: string, verbose: boolean): Promise<Faul
       return;
     }
     if (!e.sink) return;
-    const b = backfills.get(e.sink) ?? { started: 0, done: 0, failed: 0 };
+    const b = backfills.get(e.sink) ?? { started: 0, done: 0, failed: 0, open: false };
+    b.open = m[1] === 'started';
     if (m[1] === 'started') b.started++;
     else if (m[1] === 'done') b.done++;
     else {
