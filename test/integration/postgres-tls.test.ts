@@ -56,7 +56,7 @@ describe('Postgres over TLS (sslmode in source.url)', () => {
     const path = join(dir, name);
     writeFileSync(
       path,
-      `source:\n  url: ${JSON.stringify(sourceUrl)}\n  slot: ${name.replace(/\W/g, '_')}\nredis:\n  main:\n    url: ${redis.url}\nsinks:\n  - name: acct\n    type: string\n    tables: [acct]\nhttp:\n  port: 0\n`,
+      `instance: pgtls\nsource:\n  url: ${JSON.stringify(sourceUrl)}\n  slot: ${name.replace(/\W/g, '_')}\nredis:\n  main:\n    url: ${redis.url}\nsinks:\n  - name: acct\n    type: string\n    tables: [acct]\nhttp:\n  port: 0\n`,
     );
     return path;
   };

@@ -96,7 +96,7 @@ describe('bad server certificates are refused unless verification is turned off'
 
   const writeConfig = (name: string, sourceUrl: string, redisYaml: string): string => {
     const path = join(dir, `${name}.yaml`);
-    writeFileSync(path, `source:\n  url: ${JSON.stringify(sourceUrl)}\n  slot: ${name.replace(/\W/g, '_').toLowerCase()}\nredis:\n  main:\n${redisYaml}\nsinks:\n  - name: acct\n    type: string\n    tables: [acct]\nhttp:\n  port: 0\n`);
+    writeFileSync(path, `instance: tls-refusals\nsource:\n  url: ${JSON.stringify(sourceUrl)}\n  slot: ${name.replace(/\W/g, '_').toLowerCase()}\nredis:\n  main:\n${redisYaml}\nsinks:\n  - name: acct\n    type: string\n    tables: [acct]\nhttp:\n  port: 0\n`);
     return path;
   };
 
