@@ -86,6 +86,9 @@ describe('sluice teardown', () => {
         `sinks:\n  - name: items2\n    type: string\n    tables: [items]\n    key: "i2:{id}"\nhttp:\n  port: ${env.httpPort}\nstate:\n  schema: shared\n`,
     );
     const sluice = await env.start(path);
+    // a change applied for the sink: its position is in Redis (what teardown must leave without --keys)
+    await env.pg.query(`insert into items values (3, 'c')`);
+    await eventually(() => redis.get('i2:3'), (v) => v !== null, 30_000, 'i2:3');
     await sluice.stop(5000);
     assert.equal(await count(`select count(*) n from pg_tables where schemaname = 'shared'`), stateTables().length + 1, `${stateTables().join(', ')} and other`);
 
