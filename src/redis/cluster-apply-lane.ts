@@ -1,4 +1,5 @@
-import type { Cluster, Redis } from 'ioredis';
+import type { Cluster } from 'ioredis';
+import { scanAll } from './scan-keys.js';
 import type { Logger } from '../util/log.js';
 import { isCovered, parsePosition, type Position } from '../core/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
@@ -259,15 +260,4 @@ export function clusterEndpoint(cluster: Cluster, node: string): RespEndpoint {
   const tls = o.tls === undefined ? undefined : typeof o.tls === 'object' ? o.tls : {};
   // ioredis's defaults are null for "none"
   return { host: node.slice(0, i), port: Number(node.slice(i + 1)), tls, username: o.username ?? undefined, password: o.password ?? undefined, name: o.connectionName ?? undefined };
-}
-
-async function scanAll(node: Redis, pattern: string): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    out.push(...keys);
-  } while (cursor !== '0');
-  return out;
 }

@@ -1,4 +1,5 @@
-import { Cluster, type Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import { scanAll } from './scan-keys.js';
 import { batchMarkerKey, legacyBatchMarkerKey, legacySlotBatchMarkerKey, parseSlotKey, slotBatchMarkerKey } from '../core/keyspace.js';
 import type { RedisClient } from './connect.js';
 
@@ -30,15 +31,4 @@ export async function adoptLegacyMarkers(client: RedisClient, instance: string, 
     }
   }
   return renamed;
-}
-
-async function scanAll(node: Redis, pattern: string): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    out.push(...keys);
-  } while (cursor !== '0');
-  return out;
 }
