@@ -5,7 +5,7 @@ import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/comma
 import { parsePosition, type Position } from '../core/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
-import { batchMarkerKey, isOwnKey, positionKey } from '../core/keyspace.js';
+import { appliedKey, batchMarkerKey, isOwnKey, positionKey } from '../core/keyspace.js';
 import { RespConnection } from './resp-connection.js';
 import { endpointOf, execGroup, execGroupResp, type GroupResult, type GroupWrite } from './multi-exec.js';
 
@@ -220,11 +220,12 @@ export class ApplyLane extends RetryingLane implements Lane {
       const n = await this.unlinkPrefix(prefix);
       this.log.info({ redis: this.name, prefix, removed: n }, 'TRUNCATE applied: keys removed');
     }
+    const { commands, origins } = withAppliedPositions(part);
     const group: GroupWrite = {
       markerKey: batchMarkerKey(this.instance, this.name),
       batchId: part.batchId,
-      commands: part.commands,
-      origins: part.origins,
+      commands,
+      origins,
       positions: part.positions.map(([sink, pos]) => [positionKey(sink), pos] as const),
     };
     const result: GroupResult = await (this.resp ? execGroupResp(this.resp, group) : execGroup(this.redis, group));
@@ -234,4 +235,22 @@ export class ApplyLane extends RetryingLane implements Lane {
     }
     return result.rejected;
   }
+}
+
+/**
+ * The part's commands, then for each sink with a position `SET sluice:applied:<sink>` and
+ * `PUBLISH` on the same name, for read-your-writes clients (sluice/client): in the batch's own
+ * MULTI, the applied position a client sees is exactly what Redis holds, and a one-row
+ * transaction costs one write to Redis, not two (runtime/progress.ts does this after the batch on
+ * Cluster, where a MULTI cannot reach the sinks' keys). Bookkeeping: a refusal retries the batch.
+ */
+export function withAppliedPositions(part: ApplyPart): { commands: RedisCommand[]; origins: (CommandOrigin | null)[] } {
+  const extra: RedisCommand[] = [];
+  for (const [sink, position] of part.positions) {
+    if (position === null) continue;
+    const key = appliedKey(sink);
+    extra.push(['SET', key, position], ['PUBLISH', key, position]);
+  }
+  if (extra.length === 0) return { commands: part.commands, origins: part.origins };
+  return { commands: part.commands.concat(extra), origins: part.origins.concat(extra.map(() => null)) };
 }
