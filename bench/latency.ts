@@ -22,7 +22,7 @@ import type { TestPostgres } from '../test/harness/postgres.js';
 import type { TestRedis } from '../test/harness/redis.js';
 import { sourceRevision } from './catch-up.js';
 import { instanceYaml, spawnSluice, startServers, type SluiceProcess } from './instances.js';
-import { summarize, type Latencies } from './stats.js';
+import { summarize, tailEpisodes, type Latencies, type TailEpisodes } from './stats.js';
 import { machineCpu, machineInfo, positiveEnv, progress, round, sleep, waitForQuietMachine, type BenchOptions } from './support.js';
 
 const CONNECTIONS = 4;
@@ -34,6 +34,8 @@ interface PhaseResult {
   writer: { commits: number; per_sec: number; commit_round_trip: Latencies };
   /** commit → key event, for the rows after the warm-up */
   visible: Latencies & { missing: number };
+  /** the rounds over the goal's p99, grouped into stalls (bench/stats.ts tailEpisodes) */
+  tail: TailEpisodes;
   /** busy CPU of the whole machine during the phase (writers, Postgres, Redis, Sluice and any other work) */
   machine_busy_cpu_seconds: number;
 }
@@ -97,18 +99,23 @@ async function phase(pg: TestPostgres, sub: Redis, direct: Redis | null, table: 
     }
     const warm = Math.round(rate * WARMUP_SECONDS);
     const ms: number[] = [];
+    const timeline: { at: number; ms: number }[] = [];
     let missing = 0;
     for (const [id, at] of commits) {
       if (id < warm) continue;
       const ev = events.get(id);
       if (ev === undefined) missing++;
-      else ms.push(ev - at);
+      else {
+        ms.push(ev - at);
+        timeline.push({ at, ms: ev - at });
+      }
     }
     const busy = machineCpu().busy - machineBefore.busy;
     return {
       table,
       writer: { commits: commits.size, per_sec: Math.round(commits.size / took), commit_round_trip: summarize(roundTrips) },
       visible: { ...summarize(ms), missing },
+      tail: tailEpisodes(timeline, GOAL.p99_ms),
       machine_busy_cpu_seconds: round(busy, 2),
     };
   } finally {

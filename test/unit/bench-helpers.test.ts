@@ -3,7 +3,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { nearestRank, summarize } from '../../bench/stats.js';
+import { nearestRank, summarize, tailEpisodes } from '../../bench/stats.js';
 import { escapeXml, formatValue, niceCeil, renderChart } from '../../bench/svg-chart.js';
 import { instanceYaml, metricSum, windowOf } from '../../bench/instances.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -164,4 +164,35 @@ test('windowOf: changes per sink, rate and CPU per 100k changes between two read
   const at = (ms: number, changes: number, cpu: number) => ({ at: ms, changes, transactions: 0, confirmedLsn: 0n, lagBytes: 0, cpuSeconds: cpu });
   assert.deepEqual(windowOf(at(1000, 0, 1), at(3000, 40_000, 2), 2, 150), { seconds: 2, changes: 20_000, changes_per_sec: 10_000, cpu_seconds: 1, cpu_seconds_per_100k: 5, peak_rss_mb: 150 });
   assert.equal(windowOf(at(0, 0, 0), at(0, 0, 0), 1, null).changes_per_sec, 0);
+});
+
+describe('tailEpisodes', () => {
+  test('slow rounds close together are one stall; the gap between stalls is reported', () => {
+    const rounds = [
+      { at: 0, ms: 0.3 },
+      { at: 1000, ms: 9 },
+      { at: 1010, ms: 12 },
+      { at: 1040, ms: 6 },
+      { at: 2000, ms: 0.4 },
+      { at: 3000, ms: 20 },
+      { at: 5000, ms: 7 },
+    ];
+    const t = tailEpisodes(rounds, 5);
+    assert.equal(t.slow_rounds, 5);
+    assert.equal(t.episodes, 3);
+    assert.equal(t.median_gap_s, 2);
+    assert.deepEqual(t.worst[0], { at_s: 3, span_ms: 0, rounds: 1, worst_ms: 20 });
+    assert.deepEqual(t.worst[1], { at_s: 1, span_ms: 40, rounds: 3, worst_ms: 12 });
+  });
+
+  test('every slow round is in exactly one episode, whatever the order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.record({ at: fc.integer({ min: 0, max: 100_000 }), ms: fc.double({ min: 0, max: 100, noNaN: true }) })), (rounds) => {
+        const t = tailEpisodes(rounds, 5);
+        assert.equal(t.slow_rounds, rounds.filter((r) => r.ms >= 5).length);
+        assert.ok(t.episodes <= t.slow_rounds);
+        assert.equal(t.episodes === 0, t.slow_rounds === 0);
+      }),
+    );
+  });
 });
