@@ -8,6 +8,7 @@ import { createSink, sinkWarnings } from '../sinks/index.js';
 import { SinkFunctions } from '../functions/index.js';
 import { errorMessage } from '../util/errors.js';
 import { describePgUrl } from '../pg/url.js';
+import { instanceIdentity } from '../core/keyspace.js';
 import { explainPgConnectError, pgClientConfig, pgTlsWarning } from '../pg/connection-config.js';
 
 /** `sluice check`: one line per finding; exit 0 only when nothing is an error. */
@@ -31,6 +32,9 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
   const tlsWarning = pgTlsWarning(config.source.url);
   if (tlsWarning !== undefined) findings.push({ severity: 'warn', message: tlsWarning });
   let client: pg.Client | undefined;
+  // whose sink names these are (sluice:owner:<sink>): the configured instance, else the default one,
+  // which needs the database's system identifier
+  let instance: string | null = config.instance ?? null;
   try {
     client = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-check', connectionTimeoutMillis: 5000 }));
     await client.connect();
@@ -42,6 +46,11 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
       failover: config.source.failover_slot,
     };
     findings.push(...sourceFindings(await readSourceState(client, wants), wants));
+    if (instance === null) {
+      const r = await client.query<{ id: string }>('select system_identifier::text as id from pg_control_system()').catch(() => null);
+      const id = r?.rows[0]?.id;
+      if (id !== undefined) instance = instanceIdentity(config.source.slot, id);
+    }
   } catch (err) {
     findings.push({ severity: 'error', message: `source.url: cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}` });
   } finally {
@@ -49,7 +58,7 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
   }
   for (const [name, spec] of Object.entries(config.redis)) {
     const sinks = config.sinks.filter((s) => s.redis === name);
-    findings.push(...(await checkRedisConnection(name, spec, sinks.length > 0, sinkOnlyCommands(sinks), sinks)));
+    findings.push(...(await checkRedisConnection(name, spec, sinks.length > 0, sinkOnlyCommands(sinks), sinks, instance)));
   }
   for (const f of findings) {
     const line = `${f.severity.padEnd(5)} ${f.message}\n`;

@@ -142,6 +142,11 @@ export function sinkOwnerKey(sink: string): string {
   return `sluice:owner:${sink}`;
 }
 
+/** Why a sink name another instance owns on a Redis is refused, and what to do about it. */
+export function sinkOwnedElsewhere(sink: string, redis: string, owner: string, instance: string): string {
+  return `sink "${sink}" on Redis "${redis}" belongs to another Sluice instance ("${owner}"), not to this one ("${instance}"): give this sink another name; if "${owner}" no longer runs it, delete the key ${sinkOwnerKey(sink)}; if "${owner}" was this instance before its Postgres changed, set instance: ${owner} in sluice.yaml`;
+}
+
 /** A sink's definition for clients (`keyFor`): JSON with its type, tables, templates and primary keys. */
 export function sinkDefinitionKey(sink: string): string {
   return `sluice:sink:${sink}`;

@@ -4,7 +4,7 @@ import type { RedisConnectionConfig, SinkConfig } from '../config/schema.js';
 import type { Finding } from '../util/findings.js';
 import { connectRedis, createRedisClient, describeRedis, explainRedisError, redisUsername, trackLastError, usesTls, type RedisClient } from './connect.js';
 import { errorMessage } from '../util/errors.js';
-import { ACL_CHECK_KEY, SLUICE_KEY_PATTERN } from '../core/keyspace.js';
+import { ACL_CHECK_KEY, SLUICE_KEY_PATTERN, sinkOwnedElsewhere, sinkOwnerKey } from '../core/keyspace.js';
 
 /**
  * Every command Sluice sends, with arguments that name `sluice:*` keys / channels, for the ACL
@@ -276,7 +276,12 @@ export function versionFindings(name: string, version: string, sinks: readonly S
  * `sinkCommands`: commands beyond SLUICE_COMMANDS that the connection's sinks send (sinkOnlyCommands);
  * `sinks`: the sinks writing to it, for the version check.
  */
-export async function checkRedisConnection(name: string, spec: RedisConnectionConfig, used: boolean, sinkCommands: readonly (readonly string[])[] = [], sinks: readonly SinkConfig[] = []): Promise<Finding[]> {
+/**
+ * Connects to one configured Redis and reports what Sluice needs of it. `instance`: this
+ * instance's identity, to report sink names another instance owns there (null: unknown, not
+ * checked).
+ */
+export async function checkRedisConnection(name: string, spec: RedisConnectionConfig, used: boolean, sinkCommands: readonly (readonly string[])[] = [], sinks: readonly SinkConfig[] = [], instance: string | null = null): Promise<Finding[]> {
   const out: Finding[] = [];
   const where = describeRedis(spec);
   const tls = usesTls(spec);
@@ -346,6 +351,7 @@ export async function checkRedisConnection(name: string, spec: RedisConnectionCo
     } catch (err) {
       out.push({ severity: 'warn', message: `redis.${name}: could not check the ACL permissions: ${errorMessage(err)}` });
     }
+    if (instance !== null) out.push(...(await ownerFindings(client, name, sinks, instance)));
   } finally {
     client.disconnect();
   }
@@ -355,4 +361,14 @@ export async function checkRedisConnection(name: string, spec: RedisConnectionCo
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<T>((_r, reject) => (t = setTimeout(() => reject(onTimeout()), ms)))]).finally(() => clearTimeout(t));
+}
+
+/** Sinks whose name another instance owns on this Redis (runtime/sink-owners.ts): `sluice start` would refuse them. */
+async function ownerFindings(client: RedisClient, name: string, sinks: readonly SinkConfig[], instance: string): Promise<Finding[]> {
+  const out: Finding[] = [];
+  for (const s of sinks) {
+    const owner = await client.get(sinkOwnerKey(s.name)).catch(() => null);
+    if (owner !== null && owner !== instance) out.push({ severity: 'error', message: `sinks: ${sinkOwnedElsewhere(s.name, name, owner, instance)}` });
+  }
+  return out;
 }

@@ -1,4 +1,4 @@
-import { sinkOwnerKey } from '../core/keyspace.js';
+import { sinkOwnedElsewhere, sinkOwnerKey } from '../core/keyspace.js';
 import { connectRedis, redisConnectError, type RedisClient } from '../redis/connect.js';
 import { databaseFinding } from '../redis/inspect.js';
 import { SluiceError } from '../util/errors.js';
@@ -76,8 +76,5 @@ export class SinkOwners {
 }
 
 export function ownedElsewhere(sink: string, redis: string, owner: string, instance: string): SluiceError {
-  return new SluiceError(
-    'sink_owned_elsewhere',
-    `sink "${sink}" on Redis "${redis}" belongs to another Sluice instance ("${owner}"), not to this one ("${instance}"): give this sink another name; if "${owner}" no longer runs it, delete the key ${sinkOwnerKey(sink)}; if "${owner}" was this instance before its Postgres changed, set instance: ${owner} in sluice.yaml`,
-  );
+  return new SluiceError('sink_owned_elsewhere', sinkOwnedElsewhere(sink, redis, owner, instance));
 }

@@ -138,6 +138,12 @@ describe('two instances on one Redis with the same connection name', () => {
     const a = instanceIdentity('inst_a', sysid);
     const mine = instanceIdentity('inst_c', sysid);
     assert.match(out, new RegExp(`sink "items_a" on Redis "main" belongs to another Sluice instance \\("${a}"\\), not to this one \\("${mine}"\\)`));
+    // sluice check says so beforehand, with the same words, and exits 1
+    const checked = spawnSluice(['check', '-c', pathC]);
+    const checkExit = await checked.exited;
+    const checkOut = checked.lines.map((l) => l.line).join('\n');
+    assert.equal(checkExit.code, 1, checkOut);
+    assert.match(checkOut, new RegExp(`error +sinks: sink "items_a" on Redis "main" belongs to another Sluice instance \\("${a}"\\), not to this one \\("${mine}"\\)`));
     // refused before anything was created or written: A still owns the name, C has no slot
     assert.equal(await admin.get(sinkOwnerKey('items_a')), a);
     assert.equal((await pg.query("select count(*)::int n from pg_replication_slots where slot_name = 'inst_c'")).rows[0].n, 0);
