@@ -6,7 +6,9 @@ import { explainPgConnectError, pgClientConfig } from '../pg/connection-config.j
 import { quoteIdent } from '../pg/replication-connection.js';
 import { describePgUrl } from '../pg/url.js';
 import { connectRedis, createRedisClient, describeRedis, explainRedisError } from '../redis/connect.js';
-import { isOwnKey, OWN_KEY_PREFIXES, SLUICE_KEY_PATTERN } from '../core/keyspace.js';
+import { instanceIdentity, isOwnKey, OWN_KEY_PREFIXES, sinkOwnerKey, SLUICE_KEY_PATTERN } from '../core/keyspace.js';
+import { ownKeyOf, ownSinks } from '../core/key-owner.js';
+import { scanAll } from '../redis/scan-keys.js';
 import { stateTables } from '../state/migrations.js';
 import { errorMessage, SluiceError } from '../util/errors.js';
 import { confirm } from './confirm.js';
@@ -72,8 +74,11 @@ async function surveyState(client: pg.Client, schema: string, sourceDb: string |
   return { state: { exists, migrated, whole: others.length === 0, others }, publicationCreated };
 }
 
-/** Deletes Sluice's own keys (isOwnKey) on a connection, on every master of a Cluster; the count. */
-async function deleteOwnKeys(name: string, spec: RedisConnectionConfig): Promise<number> {
+/**
+ * Deletes this instance's own keys on a connection (core/key-owner.ts), on every master of a
+ * Cluster; how many went, and how many of Sluice's keys were left as another instance's.
+ */
+async function deleteOwnKeys(name: string, spec: RedisConnectionConfig, instance: string, config: SluiceConfig): Promise<{ deleted: number; left: number }> {
   const client = createRedisClient(spec, 'sluice-teardown', { warn: () => undefined });
   client.on('error', () => undefined);
   try {
@@ -81,18 +86,28 @@ async function deleteOwnKeys(name: string, spec: RedisConnectionConfig): Promise
       throw new SluiceError('redis_connect', `redis.${name}: cannot use Redis at ${describeRedis(spec)}: ${explainRedisError(err, spec)}`);
     });
     const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client];
-    let deleted = 0;
+    const owners = new Map<string, string>();
     for (const node of nodes) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', SLUICE_KEY_PATTERN, 'COUNT', 1000);
-        cursor = next;
-        const own = keys.filter(isOwnKey);
-        // one key per UNLINK: on a Cluster the keys of one reply may be in different slots
-        if (own.length > 0) deleted += (await Promise.all(own.map((k) => node.unlink(k)))).reduce((n, x) => n + x, 0);
-      } while (cursor !== '0');
+      for (const key of await scanAll(node, `${sinkOwnerKey('')}*`)) {
+        const owner = await node.get(key);
+        if (owner !== null) owners.set(key.slice(sinkOwnerKey('').length), owner);
+      }
     }
-    return deleted;
+    const ours = {
+      instance,
+      connections: new Set(Object.keys(config.redis)),
+      sinks: ownSinks(owners, config.sinks.filter((s) => s.redis === name).map((s) => s.name), instance),
+    };
+    let deleted = 0;
+    let left = 0;
+    for (const node of nodes) {
+      const keys = (await scanAll(node, SLUICE_KEY_PATTERN)).filter(isOwnKey);
+      const mine = keys.filter((k) => ownKeyOf(k, ours));
+      left += keys.length - mine.length;
+      // one key per UNLINK: on a Cluster the keys of one reply may be in different slots
+      for (let i = 0; i < mine.length; i += 1000) deleted += (await Promise.all(mine.slice(i, i + 1000).map((k) => node.unlink(k)))).reduce((n, x) => n + x, 0);
+    }
+    return { deleted, left };
   } finally {
     client.disconnect();
   }
@@ -114,8 +129,9 @@ export async function runTeardown(configArg: string | undefined, opts: TeardownO
   const source = await connect(config.source.url, 'sluice-teardown', 'Postgres');
   let state: pg.Client | null = null;
   try {
-    const [info] = (await source.query<{ db: string }>(`select current_database() as db`)).rows;
+    const [info] = (await source.query<{ db: string; sysid: string }>(`select current_database() as db, (select system_identifier::text from pg_control_system()) as sysid`)).rows;
     const database = info!.db;
+    const instance = config.instance ?? instanceIdentity(slot, info!.sysid);
     const slotRow = (await source.query<{ plugin: string | null; active: boolean; active_pid: number | null; database: string | null }>(
       `select plugin, active, active_pid, database from pg_replication_slots where slot_name = $1`,
       [slot],
@@ -151,7 +167,7 @@ export async function runTeardown(configArg: string | undefined, opts: TeardownO
     else if (survey.state.exists) plan.push(`drop Sluice's tables in schema "${schema}" in ${stateWhere} (${stateTables().join(', ')}); the schema stays, it also holds ${survey.state.others.slice(0, 5).join(', ')}${survey.state.others.length > 5 ? ', …' : ''}`);
     else kept.push(`state schema "${schema}": does not exist`);
     const connections = Object.keys(config.redis);
-    if (opts.keys) plan.push(`delete Sluice's own keys (${OWN_KEY_PREFIXES.map((p) => `${p}*`).join(', ')}) in Redis ${connections.map((c) => `"${c}"`).join(', ')}`);
+    if (opts.keys) plan.push(`delete this instance's ("${instance}") own keys (${OWN_KEY_PREFIXES.map((p) => `${p}*`).join(', ')}: its batch markers and those of the sinks it owns) in Redis ${connections.map((c) => `"${c}"`).join(', ')}; other instances' keys stay`);
     else kept.push(`Sluice's own keys in Redis (${OWN_KEY_PREFIXES.map((p) => `${p}*`).join(', ')}): --keys deletes them`);
     kept.push('what the sinks wrote to Redis stays (SCAN and UNLINK by key prefix to remove it)');
 
@@ -183,7 +199,10 @@ export async function runTeardown(configArg: string | undefined, opts: TeardownO
     // only when asked; the slot, then what describes it
     if (opts.keys) {
       for (const name of connections) {
-        await step(`deleted Sluice's own keys in Redis "${name}"`, async () => `(${await deleteOwnKeys(name, config.redis[name]!)} key(s))`);
+        await step(`deleted Sluice's own keys in Redis "${name}"`, async () => {
+          const { deleted, left } = await deleteOwnKeys(name, config.redis[name]!, instance, config);
+          return `(${deleted} key(s)${left > 0 ? `; ${left} key(s) of other instances left` : ''})`;
+        });
       }
     }
     if (survey.slot.exists) {

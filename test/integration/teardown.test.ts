@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { createSluiceTestEnv, eventually, type SluiceTestEnv } from '../support/sluice-env.js';
 import { spawnSluice } from '../harness/process.js';
-import { failedKey, positionKey } from '../../src/core/keyspace.js';
+import { failedKey, instanceIdentity, positionKey, sinkOwnerKey, slotBatchMarkerKey, slotPositionKey } from '../../src/core/keyspace.js';
 import { stateTables } from '../../src/state/migrations.js';
 import { startRedisCluster } from '../harness/redis-cluster.js';
 
@@ -104,13 +104,17 @@ describe('sluice teardown', () => {
     assert.equal(await redis.exists(positionKey('items2')), 1);
   });
 
-  test('--keys deletes Sluice\'s own keys on every master of a Redis Cluster, and only those', async () => {
+  test('--keys deletes this instance\'s own keys on every master of a Redis Cluster, and only those: other instances\' keys and data stay', async () => {
     const cluster = await startRedisCluster();
     try {
       const c = cluster.client();
-      const own = Array.from({ length: 60 }, (_, i) => [positionKey(`s${i}`), failedKey(`s${i}`), `sluice:batch:c:{t${i}}`]).flat();
+      const sysid = String((await env.pg.query('select system_identifier::text id from pg_control_system()')).rows[0].id);
+      const me = instanceIdentity('third', sysid);
+      const other = instanceIdentity('fourth', sysid);
+      const own = Array.from({ length: 20 }, (_, i) => [positionKey(`s${i}`), failedKey(`s${i}`), slotPositionKey(`s${i}`, `t${i}`), sinkOwnerKey(`s${i}`), slotBatchMarkerKey(me, 'big', `t${i}`), `sluice:batch:big:{t${i}}`]).flat();
+      const others = Array.from({ length: 20 }, (_, i) => [positionKey(`o${i}`), failedKey(`o${i}`), sinkOwnerKey(`o${i}`), slotBatchMarkerKey(other, 'big', `t${i}`)]).flat();
       const data = Array.from({ length: 30 }, (_, i) => `sluice:items:${i}`);
-      for (const k of [...own, ...data]) await c.set(k, 'x');
+      for (const k of [...own, ...others, ...data]) await c.set(k, k.startsWith('sluice:owner:s') ? me : k.startsWith('sluice:owner:o') ? other : 'x');
       const ownSlots = new Set(await Promise.all(own.map(async (k) => (await c.cluster('KEYSLOT', k)) as number))).size;
       assert.ok(ownSlots > 3, 'own keys spread over many slots');
       const path = join(env.dir, 'cluster.yaml');
@@ -121,8 +125,10 @@ describe('sluice teardown', () => {
       );
       const done = await run(['teardown', '-c', path, '--yes', '--keys']);
       assert.equal(done.code, 0, done.stdout + done.stderr);
-      assert.match(done.stdout, new RegExp(`^ok {4}deleted Sluice's own keys in Redis "big" \\(${own.length} key\\(s\\)\\)$`, 'm'));
+      assert.match(done.stdout, new RegExp(`^ok {4}deleted Sluice's own keys in Redis "big" \\(${own.length} key\\(s\\); ${others.length} key\\(s\\) of other instances left\\)$`, 'm'));
+      assert.match(done.stdout, new RegExp(`delete this instance's \\("${me}"\\) own keys`));
       for (const k of own) assert.equal(await c.exists(k), 0, k);
+      for (const k of others) assert.equal(await c.exists(k), 1, `${k} is another instance's`);
       for (const k of data) assert.equal(await c.exists(k), 1, `${k} is data, not Sluice's own`);
     } finally {
       await cluster.stop();
