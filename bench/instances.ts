@@ -76,6 +76,11 @@ export interface SluiceProcess {
  * on a free port). With `profileDir`, Node writes a CPU profile of the whole process there when
  * it exits (`--cpu-prof`; read it with bench/profile-summary.ts).
  */
+/** extra Node flags for Sluice's process, for a diagnosis (BENCH_SLUICE_NODE_FLAGS="--trace-gc"): its non-log lines are shown */
+function nodeFlags(): string[] {
+  return (process.env.BENCH_SLUICE_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
+}
+
 export async function spawnSluice(name: string, yaml: string, profileDir: string | null = null): Promise<SluiceProcess> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), `bench-sluice-${name}-`));
@@ -96,7 +101,7 @@ export async function spawnSluice(name: string, yaml: string, profileDir: string
   };
   const proc: ManagedProcess = spawnManaged(
     process.execPath,
-    ['--max-old-space-size=256', '--no-node-snapshot', ...(profileDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=sluice-${name}-${Date.now()}.cpuprofile`] : []), SLUICE_BIN, 'start', '-c', file],
+    ['--max-old-space-size=256', '--no-node-snapshot', ...nodeFlags(), ...(profileDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=sluice-${name}-${Date.now()}.cpuprofile`] : []), SLUICE_BIN, 'start', '-c', file],
     { name: `sluice-${name}`, onLine },
   );
   pid = proc.pid;
