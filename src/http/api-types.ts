@@ -233,6 +233,8 @@ export interface ApiHistorySample {
   sinks: Record<string, number>;
   /** per sink: messages that failed per second */
   failed: Record<string, number>;
+  /** per sink: mean time from a transaction's commit to Redis acknowledging it, in ms, over the interval; null when it applied none */
+  commit_to_redis_ms: Record<string, number | null>;
 }
 
 export interface ApiHistory {

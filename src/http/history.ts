@@ -14,13 +14,16 @@ interface Totals {
   failed: Map<string, number>;
   batches: number;
   applySeconds: number;
+  /** per sink: sum (s) and count of commit → acknowledged (sluice_apply_latency_seconds) */
+  latency: Map<string, { sum: number; count: number }>;
 }
 
 /**
  * A short history of the instance for the console's charts, so that a page opened late still
  * has curves: every 2 s, the changes applied per sink (from sluice_changes_total), messages
- * failed, batches and their mean apply time (sluice_batch_apply_seconds), the slot's lag and the
- * WAL it retains. Kept in memory for 15 minutes (450 samples); gone when the process stops.
+ * failed, batches and their mean apply time (sluice_batch_apply_seconds), each sink's mean time from
+ * commit to acknowledged in Redis (sluice_apply_latency_seconds), the slot's lag and the WAL it
+ * retains. Kept in memory for 15 minutes (450 samples); gone when the process stops.
  */
 export class History {
   private readonly samples: ApiHistorySample[] = [];
@@ -79,7 +82,16 @@ export class History {
       failed: await bySink(metrics.failed),
       batches: histogram.find((v) => v.metricName === 'sluice_batch_apply_seconds_count')?.value ?? 0,
       applySeconds: histogram.find((v) => v.metricName === 'sluice_batch_apply_seconds_sum')?.value ?? 0,
+      latency: new Map(),
     };
+    for (const v of (await metrics.applyLatency.get()).values) {
+      const sink = String(v.labels.sink ?? '');
+      const t = totals.latency.get(sink) ?? { sum: 0, count: 0 };
+      if (v.metricName === 'sluice_apply_latency_seconds_sum') t.sum = v.value;
+      else if (v.metricName === 'sluice_apply_latency_seconds_count') t.count = v.value;
+      else continue;
+      totals.latency.set(sink, t);
+    }
     const prev = this.last;
     this.last = totals;
     if (prev === null || now <= prev.at) return;
@@ -104,6 +116,7 @@ export class History {
       apply_ms: batches > 0 ? round(((totals.applySeconds - prev.applySeconds) * 1000) / batches) : null,
       sinks,
       failed: rates(totals.failed, prev.failed),
+      commit_to_redis_ms: meanLatencies(config.sinks, totals.latency, prev.latency),
     });
     const keep = Math.ceil(this.windowMs / this.intervalMs);
     if (this.samples.length > keep) this.samples.splice(0, this.samples.length - keep);
@@ -111,6 +124,18 @@ export class History {
 }
 
 const round = (n: number): number => Math.round(n * 1000) / 1000;
+
+/** Per sink, the mean commit → acknowledged time of the transactions applied in the interval, in ms (null: none). */
+function meanLatencies(sinks: readonly { name: string }[], now: Map<string, { sum: number; count: number }>, before: Map<string, { sum: number; count: number }>): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  for (const { name } of sinks) {
+    const a = now.get(name);
+    const b = before.get(name) ?? { sum: 0, count: 0 };
+    const count = a ? a.count - b.count : 0;
+    out[name] = a && count > 0 ? round(((a.sum - b.sum) * 1000) / count) : null;
+  }
+  return out;
+}
 
 /** `GET /api/history[?since=<ms>]`: the samples kept, oldest first (only newer ones with since). */
 export function registerHistoryRoute(app: FastifyInstance, history: History): void {

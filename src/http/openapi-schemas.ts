@@ -232,6 +232,7 @@ export function componentSchemas(): Record<string, Schema> {
       apply_ms: nullable(num('mean time to apply a batch over the interval')),
       sinks: map(num(), 'changes applied per second, per sink'),
       failed: map(num(), 'messages failed per second, per sink'),
+      commit_to_redis_ms: map(nullable(num()), 'per sink, mean time from commit to acknowledged in Redis over the interval (null: no transaction applied)'),
     }),
     History: obj({ interval_ms: int(), window_ms: int('how much the server keeps'), samples: arr(ref('HistorySample'), 'oldest first') }),
     PreviewRequest: obj(

@@ -160,6 +160,8 @@ describe('console in a browser, end to end', { skip }, () => {
     // the transform's result is JSON from JavaScript: 99.90 is the number 99.9
     assert.equal(await redisHas('order:10'), '{"customer":"ann","amount":99.9}');
     await visible(page.locator('#chart-sink-rate[data-max]:not([data-max="0"])'));
+    // this sink's own commit → in Redis time, not the instance's batches
+    await visible(page.locator('#chart-sink-latency[data-max]:not([data-max="0"])'));
     const tabs = page.getByRole('navigation', { name: 'orders-cache sections' });
     await tabs.getByRole('link', { name: 'Messages' }).click();
     await visible(page.locator('#deliveries').getByText('order:10'));

@@ -92,6 +92,8 @@ describe('history', () => {
     metrics.failed.inc({ sink: 'events' }, 2);
     metrics.batchSeconds.observe(0.004);
     metrics.batchSeconds.observe(0.002);
+    metrics.observeApplyLatency('users', 1000, 1004);
+    metrics.observeApplyLatency('users', 1000, 1002);
     lag.ms = 250;
     await h.sample(1_002_000);
     const [s] = h.list();
@@ -105,6 +107,7 @@ describe('history', () => {
       apply_ms: 3,
       sinks: { users: 7, events: 0 },
       failed: { users: 0, events: 1 },
+      commit_to_redis_ms: { users: 3, events: null },
     });
     await h.sample(1_004_000);
     assert.equal(h.list()[1]!.apply_ms, null, 'no batch: no latency');

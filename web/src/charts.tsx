@@ -24,8 +24,23 @@ export function LatencyChart({ samples }: { samples: ApiHistorySample[] }) {
   return <Chart id="chart-latency" title="Apply latency (mean time per MULTI/EXEC batch)" times={times(samples)} series={[{ label: 'apply', values: samples.map((s) => s.apply_ms) }]} format={ms} spanGaps />;
 }
 
-export function LagChart({ samples }: { samples: ApiHistorySample[] }) {
-  return <Chart id="chart-lag" title="Replication lag (age of the last applied commit while changes wait)" times={times(samples)} series={[{ label: 'lag', values: samples.map((s) => s.lag_ms) }]} format={ms} />;
+export function LagChart({ samples, allSinks = false }: { samples: ApiHistorySample[]; allSinks?: boolean }) {
+  const title = `Replication lag (age of the last applied commit while changes wait${allSinks ? '; the slot, all sinks' : ''})`;
+  return <Chart id="chart-lag" title={title} times={times(samples)} series={[{ label: 'lag', values: samples.map((s) => s.lag_ms) }]} format={ms} />;
+}
+
+/** One sink: mean time from a transaction's commit to Redis acknowledging it. */
+export function SinkLatencyChart({ samples, sink }: { samples: ApiHistorySample[]; sink: string }) {
+  return (
+    <Chart
+      id="chart-sink-latency"
+      title={`${sink}: commit → in Redis (mean per transaction)`}
+      times={times(samples)}
+      series={[{ label: 'commit → in Redis', values: samples.map((s) => s.commit_to_redis_ms?.[sink] ?? null) }]}
+      format={ms}
+      spanGaps
+    />
+  );
 }
 
 export function WalChart({ samples }: { samples: ApiHistorySample[] }) {

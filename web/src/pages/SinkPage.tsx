@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, errorText, type ApiSink } from '../api.js';
-import { LagChart, LatencyChart, SinkRateChart } from '../charts.js';
+import { LagChart, SinkLatencyChart, SinkRateChart } from '../charts.js';
 import { Card, Confirm, ErrorNote, Pill, Stat } from '../components/ui.js';
 import { bytes, count, ms, rate } from '../format.js';
 import { useLive } from '../live.js';
@@ -79,11 +79,11 @@ function SinkOverview({ sink }: { sink: ApiSink }) {
           <Stat label="Tables" wide>{sink.tables.join(', ')}</Stat>
         </dl>
       </Card>
-      <Card title="Activity" id="sink-activity" sub="server samples every 2 s; lag and latency are the instance's (sinks share the stream)">
+      <Card title="Activity" id="sink-activity" sub="server samples every 2 s; the lag is the slot's, shared by every sink">
         <div class="charts">
           <SinkRateChart samples={history.samples} sink={sink.name} />
-          <LagChart samples={history.samples} />
-          <LatencyChart samples={history.samples} />
+          <SinkLatencyChart samples={history.samples} sink={sink.name} />
+          <LagChart samples={history.samples} allSinks />
         </div>
       </Card>
       <Backfills sink={sink} />
