@@ -22,6 +22,8 @@ export interface FaultKind {
   target: string;
   /** the connection whose Redis may lose acknowledged writes by this fault */
   lossy?: Conn;
+  /** needs a standby with Sluice's failover slot (Postgres 17+: not with `--pg 15`) */
+  needsStandby?: boolean;
   /** returns a one-line description once things are back (and a finding, if it saw one) */
   run(ctx: FaultContext): Promise<string | FaultOutcome>;
 }
@@ -158,6 +160,22 @@ export const FAULT_KINDS: FaultKind[] = [
     },
   },
   {
+    name: 'pg-standby-takeover',
+    target: 'Postgres primary → standby',
+    needsStandby: true,
+    async run(ctx) {
+      // postgres-pair.ts: immediate stop, the proxy to the standby, promotion, a new standby
+      return ctx.env.postgres.takeover('sluice', {
+        moveProxy: (port) => {
+          ctx.env.pgProxy.cut();
+          ctx.env.pgProxy.retarget(port);
+        },
+        lastAcknowledged: () => ctx.workload.lastAckedXid,
+        log: ctx.env.log,
+      });
+    },
+  },
+  {
     name: 'redis-aof-kill9',
     target: 'Redis main (AOF, fsync always)',
     async run(ctx) {
@@ -217,7 +235,12 @@ export const FAULT_KINDS: FaultKind[] = [
   },
 ];
 
+/** the kinds a run on Postgres `pgVersion` can do */
+export function faultKinds(pgVersion: number): FaultKind[] {
+  return FAULT_KINDS.filter((k) => !k.needsStandby || pgVersion >= 17);
+}
+
 /** what the harnesses cannot do, said in the report */
-export const NOT_COVERED = [
-  'a Postgres standby taking over (promotion): the harness runs a single Postgres server and Postgres 15 has no failover slots, so the slot would not exist on a promoted standby',
-];
+export function notCovered(pgVersion: number): string[] {
+  return pgVersion >= 17 ? [] : [`a Postgres standby taking over (pg-standby-takeover): Postgres ${pgVersion} has no failover slots, so the slot would not exist on a promoted standby; run on Postgres 18 (without --pg) for it`];
+}

@@ -1,5 +1,5 @@
 // npm run test:faults -- [--seed N] [--size small|full] [--faults N] [--transactions N]
-//                        [--out DIR] [--keep] [--verbose]
+//                        [--pg 18|15] [--out DIR] [--keep] [--verbose]
 //
 // One random workload (from the seed) through sinks of every type on four Redis setups, while
 // faults of every kind hit Sluice, Postgres, Redis and the network between them at moments set
@@ -7,13 +7,16 @@
 // Postgres committed. Prints a table; exit code 0 only with 0 discrepancies. The run's folder
 // (seed, fault timeline, Sluice's and the servers' logs) is kept when something is found, or
 // with --keep; `--seed N --size S` replays the same workload and the same faults.
+//
+// Postgres is 18 with a synchronous standby (postgres-pair.ts), so that a standby taking over is
+// one of the faults; `--pg 15` runs the system Postgres 15 alone, without that fault.
 
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { check, type CheckResult, type Discrepancy } from './checker.js';
-import { FAULT_KINDS, NOT_COVERED, type FaultKind } from './faults.js';
+import { faultKinds, notCovered, type FaultKind } from './faults.js';
 import { Monitor, lsnOf } from './monitor.js';
 import { formatReport, type FaultRecord, type Finding, type RunSummary } from './report.js';
 import { Rng } from './rng.js';
@@ -105,6 +108,7 @@ export async function main(argv: string[]): Promise<number> {
       size: { type: 'string', default: 'small' },
       faults: { type: 'string' },
       transactions: { type: 'string' },
+      pg: { type: 'string', default: '18' },
       out: { type: 'string' },
       keep: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
@@ -117,15 +121,17 @@ export async function main(argv: string[]): Promise<number> {
   const seed = values.seed !== undefined ? Number(values.seed) : Date.now() % 1_000_000;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error('--seed must be a non-negative integer');
   const transactions = values.transactions !== undefined ? Number(values.transactions) : profile.transactions;
-  const kinds: FaultKind[] = FAULT_KINDS;
+  const pgVersion = Number(values.pg);
+  if (pgVersion !== 15 && pgVersion !== 18) throw new Error('--pg must be 18 (a primary and a standby) or 15 (one server, no takeover)');
+  const kinds: FaultKind[] = faultKinds(pgVersion);
   const faultCount = values.faults !== undefined ? Number(values.faults) : profile.passes * kinds.length;
-  const extra = [values.faults !== undefined ? `--faults ${faultCount}` : '', values.transactions !== undefined ? `--transactions ${transactions}` : ''].filter(Boolean).join(' ');
+  const extra = [values.faults !== undefined ? `--faults ${faultCount}` : '', values.transactions !== undefined ? `--transactions ${transactions}` : '', pgVersion !== 18 ? `--pg ${pgVersion}` : ''].filter(Boolean).join(' ');
   const replay = `npm run test:faults -- --seed ${seed} --size ${size}${extra ? ` ${extra}` : ''}`;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = values.out ?? join(REPO_ROOT, 'test', 'faults', 'runs', `seed-${seed}-${size}-${stamp}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'replay.txt'), `${replay}\n`);
-  console.log(`fault run: seed ${seed}, size ${size}, ${faultCount} faults, ≥ ${transactions} transactions`);
+  console.log(`fault run: seed ${seed}, size ${size}, ${faultCount} faults, ≥ ${transactions} transactions, Postgres ${pgVersion}${pgVersion >= 17 ? ' with a standby' : ''}`);
   console.log(`replay with: ${replay}`);
   console.log(`run folder: ${relative(process.cwd(), dir) || dir}`);
 
@@ -142,12 +148,12 @@ export async function main(argv: string[]): Promise<number> {
   const lossBoundary: Partial<Record<Conn, number>> = {};
   let result: CheckResult | null = null;
 
-  const env = await startFaultEnv(dir, values.verbose!);
+  const env = await startFaultEnv(dir, values.verbose!, pgVersion);
   const log = env.log;
   const subscriber = new Subscriber(env.main.port, Subscriber.patternsOf(specs));
   const monitor = new Monitor(env.views, checked, rng.fork('monitor'), profile.ids);
   const workload = new Workload({
-    url: env.pg.url,
+    url: () => env.pg.url,
     rng: rng.fork('workload'),
     ids: profile.ids,
     bigCount: profile.bigCount,
@@ -276,7 +282,7 @@ export async function main(argv: string[]): Promise<number> {
     subscriber.stop();
     if (discrepancies.length > 0 || findings.length > 0 || values.keep) {
       try {
-        if (existsSync(env.pg.logFile)) copyFileSync(env.pg.logFile, join(dir, 'postgres.log'));
+        env.postgres.saveLogs(dir);
         writeFileSync(join(dir, 'redis-main.log'), env.main.output.join('\n'));
         writeFileSync(join(dir, 'redis-volatile.log'), env.volatile.output.join('\n'));
         writeFileSync(join(dir, 'positions.log'), monitor.positions.map((p) => `${p.at} ${p.key} ${p.value}`).join('\n'));
@@ -308,7 +314,7 @@ export async function main(argv: string[]): Promise<number> {
     discrepancies,
     discrepancyCount: discrepancies.filter((d) => d.kind !== 'more').length - (result?.discrepancies.filter((d) => d.kind !== 'more').length ?? 0) + (result?.total ?? 0),
     findings,
-    notCovered: NOT_COVERED,
+    notCovered: notCovered(pgVersion),
     skippedSinkTypes,
   };
   const report = formatReport(summary);
@@ -318,6 +324,8 @@ export async function main(argv: string[]): Promise<number> {
   if (discrepancies.length === 0 && findings.length === 0 && !values.keep) {
     rmSync(join(dir, 'sluice.log'), { force: true });
     rmSync(join(dir, 'run.log'), { force: true });
+    // the logs of primaries a takeover replaced
+    for (const f of readdirSync(dir)) if (/^postgres-primary-\d+\.log$/.test(f)) rmSync(join(dir, f), { force: true });
   }
   return discrepancies.length === 0 ? 0 : 1;
 }

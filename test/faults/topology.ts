@@ -1,4 +1,5 @@
-// Everything a fault run needs: Postgres and a proxy in front of it, a standalone Redis with AOF
+// Everything a fault run needs: Postgres (a primary and a synchronous standby that can take over,
+// postgres-pair.ts) and a proxy in front of the primary, a standalone Redis with AOF
 // behind a proxy ("main"), a standalone Redis without persistence ("volatile"), a Redis Cluster
 // with a replica per master, a Sentinel setup, and Sluice as a child process (bin/sluice start),
 // its output appended to a log file across restarts.
@@ -8,12 +9,13 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Cluster, RedisOptions } from 'ioredis';
-import { startPostgres, type TestPostgres } from '../harness/postgres.js';
+import type { TestPostgres } from '../harness/postgres.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { startRedisCluster, type TestRedisCluster } from '../harness/redis-cluster.js';
 import { startRedisSentinel, type TestRedisSentinel } from '../harness/redis-sentinel.js';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
 import { spawnSluice, type ManagedProcess } from '../harness/process.js';
+import { FaultPostgres } from './postgres-pair.js';
 import { SCHEMA_SQL } from './schema.js';
 import type { Conn, RedisView, SinkSpec } from './sinks.js';
 
@@ -52,7 +54,10 @@ export interface SluiceRunner {
 
 export interface FaultEnv {
   dir: string;
-  pg: TestPostgres;
+  /** the primary now: the writer, the probe and the checker follow it across takeovers */
+  readonly pg: TestPostgres;
+  /** the primary and its standby */
+  postgres: FaultPostgres;
   pgProxy: TcpProxy;
   main: TestRedis;
   mainProxy: TcpProxy;
@@ -150,11 +155,12 @@ function clusterView(cluster: TestRedisCluster): RedisView {
   };
 }
 
-function yamlConfig(env: { pgUrl: string; mainUrl: string; volatileUrl: string; clusterUrls: string[]; sentinelName: string; sentinelUrls: string[]; httpPort: number }, sinks: readonly SinkSpec[]): string {
+function yamlConfig(env: { pgUrl: string; failoverSlot: boolean; mainUrl: string; volatileUrl: string; clusterUrls: string[]; sentinelName: string; sentinelUrls: string[]; httpPort: number }, sinks: readonly SinkSpec[]): string {
   const sinkLines = sinks.map((s) => `  - ${JSON.stringify({ name: s.name, type: s.type, redis: s.conn, tables: [s.table], ...s.options })}`);
   return [
     'source:',
     `  url: ${env.pgUrl}`,
+    ...(env.failoverSlot ? ['  failover_slot: true'] : []),
     'redis:',
     '  main:',
     `    url: ${env.mainUrl}`,
@@ -174,23 +180,23 @@ function yamlConfig(env: { pgUrl: string; mainUrl: string; volatileUrl: string; 
   ].join('\n');
 }
 
-export async function startFaultEnv(dir: string, verbose: boolean): Promise<FaultEnv> {
+export async function startFaultEnv(dir: string, verbose: boolean, pgVersion: 15 | 18 = 18): Promise<FaultEnv> {
   const runLog = join(dir, 'run.log');
   const log = (line: string): void => {
     const text = `${new Date().toISOString()} ${line}`;
     appendFileSync(runLog, `${text}\n`);
     if (verbose) console.log(text);
   };
-  const [pg, main, volatile, cluster, sentinel] = await Promise.all([
-    startPostgres(),
+  const [postgres, main, volatile, cluster, sentinel] = await Promise.all([
+    FaultPostgres.start(pgVersion, dir),
     // nothing acknowledged may be lost across a kill -9: fsync before every reply
     startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] }),
     startRedis(),
     startRedisCluster({ replicasPerMaster: 1 }),
     startRedisSentinel(),
   ]);
-  const [pgProxy, mainProxy] = await Promise.all([startTcpProxy({ targetPort: pg.port }), startTcpProxy({ targetPort: main.port })]);
-  await pg.query(SCHEMA_SQL);
+  const [pgProxy, mainProxy] = await Promise.all([startTcpProxy({ targetPort: postgres.primary.port }), startTcpProxy({ targetPort: main.port })]);
+  await postgres.primary.query(SCHEMA_SQL);
   const httpPort = await freePort();
 
   const views: Record<Conn, RedisView> = {
@@ -264,12 +270,15 @@ export async function startFaultEnv(dir: string, verbose: boolean): Promise<Faul
     await sluice.stop().catch(() => undefined);
     for (const v of Object.values(views)) (v as RedisView & { close?: () => void }).close?.();
     await Promise.all([pgProxy.stop(), mainProxy.stop()]);
-    await Promise.all([pg.stop(), main.stop(), volatile.stop(), cluster.stop(), sentinel.stop()].map((p) => p.catch(() => undefined)));
+    await Promise.all([postgres.stop(), main.stop(), volatile.stop(), cluster.stop(), sentinel.stop()].map((p) => p.catch(() => undefined)));
   };
 
   return {
     dir,
-    pg,
+    get pg() {
+      return postgres.primary;
+    },
+    postgres,
     pgProxy,
     main,
     mainProxy,
@@ -292,6 +301,7 @@ export function writeSluiceConfig(env: FaultEnv, sinks: readonly SinkSpec[]): vo
     yamlConfig(
       {
         pgUrl: `postgres://postgres@127.0.0.1:${env.pgProxy.port}/postgres`,
+        failoverSlot: env.postgres.failoverSlot,
         mainUrl: `redis://127.0.0.1:${env.mainProxy.port}`,
         volatileUrl: env.volatile.url,
         clusterUrls: env.cluster.nodes.map((n) => n.url),

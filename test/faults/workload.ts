@@ -5,7 +5,10 @@
 // updated with and without it, a composite key, and 20,000-row transactions.
 //
 // It keeps going through Postgres restarts (reconnects, and runs the transaction again: its
-// statements are upserts and conditional updates, so a second run is as valid as the first).
+// statements are upserts and conditional updates, so a second run is as valid as the first), and
+// through a standby taking over: it connects to whatever `url()` says the primary is now. It
+// remembers the xid of the last transaction Postgres acknowledged, which a takeover checks on the
+// new primary.
 // It stays at most `lagBudget` transactions ahead of what Sluice applied (read from Redis).
 
 import pg from 'pg';
@@ -14,7 +17,8 @@ import type { Rng } from './rng.js';
 import type { RedisView } from './sinks.js';
 
 export interface WorkloadOptions {
-  url: string;
+  /** the primary's url now (asked at each connection) */
+  url: () => string;
   rng: Rng;
   ids: IdSpace;
   /** large (20,000-row) transactions, spread over the run */
@@ -39,6 +43,8 @@ export class Workload {
   /** transactions that failed in SQL and were rolled back (should stay 0) */
   rolledBack = 0;
   bigDone = 0;
+  /** the xid (xid8, as text) of the last acknowledged transaction that wrote something */
+  lastAckedXid: string | undefined;
   /** what Sluice applied, as last read */
   applied = 0;
   /** the writer waits once it has committed this many transactions (the runner paces it) */
@@ -75,7 +81,7 @@ export class Workload {
   private async connect(): Promise<pg.Client> {
     for (;;) {
       if (this.client) return this.client;
-      const c = new pg.Client({ connectionString: this.o.url, connectionTimeoutMillis: 3000 });
+      const c = new pg.Client({ connectionString: this.o.url(), connectionTimeoutMillis: 3000 });
       c.on('error', () => {});
       try {
         await c.connect();
@@ -113,8 +119,10 @@ export class Workload {
         if (this.stopping) return;
         const c = await this.connect();
         try {
-          await c.query(sql);
+          const results = (await c.query(sql)) as unknown as pg.QueryResult[];
           this.committed++;
+          const xid = results.find((r) => r.fields?.some((f) => f.name === 'acked_xid'))?.rows[0]?.acked_xid as string | null | undefined;
+          if (xid) this.lastAckedXid = xid;
           break;
         } catch (err) {
           const code = (err as { code?: string }).code;
@@ -169,6 +177,8 @@ export class Workload {
     }
     // every tenth transaction carries the writer's progress
     if ((i + 1) % 10 === 0) stmts.push(`update beat set n = ${this.committed + 1} where id = ${BEAT_PROGRESS}`);
+    // the transaction's xid, if it wrote anything (a takeover checks the last one acknowledged)
+    stmts.push('select pg_current_xact_id_if_assigned()::text as acked_xid');
     return `begin; ${stmts.join('; ')}; commit;`;
   }
 
