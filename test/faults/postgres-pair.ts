@@ -139,7 +139,8 @@ export class FaultPostgres {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.standbyNode?.stop(), this.current.stop()].map((p) => p?.catch(() => undefined)));
+    const nodes = [this.standbyNode, this.current].filter((n) => n !== undefined);
+    await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
   }
 }
 
