@@ -124,6 +124,6 @@ export function formatReport(s: RunSummary): string {
     for (const d of s.discrepancies.slice(0, 60)) out.push(`  [${d.sink} on ${d.conn}] ${d.kind}${d.key ? ` at ${d.key}` : ''}: ${d.detail}`);
     if (s.discrepancies.length > 60) out.push(`  … ${s.discrepancies.length - 60} more in summary.json`);
   }
-  if (s.discrepancies.length > 0 || s.findings.length > 0) out.push('', `kept: ${s.dir} (summary.json, faults.jsonl, sluice.log, run.log, postgres.log)`);
+  if (s.discrepancies.length > 0 || s.findings.length > 0) out.push('', `kept: ${s.dir} (summary.json, faults.jsonl, sluice.log, run.log, postgres.log, postgres-standby.log, postgres-primary-N.log of the primaries takeovers replaced)`);
   return out.join('\n');
 }
