@@ -4,6 +4,7 @@
 // the point (SIGSTOP for N seconds, a stalled or slow proxy for N seconds, a Redis down for N ms).
 
 import type { Rng } from './rng.js';
+import { BEAT_RECOVERY } from './schema.js';
 import type { FaultEnv } from './topology.js';
 import type { Workload } from './workload.js';
 import type { Conn } from './sinks.js';
@@ -53,6 +54,29 @@ async function walsenderPid(env: FaultEnv, timeoutMs: number): Promise<number | 
     await sleep(50);
   }
   return undefined;
+}
+
+/**
+ * ms from now until the main Redis shows a beat committed now on the primary (retried while the
+ * primary refuses it), or undefined after `timeoutMs`
+ */
+async function firstChangeApplied(env: FaultEnv, timeoutMs: number): Promise<number | undefined> {
+  const t0 = Date.now();
+  let n: number | undefined;
+  while (n === undefined) {
+    if (Date.now() - t0 > timeoutMs) return undefined;
+    n = await env.pg.query(`update beat set n = n + 1 where id = ${BEAT_RECOVERY} returning n`).then(
+      (r) => Number(r.rows[0].n),
+      () => undefined,
+    );
+    if (n === undefined) await sleep(50);
+  }
+  for (;;) {
+    const v = await env.views.main.client.get(`beat:${BEAT_RECOVERY}`).catch(() => null);
+    if (v !== null && Number((JSON.parse(v) as { n: number }).n) >= n) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) return undefined;
+    await sleep(20);
+  }
 }
 
 function proxyFaults(which: 'redis' | 'pg'): FaultKind[] {
@@ -164,15 +188,23 @@ export const FAULT_KINDS: FaultKind[] = [
     target: 'Postgres primary → standby',
     needsStandby: true,
     async run(ctx) {
-      // postgres-pair.ts: immediate stop, the proxy to the standby, promotion, a new standby
-      return ctx.env.postgres.takeover('sluice', {
+      // postgres-pair.ts: immediate stop, the proxy to the standby, promotion, a new standby;
+      // meanwhile, how long until Sluice applied a change committed on the new primary
+      let resumed: Promise<number | undefined> = Promise.resolve(undefined);
+      const outcome = await ctx.env.postgres.takeover('sluice', {
         moveProxy: (port) => {
           ctx.env.pgProxy.cut();
           ctx.env.pgProxy.retarget(port);
         },
         lastAcknowledged: () => ctx.workload.lastAckedXid,
+        promoted: () => {
+          resumed = firstChangeApplied(ctx.env, 120_000);
+        },
         log: ctx.env.log,
       });
+      const ms = await resumed;
+      const applied = ms === undefined ? 'Sluice showed no change of the new primary within 120 s' : `Sluice applied a change of the new primary ${ms} ms after its promotion`;
+      return { ...outcome, detail: `${outcome.detail}; ${applied}` };
     },
   },
   {

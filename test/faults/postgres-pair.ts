@@ -47,6 +47,8 @@ export interface TakeoverHooks {
   moveProxy(port: number): void;
   /** the xid (xid8, text) of the last transaction the writer saw committed */
   lastAcknowledged(): string | undefined;
+  /** the standby is the primary now (`primary` says so); the new standby is made next */
+  promoted(): void;
   log(line: string): void;
 }
 
@@ -109,6 +111,7 @@ export class FaultPostgres {
     this.current = standby;
     this.standbyNode = undefined;
     this.takeovers++;
+    hooks.promoted();
     hooks.log(`takeover #${this.takeovers}: standby on port ${standby.port} promoted ${promotedMs} ms after the primary on port ${old.port} stopped; last acknowledged xid ${acked ?? '-'}: ${status}`);
     if (existsSync(old.logFile)) copyFileSync(old.logFile, join(this.dir, `postgres-primary-${this.takeovers}.log`));
     await old.stop();
