@@ -168,6 +168,7 @@ export async function main(argv: string[]): Promise<number> {
     await env.sluice.start();
     log('sluice started; waiting for the initial backfill to reach every Redis');
     await probe(env, RECOVERY_TIMEOUT_MS);
+    env.postgres.syncSlotSoon('sluice', log);
     const sinceSeq = await maxSeq(env);
     await subscriber.start();
     monitor.start();
