@@ -75,6 +75,47 @@ export class ReplyParser {
       const type = buf[pos]!;
       // '+' '-' ':' '$' '*'
       if (type !== 43 && type !== 45 && type !== 58 && type !== 36 && type !== 42) throw protocolError(`unexpected byte ${type} at ${pos}`);
+      // fast paths for what a pipelined MULTI is mostly made of (+OK, +QUEUED, short lengths),
+      // read byte by byte; anything else, or a line not whole yet, takes the general path below
+      if (type === 43) {
+        if (buf[pos + 1] === 79 && buf[pos + 2] === 75 && buf[pos + 3] === 13 && buf[pos + 4] === 10) {
+          pos += 5;
+          this.emit('OK');
+          continue;
+        }
+        if (pos + 8 < buf.length && buf[pos + 1] === 81 && buf[pos + 2] === 85 && buf[pos + 3] === 69 && buf[pos + 4] === 85 && buf[pos + 5] === 69 && buf[pos + 6] === 68 && buf[pos + 7] === 13 && buf[pos + 8] === 10) {
+          pos += 9;
+          this.emit('QUEUED');
+          continue;
+        }
+      } else if (type === 36 || type === 42) {
+        let i = pos + 1;
+        let n = 0;
+        let c = buf[i];
+        // at most 8 digits: below every limit the general path checks (MAX_BULK_BYTES, MAX_ARRAY_LENGTH)
+        while (c !== undefined && c >= 48 && c <= 57 && i - pos <= 8) {
+          n = n * 10 + (c - 48);
+          c = buf[++i];
+        }
+        if (i > pos + 1 && c === 13 && buf[i + 1] === 10) {
+          const next = i + 2;
+          if (type === 36) {
+            if (next + n + 2 <= buf.length && buf[next + n] === 13 && buf[next + n + 1] === 10) {
+              pos = next + n + 2;
+              this.emit(buf.toString('utf8', next, next + n));
+              continue;
+            }
+          } else if (n === 0) {
+            pos = next;
+            this.emit([]);
+            continue;
+          } else if (this.stack.length < MAX_REPLY_DEPTH) {
+            this.stack.push({ items: [], left: n });
+            pos = next;
+            continue;
+          }
+        }
+      }
       const eol = buf.indexOf(13, pos);
       if (eol < 0) {
         if (buf.length - pos > MAX_REPLY_LINE_BYTES) throw protocolError(`a line of more than ${MAX_REPLY_LINE_BYTES} bytes without CRLF`);
