@@ -8,7 +8,7 @@ import { RetryingLane, unsureOf, type ApplyOutcome, type ApplyPart, type DataLos
 import type { RejectedCommand } from '../core/command.js';
 import type { GroupWrite } from './multi-exec.js';
 import { RespConnection, type RespEndpoint } from './resp-connection.js';
-import { checkMultis, encodeMultis, groupBySlot, refusalKind, slotsByNode, type MultiOutcome, type SlotGroup } from './cluster-batch.js';
+import { checkMultis, encodeMultis, groupBySlot, hasSetGet, refusalKind, slotsByNode, type MultiOutcome, type SlotGroup } from './cluster-batch.js';
 import { slotOf, slotTag } from './slot-tags.js';
 import { isOwnKey, markerName, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
 
@@ -22,7 +22,8 @@ import { isOwnKey, markerName, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKe
  * The slots are grouped by the master that serves them (ioredis's slot map), and each master gets
  * ONE pre-encoded write (resp-connection.ts, a raw connection per master) carrying the MULTI …
  * EXEC of every one of its slots in the batch: a batch costs one round trip per master, not one
- * per slot. ioredis keeps the topology (slot map, refreshes) and serves SCAN, the marker check
+ * per slot. Where every master has `SET … GET` (Redis 6.2+), a slot's MULTI reads and writes its
+ * marker with that one command instead of a GET and a SET (multi-exec.ts `setGet`). ioredis keeps the topology (slot map, refreshes) and serves SCAN, the marker check
  * and TRUNCATE's UNLINK.
  *
  * Replay after a crash compares per slot: a slot whose position covers a change skips it. Data
@@ -39,9 +40,15 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   private readonly conns = new Map<string, RespConnection>();
   private readonly abortSleep = new AbortController();
   private readonly markerKeys: (string | undefined)[] = [];
+  /** per sink, its position key in each slot, made once (16,384 at most per sink) */
+  private readonly positionKeys = new Map<string, (string | undefined)[]>();
 
   readonly behindCheck = false;
   private loaded = false;
+  /** every master has SET … GET (checked at load, and for each master that joins later) */
+  private setGet = false;
+  /** masters ("host:port") whose version was checked */
+  private readonly versionChecked = new Set<string>();
 
   constructor(
     name: string,
@@ -56,7 +63,12 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
 
   async load(sinks: readonly string[]): Promise<Map<string, LoadedSink>> {
     const known = new Set<string>();
-    for (const node of this.redis.nodes('master')) {
+    const masters = this.redis.nodes('master');
+    // INFO may be denied (the documented ACL allows it): then the marker takes a GET and a SET
+    const versions = await Promise.all(masters.map((node) => node.info('server').then(String, () => '')));
+    this.setGet = masters.length > 0 && versions.every(hasSetGet);
+    for (const node of masters) this.versionChecked.add(`${node.options.host}:${node.options.port}`);
+    for (const node of masters) {
       for (const key of await scanAll(node, SLOT_KEY_PATTERN)) {
         const k = parseSlotKey(key);
         if (!k) continue;
@@ -102,6 +114,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
 
   async forget(sink: string): Promise<void> {
     this.slotPositions.delete(sink);
+    this.positionKeys.delete(sink);
     for (const node of this.redis.nodes('master')) {
       for (const key of await scanAll(node, SLOT_KEY_PATTERN)) {
         const k = parseSlotKey(key);
@@ -196,18 +209,19 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
 
   /** One write to one master with the MULTI … EXEC of each of `slots`; the outcome of each. */
   private async sendToNode(node: string, slots: readonly number[], groups: Map<number, SlotGroup>, part: ApplyPart): Promise<{ slots: readonly number[]; outcomes: MultiOutcome[] }> {
+    const setGet = this.setGet && (this.versionChecked.has(node) || (await this.checkVersion(node)));
     const positions = part.positions.filter(([, pos]) => pos !== null);
     const writes: GroupWrite[] = new Array<GroupWrite>(slots.length);
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
       const g = groups.get(slot)!;
-      const tag = slotTag(slot);
       writes[i] = {
         markerKey: this.markerKey(slot),
         batchId: part.batchId,
         commands: g.commands,
         origins: g.origins,
-        positions: positions.map(([sink, pos]) => [slotPositionKey(sink, tag), pos] as const),
+        positions: positions.map(([sink, pos]) => [this.positionKey(sink, slot), pos] as const),
+        setGet,
       };
     }
     const { payload, replies } = encodeMultis(writes);
@@ -218,6 +232,25 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       const error = `${node}: ${errorMessage(err)}`;
       return { slots, outcomes: slots.map(() => ({ kind: 'unknown', error })) };
     }
+  }
+
+  /**
+   * A master the lane has not written to before (a failover, a node added): SET … GET is used only
+   * while every master has it. An older one would run the MULTI with its marker refused at EXEC,
+   * so this is checked before sending it anything.
+   */
+  private async checkVersion(node: string): Promise<boolean> {
+    const client = this.redis.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === node);
+    // not known to ioredis yet, or not answering: GET and SET this time, checked again next time
+    const info = client ? await client.info('server').then(String, () => null) : null;
+    if (info === null) return false;
+    if (hasSetGet(info)) {
+      this.versionChecked.add(node);
+      return true;
+    }
+    this.setGet = false;
+    this.log.info({ redis: this.name, node }, 'a Redis Cluster master without SET … GET (older than 6.2, or INFO denied): batch markers are read with GET from now on');
+    return false;
   }
 
   private applied(slot: number, batchId: string, before: string | null): void {
@@ -232,6 +265,13 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   /** the slot's batch marker key, made once per slot (16,384 at most) */
   private markerKey(slot: number): string {
     return (this.markerKeys[slot] ??= slotBatchMarkerKey(this.instance, this.name, slotTag(slot)));
+  }
+
+  /** a sink's position key in a slot */
+  private positionKey(sink: string, slot: number): string {
+    let keys = this.positionKeys.get(sink);
+    if (!keys) this.positionKeys.set(sink, (keys = []));
+    return (keys[slot] ??= slotPositionKey(sink, slotTag(slot)));
   }
 
   private connection(node: string): RespConnection {

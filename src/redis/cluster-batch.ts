@@ -182,3 +182,11 @@ export function refusalKind(error: string): 'moved' | 'migrating' | 'other' {
   if (/\bASK \d+ |\bTRYAGAIN\b/.test(error)) return 'migrating';
   return 'other';
 }
+
+/** Does this server (its `INFO server` text) have `SET key value GET`, Redis 6.2 or later? Valkey reports redis_version 7.2.4. */
+export function hasSetGet(info: string): boolean {
+  const m = /^redis_version:(\d+)\.(\d+)/m.exec(info);
+  if (!m) return false;
+  const major = Number(m[1]);
+  return major > 6 || (major === 6 && Number(m[2]) >= 2);
+}

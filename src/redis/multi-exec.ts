@@ -10,6 +10,11 @@ import { RespWriter } from './resp-writer.js';
  *
  *   MULTI · GET marker · data commands · SET position keys · SET marker <batch id> · EXEC
  *
+ * or, where Redis has `SET … GET` (6.2+) and the writer says so (`setGet`, the Cluster lane, which
+ * sends one such MULTI per hash slot), one command fewer:
+ *
+ *   MULTI · SET marker <batch id> GET · data commands · SET position keys · EXEC
+ *
  * Redis then holds the data and the positions of the same instant, and the marker tells after
  * a lost reply whether the EXEC ran. Two writers send it (ioredis for fallbacks, a pre-encoded
  * RESP write for standalone/Sentinel and, several per write, for Cluster); both check the replies
@@ -22,6 +27,8 @@ export interface GroupWrite {
   readonly origins: readonly (CommandOrigin | null)[];
   /** position keys and values (null: not written) */
   readonly positions: readonly (readonly [string, string | null])[];
+  /** the marker is read and written by one `SET marker <batch id> GET` first (Redis 6.2+) */
+  readonly setGet?: boolean;
 }
 
 export interface GroupResult {
@@ -48,16 +55,16 @@ export function checkExec(results: readonly unknown[], w: GroupWrite): GroupResu
   }
   const before = results[0];
   if (before instanceof Error) throw new Error(`Redis rejected a bookkeeping command: ${before.message}`);
-  if (before !== null && typeof before !== 'string') throw new Error(`unexpected reply to GET ${w.markerKey}: ${String(before)}`);
+  if (before !== null && typeof before !== 'string') throw new Error(`unexpected reply to ${w.setGet ? 'SET … GET' : 'GET'} ${w.markerKey}: ${String(before)}`);
   return { before, rejected };
 }
 
 function groupCommands(w: GroupWrite): (readonly string[])[] {
-  const cmds: (readonly string[])[] = [['GET', w.markerKey]];
+  const cmds: (readonly string[])[] = [w.setGet ? ['SET', w.markerKey, w.batchId, 'GET'] : ['GET', w.markerKey]];
   for (const c of w.commands) cmds.push(c);
   // SETs, not one MSET: the documented ACL (docs/redis.md) and `sluice check` allow SET
   for (const [key, position] of w.positions) if (position !== null) cmds.push(['SET', key, position]);
-  cmds.push(['SET', w.markerKey, w.batchId]);
+  if (!w.setGet) cmds.push(['SET', w.markerKey, w.batchId]);
   return cmds;
 }
 
@@ -99,12 +106,21 @@ const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
 const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
 const GET = Buffer.from('*2\r\n$3\r\nGET\r\n');
 const SET = Buffer.from('*3\r\n$3\r\nSET\r\n');
+const SET_GET = Buffer.from('*4\r\n$3\r\nSET\r\n');
+const GET_ARG = Buffer.from('$3\r\nGET\r\n');
 
 /** Writes `multiFrame(w)` (the same bytes as encoding it), without building it as arrays first. */
 export function writeMulti(out: RespWriter, w: GroupWrite): void {
   out.raw(MULTI);
-  out.raw(GET);
-  out.bulk(w.markerKey);
+  if (w.setGet) {
+    out.raw(SET_GET);
+    out.bulk(w.markerKey);
+    out.bulk(w.batchId);
+    out.raw(GET_ARG);
+  } else {
+    out.raw(GET);
+    out.bulk(w.markerKey);
+  }
   for (const c of w.commands) out.command(c);
   for (const [key, position] of w.positions) {
     if (position === null) continue;
@@ -112,15 +128,17 @@ export function writeMulti(out: RespWriter, w: GroupWrite): void {
     out.bulk(key);
     out.bulk(position);
   }
-  out.raw(SET);
-  out.bulk(w.markerKey);
-  out.bulk(w.batchId);
+  if (!w.setGet) {
+    out.raw(SET);
+    out.bulk(w.markerKey);
+    out.bulk(w.batchId);
+  }
   out.raw(EXEC);
 }
 
 /** How many replies `multiFrame(w)` gets. */
 export function multiFrameReplies(w: GroupWrite): number {
-  let n = 4 + w.commands.length; // MULTI, GET marker, …, SET marker, EXEC
+  let n = (w.setGet ? 3 : 4) + w.commands.length; // MULTI, GET marker, …, SET marker, EXEC (or MULTI, SET … GET, …, EXEC)
   for (const [, position] of w.positions) if (position !== null) n++;
   return n;
 }

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { checkMultis, encodeMultis, groupBySlot, keySlot, refusalKind, slotsByNode, type MultiOutcome } from '../../src/redis/cluster-batch.js';
+import { checkMultis, encodeMultis, groupBySlot, hasSetGet, keySlot, refusalKind, slotsByNode, type MultiOutcome } from '../../src/redis/cluster-batch.js';
 import { multiFrame, multiFrameReplies, type GroupWrite } from '../../src/redis/multi-exec.js';
 import { encodeCommands, ReplyError, ReplyParser, type Reply } from '../../src/redis/resp-connection.js';
 import { slotOf } from '../../src/redis/slot-tags.js';
@@ -140,12 +140,13 @@ describe('slotsByNode', () => {
 /** What Redis does with one group: apply it (some data commands refused), refuse it at queue time, or answer nonsense. */
 type Fate = { kind: 'apply'; refused: number[]; before: string | null } | { kind: 'queue-error'; at: number; error: string } | { kind: 'bad-bookkeeping' };
 
-const groupWrite = (i: number, n: number, sinks: number): GroupWrite => ({
+const groupWrite = (i: number, n: number, sinks: number, setGet = false): GroupWrite => ({
   markerKey: `sluice:batch:main:{t${i}}`,
   batchId: 'b7',
   commands: Array.from({ length: n }, (_, j) => ['SET', `{t${i}}:${j}`, j % 2 ? `v${j}é` : 'x'.repeat(j * 20)]),
   origins: Array.from({ length: n }, (_, j) => origin(j)),
   positions: Array.from({ length: sinks }, (_, s) => [`sluice:pos:s${s}:{t${i}}`, s === 1 ? null : `0/${i}${s}`] as const),
+  setGet,
 });
 
 function repliesFor(w: GroupWrite, fate: Fate): Reply[] {
@@ -155,9 +156,10 @@ function repliesFor(w: GroupWrite, fate: Fate): Reply[] {
     return ['OK', ...Array.from({ length: queued }, (_, i): Reply => (i === at ? new ReplyError(fate.error) : 'QUEUED')), new ReplyError('EXECABORT Transaction discarded because of previous errors.')];
   }
   const exec: Reply[] = Array.from({ length: queued }, (_, i): Reply => {
+    // the marker's SET: last, or first with SET … GET (then its reply is the marker before)
+    if (i === (w.setGet ? 0 : queued - 1) && fate.kind === 'bad-bookkeeping') return new ReplyError('OOM marker');
     if (i === 0) return fate.kind === 'apply' ? fate.before : null;
     if (i <= w.commands.length && fate.kind === 'apply' && fate.refused.includes(i - 1)) return new ReplyError(`WRONGTYPE ${i - 1}`);
-    if (i === queued - 1 && fate.kind === 'bad-bookkeeping') return new ReplyError('OOM marker');
     return 'OK';
   });
   return ['OK', ...Array.from({ length: queued }, (): Reply => 'QUEUED'), exec];
@@ -172,8 +174,8 @@ const fate: fc.Arbitrary<Fate> = fc.oneof(
 describe('one write per node carrying every slot\'s MULTI', () => {
   test('encodes each group\'s MULTI … EXEC one after the other', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 3 })), { minLength: 1, maxLength: 8 }), (shapes) => {
-        const writes = shapes.map(([n, sinks], i) => groupWrite(i, n, sinks));
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 3 }), fc.boolean()), { minLength: 1, maxLength: 8 }), (shapes) => {
+        const writes = shapes.map(([n, sinks, setGet], i) => groupWrite(i, n, sinks, setGet));
         const { payload, replies } = encodeMultis(writes);
         assert.deepEqual(payload, encodeCommands(writes.flatMap((w) => multiFrame(w))));
         const decoded = decodeCommands(payload);
@@ -196,8 +198,8 @@ describe('one write per node carrying every slot\'s MULTI', () => {
 
   test('the pipelined reply, split anywhere, is checked slot by slot', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 3 }), fate), { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 6 }), (shapes, cuts) => {
-        const writes = shapes.map(([n, sinks], i) => groupWrite(i, n, sinks));
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 3 }), fate, fc.boolean()), { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 6 }), (shapes, cuts) => {
+        const writes = shapes.map(([n, sinks, , setGet], i) => groupWrite(i, n, sinks, setGet));
         const wire = Buffer.from(shapes.flatMap(([, , f], i) => repliesFor(writes[i]!, f)).map(encodeReply).join(''));
         const replies: Reply[] = [];
         const parser = new ReplyParser((r) => replies.push(r));
@@ -244,5 +246,28 @@ describe('refusalKind', () => {
     assert.equal(refusalKind('TRYAGAIN Multiple keys request during rehashing of slot'), 'migrating');
     assert.equal(refusalKind('CLUSTERDOWN The cluster is down'), 'other');
     assert.equal(refusalKind('EXECABORT Transaction discarded because of previous errors.: OOM command not allowed'), 'other');
+  });
+});
+
+describe('hasSetGet', () => {
+  test('SET … GET from Redis 6.2 on; unknown or older servers read the marker with GET', () => {
+    assert.equal(hasSetGet('# Server\r\nredis_version:7.0.15\r\nredis_mode:cluster\r\n'), true);
+    assert.equal(hasSetGet('redis_version:6.2.0\r\n'), true);
+    assert.equal(hasSetGet('redis_version:10.0.1\r\n'), true);
+    assert.equal(hasSetGet('redis_version:6.0.16\r\n'), false);
+    assert.equal(hasSetGet('redis_version:5.0.14\r\n'), false);
+    assert.equal(hasSetGet(''), false);
+  });
+
+  test('a SET … GET frame is the GET frame with the marker read and written by its first command', () => {
+    const plain = groupWrite(3, 2, 2);
+    const folded = groupWrite(3, 2, 2, true);
+    const a = multiFrame(plain);
+    const b = multiFrame(folded);
+    assert.deepEqual(b[1], ['SET', plain.markerKey, plain.batchId, 'GET']);
+    assert.deepEqual(a[1], ['GET', plain.markerKey]);
+    assert.deepEqual(a[a.length - 2], ['SET', plain.markerKey, plain.batchId]);
+    assert.deepEqual(b.slice(2, -1), a.slice(2, -2));
+    assert.equal(multiFrameReplies(folded), multiFrameReplies(plain) - 1);
   });
 });
