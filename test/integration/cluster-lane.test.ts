@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Cluster } from 'ioredis';
 import { pino } from 'pino';
 import { startRedisCluster, type TestRedisCluster } from '../harness/redis-cluster.js';
-import { nodeCommand, waitUntil } from '../harness/redis-node.js';
+import { nodeCommand, parseInfo, waitUntil } from '../harness/redis-node.js';
 import { ClusterApplyLane } from '../../src/redis/cluster-apply-lane.js';
 import type { ApplyPart, DataLoss } from '../../src/redis/apply-lane.js';
 import type { CommandOrigin, RedisCommand } from '../../src/core/command.js';
@@ -112,9 +112,20 @@ describe('Cluster apply lane', () => {
     await cluster?.stop();
   });
 
+  /** GETs served by the masters so far (the lane reads markers with SET … GET on Redis 6.2+) */
+  const getCalls = async (): Promise<number> => {
+    let n = 0;
+    for (const m of (await cluster.topology()).filter((t) => t.role === 'master' && !t.failed)) {
+      n += Number(/calls=(\d+)/.exec(parseInfo(await nodeCommand(m.port, ['INFO', 'commandstats'])).cmdstat_get ?? '')?.[1] ?? 0);
+    }
+    return n;
+  };
+
   test('a batch over every master: each slot once, its marker and position beside the data; refusals reported', async () => {
     const p = part([...KEYS, ...tagged('x'), ...tagged('y')], [['SET', 'str', 'v']]);
+    const gets = await getCalls();
     await apply(p);
+    assert.equal(await getCalls(), gets, 'markers are read and written by SET … GET, with no GET');
     await check(p);
     assert.equal(lane.retries, 0);
     const refused = part([], [['HSET', 'str', 'f', 'v']]);
