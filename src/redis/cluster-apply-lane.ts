@@ -23,7 +23,8 @@ import { isOwnKey, markerName, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKe
  * ONE pre-encoded write (resp-connection.ts, a raw connection per master) carrying the MULTI …
  * EXEC of every one of its slots in the batch: a batch costs one round trip per master, not one
  * per slot. Where every master has `SET … GET` (Redis 6.2+), a slot's MULTI reads and writes its
- * marker with that one command instead of a GET and a SET (multi-exec.ts `setGet`). ioredis keeps the topology (slot map, refreshes) and serves SCAN, the marker check
+ * marker with that one command instead of a GET and a SET (multi-exec.ts `setGet`). ioredis
+ * keeps the topology (slot map, refreshes) and serves SCAN, the marker check
  * and TRUNCATE's UNLINK.
  *
  * Replay after a crash compares per slot: a slot whose position covers a change skips it. Data
