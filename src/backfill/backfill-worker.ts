@@ -5,8 +5,8 @@ import type { CatalogTable } from '../pg/catalog.js';
 import { readCatalogTable } from '../pg/catalog.js';
 import { createTextClient, literal } from '../pg/text-client.js';
 import { emitWatermark } from '../pg/watermarks.js';
-import type { Tuple } from '../pg/pgoutput/types.js';
-import { CopyTextParser } from './copy-text.js';
+import type { Rows } from '../core/tuple.js';
+import { CopyRows } from './copy-text.js';
 import { conditionSql } from './condition.js';
 import type { RedisCommand } from '../sinks/sink.js';
 import { backfillKey } from '../core/keyspace.js';
@@ -30,7 +30,8 @@ interface ChunkRead {
 }
 
 interface ReadChunk {
-  readonly rows: Tuple[];
+  /** kept as COPY text, parsed when planned (copy-text.ts `CopyRows`) */
+  readonly rows: Rows;
   /** fewer rows than asked for: the table is read to its end */
   readonly done: boolean;
   /** key column values of the last row (the cursor after this chunk) */
@@ -166,7 +167,7 @@ export class BackfillWorker {
       const started = performance.now();
       const rows = await this.copyChunk(client, table, cursor);
       this.adapt(performance.now() - started, rows.length);
-      const last = rows[rows.length - 1];
+      const last = rows.length > 0 ? rows.row(rows.length - 1) : undefined;
       return { rows, done: rows.length < this.chunkSizeUsed, cursor: last ? table.info.keyIndexes.map((i) => last[i] ?? '') : cursor };
     })();
     read.catch(() => undefined);
@@ -187,7 +188,7 @@ export class BackfillWorker {
     this.ahead = null;
   }
 
-  private async copyChunk(client: pg.Client, table: CatalogTable, cursor: string[] | null): Promise<Tuple[]> {
+  private async copyChunk(client: pg.Client, table: CatalogTable, cursor: string[] | null): Promise<Rows> {
     const ident = (n: string): string => `"${n.replace(/"/g, '""')}"`;
     const keys = table.info.keyIndexes;
     const keyList = keys.map((i) => ident(table.info.columns[i]!.name)).join(', ');
@@ -201,11 +202,10 @@ export class BackfillWorker {
     const sql =
       `COPY (SELECT ${table.info.columns.map((c) => ident(c.name)).join(', ')} FROM ${table.quoted}` +
       `${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyList} LIMIT ${this.chunkSizeUsed}) TO STDOUT`;
-    const rows: Tuple[] = [];
-    const parser = new CopyTextParser();
+    const rows = new CopyRows();
     const stream = client.query(copyTo(sql));
-    for await (const chunk of stream as AsyncIterable<Buffer>) parser.push(chunk, (row) => rows.push(row));
-    parser.end();
+    for await (const chunk of stream as AsyncIterable<Buffer>) rows.push(chunk);
+    rows.end();
     return rows;
   }
 

@@ -7,6 +7,8 @@
  * fully specified. The values come out exactly as the type output functions print them — the
  * same text pgoutput sends — so backfilled rows and streamed rows encode identically.
  */
+import type { Rows } from '../core/tuple.js';
+
 export type CopyRow = (string | null)[];
 
 const TAB = 0x09;
@@ -36,6 +38,60 @@ export class CopyTextParser {
   /** Throws if input ended in the middle of a line. */
   end(): void {
     if (this.rest && this.rest.length > 0) throw new Error('COPY output ended in the middle of a row');
+  }
+}
+
+/**
+ * A chunk of COPY text kept as its bytes, one buffer outside the JavaScript heap, and each line's
+ * end: rows are parsed when asked for (`row(i)`, anew on each call). A backfill chunk waits in this
+ * form from its COPY until its batch is applied, instead of as thousands of arrays and strings the
+ * garbage collector would copy and promote meanwhile.
+ */
+export class CopyRows implements Rows {
+  private buf = Buffer.allocUnsafe(64 * 1024);
+  private size = 0;
+  /** where the next line starts */
+  private lineStart = 0;
+  /** the offset of each line's newline */
+  private ends = new Uint32Array(1024);
+  private count = 0;
+
+  get length(): number {
+    return this.count;
+  }
+
+  /** Appends a chunk of COPY output. */
+  push(chunk: Buffer): void {
+    if (this.size + chunk.length > this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.size + chunk.length));
+      this.buf.copy(next, 0, 0, this.size);
+      this.buf = next;
+    }
+    chunk.copy(this.buf, this.size);
+    const from = this.size;
+    this.size += chunk.length;
+    const buf = this.buf;
+    for (let at = buf.indexOf(NL, from); at !== -1 && at < this.size; at = buf.indexOf(NL, at + 1)) {
+      if (this.count === this.ends.length) {
+        const ends = new Uint32Array(this.ends.length * 2);
+        ends.set(this.ends);
+        this.ends = ends;
+      }
+      this.ends[this.count++] = at;
+      this.lineStart = at + 1;
+    }
+  }
+
+  /** The input is complete: throws if it ended in the middle of a line; the buffer shrinks to what it holds. */
+  end(): void {
+    if (this.lineStart !== this.size) throw new Error('COPY output ended in the middle of a row');
+    if (this.buf.length > this.size + 4096) this.buf = Buffer.from(this.buf.subarray(0, this.size));
+    if (this.ends.length > this.count + 256) this.ends = this.ends.slice(0, this.count);
+  }
+
+  row(i: number): CopyRow {
+    if (i < 0 || i >= this.count) throw new RangeError(`row ${i} of ${this.count}`);
+    return parseRow(this.buf, i === 0 ? 0 : this.ends[i - 1]! + 1, this.ends[i]!);
   }
 }
 

@@ -10,3 +10,24 @@ export type Tuple = TupleValue[];
 
 /** 'd' default (primary key), 'n' nothing, 'f' full, 'i' index */
 export type ReplicaIdentity = 'd' | 'n' | 'f' | 'i';
+
+/**
+ * Rows read in one go (a backfill chunk), kept compact and parsed when asked for: `row(i)` builds
+ * row `i` anew on each call (equal rows, not the same array).
+ */
+export interface Rows {
+  readonly length: number;
+  row(i: number): Tuple;
+}
+
+/** A list of rows as `Rows`. */
+export function rowsOf(list: readonly Tuple[]): Rows {
+  return { length: list.length, row: (i) => list[i]! };
+}
+
+/** Every row, as a list. */
+export function rowList(rows: Rows): Tuple[] {
+  const out: Tuple[] = [];
+  for (let i = 0; i < rows.length; i++) out.push(rows.row(i));
+  return out;
+}

@@ -2,14 +2,20 @@ import type { Lsn } from '../core/lsn.js';
 import { ZERO_LSN } from '../core/lsn.js';
 import type { Position } from '../core/position.js';
 import type { CommandOrigin, RedisCommand } from '../core/command.js';
+import { EncodedCommands, type OriginSource } from '../core/encoded-commands.js';
 
-export type { CommandOrigin };
+export type { CommandOrigin, OriginSource };
 
-/** What one Redis connection gets of a batch. */
+/**
+ * What one Redis connection gets of a batch: its data commands are `commands` then `encoded`.
+ * A lane that writes pre-encoded RESP (standalone, Sentinel) gets them encoded as they are
+ * planned (`encoded`, `commands` empty); the others get arrays (`encoded` null).
+ */
 export interface LanePart {
   readonly commands: RedisCommand[];
   /** for each command, who to blame if Redis rejects it (null: bookkeeping) */
   readonly origins: (CommandOrigin | null)[];
+  readonly encoded: EncodedCommands | null;
   /** key prefixes to remove before the MULTI (TRUNCATE) */
   readonly unlinkPrefixes: string[];
 }
@@ -69,6 +75,8 @@ export class Batcher {
   constructor(
     private readonly limits: BatchLimits,
     private readonly newId: () => string,
+    /** whether a lane takes its commands pre-encoded (asked when its part of a batch is made) */
+    private readonly encodes: (lane: string) => boolean = () => false,
   ) {}
 
   /** commands and bytes queued (not yet taken for applying) */
@@ -113,15 +121,35 @@ export class Batcher {
   part(batch: Batch, lane: string): LanePart {
     let part = batch.parts.get(lane);
     if (!part) {
-      part = { commands: [], origins: [], unlinkPrefixes: [] };
+      part = { commands: [], origins: [], encoded: this.encodes(lane) ? new EncodedCommands() : null, unlinkPrefixes: [] };
       batch.parts.set(lane, part);
     }
     return part;
   }
 
   add(batch: Batch, part: LanePart, cmd: RedisCommand, origin: CommandOrigin | null): void {
-    part.commands.push(cmd);
-    part.origins.push(origin);
+    if (part.encoded !== null) part.encoded.push(cmd, origin);
+    else {
+      part.commands.push(cmd);
+      part.origins.push(origin);
+    }
+    this.counted(batch, cmd);
+  }
+
+  /**
+   * A command planned from `row` of `source`: a pre-encoded part resolves its origin only if it
+   * is asked for (the planner gives arrays parts their origin itself: `add`).
+   */
+  addFromRow(batch: Batch, part: LanePart, cmd: RedisCommand, source: OriginSource, row: number): void {
+    if (part.encoded !== null) part.encoded.pushRow(cmd, source, row);
+    else {
+      part.commands.push(cmd);
+      part.origins.push(source.origin(row));
+    }
+    this.counted(batch, cmd);
+  }
+
+  private counted(batch: Batch, cmd: RedisCommand): void {
     batch.commandCount++;
     this.commands++;
     let n = 0;
@@ -166,6 +194,36 @@ export class Batcher {
     this.chars = 0;
     return out;
   }
+}
+
+/** How many data commands a part holds. */
+export function partLength(part: LanePart): number {
+  return part.commands.length + (part.encoded?.length ?? 0);
+}
+
+/** The part with every data command as an array (for a lane that takes no pre-encoded commands). */
+export function asArrays(part: LanePart): LanePart {
+  const e = part.encoded;
+  if (e === null) return part;
+  const commands = [...part.commands];
+  const origins = [...part.origins];
+  for (let i = 0; i < e.length; i++) {
+    commands.push(e.command(i));
+    origins.push(e.origin(i));
+  }
+  return { commands, origins, encoded: null, unlinkPrefixes: part.unlinkPrefixes };
+}
+
+/** Who to blame for the part's data command `i` (null: bookkeeping). */
+export function partOrigin(part: LanePart, i: number): CommandOrigin | null {
+  const n = part.commands.length;
+  return i < n ? (part.origins[i] ?? null) : part.encoded!.origin(i - n);
+}
+
+/** The part's data command `i`. */
+export function partCommand(part: LanePart, i: number): RedisCommand {
+  const n = part.commands.length;
+  return i < n ? part.commands[i]! : part.encoded!.command(i - n);
 }
 
 /** Splits a "sink\0action" count key. */

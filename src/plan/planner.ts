@@ -10,7 +10,7 @@ import { MayHoldValues, VALUES_HIDDEN, withoutDetail } from '../util/log.js';
 import type { PlanOutput, RedisCommand } from '../sinks/sink.js';
 import { commandKeys, type RejectedCommand } from '../core/command.js';
 import { FailedStore, planFailure, type PlannedFailure } from './failed-messages.js';
-import type { Batch, Batcher, CommandOrigin, LanePart } from './batcher.js';
+import type { Batch, Batcher, CommandOrigin, LanePart, OriginSource } from './batcher.js';
 import { changesFor, positionAfter, takesFrom, truncatedTables, type SinkRuntime } from './route.js';
 import { Windows, WindowRetry, orphanItemIds, type Window } from './windows.js';
 import { TailCollector } from './tail-probe.js';
@@ -25,7 +25,13 @@ export interface PlanEvents {
   chunk(commitLsn: Lsn, through: number): void;
 }
 
-type Output = PlanOutput & { current: Change | null; bookkeeping(cmd: RedisCommand): void };
+type Output = PlanOutput & { current: Change | null; bookkeeping(cmd: RedisCommand): void; /** the index of `current` in its chunk (rows: origins resolved later) */ row: number };
+
+/** Changes made when they are planned (a backfill chunk's rows, one at a time). */
+interface ChangeList {
+  readonly length: number;
+  at(i: number): Change;
+}
 
 /**
  * Turns transactions, watermark windows and retries into batches, in stream order. Pure apart
@@ -186,8 +192,11 @@ export class Planner {
     const part = this.batcher.part(batch, sink.redis);
     // a backfilled row is stamped with the high watermark's position and the time it is planned
     const meta: MessageMeta = { commitLsn: lsn, commitTimeMicros: this.clock(), sinkName: sink.name };
-    const changes: Change[] = rows.map((row, idx) => ({ action: 'read', table, row, oldRow: null, oldKind: null, idx }));
-    const out = this.output(batch, part, sink.name, meta);
+    // each row becomes a change only while it is planned (and again if Redis refuses its command):
+    // a chunk stays its compact rows until its batch is applied
+    const changes: ChangeList = { length: rows.length, at: (idx) => ({ action: 'read', table, row: rows.row(idx), oldRow: null, oldKind: null, idx }) };
+    const origins: OriginSource = { sink: sink.name, origin: (idx) => ({ sink: sink.name, change: changes.at(idx), meta }) };
+    const out = this.output(batch, part, sink.name, meta, origins);
     if (changes.length > 0) this.planChanges(batch, part, sink, changes, meta, out);
     for (const cmd of w.extraCommands) out.bookkeeping(cmd);
     const result = { emitted: changes.length, skipped };
@@ -238,11 +247,15 @@ export class Planner {
    * each is skipped (filter), planned with the results (transform, route) or failed with the reason.
    * A planning bug (anything but a message error) fails that message, never the stream.
    */
-  private planChanges(batch: Batch, part: LanePart, sink: SinkRuntime, changes: readonly Change[], meta: MessageMeta, given?: Output): void {
-    const out = given ?? this.output(batch, part, sink.name, meta);
-    const results = sink.functions ? sink.functions.applySync(changes, meta) : null;
+  private planChanges(batch: Batch, part: LanePart, sink: SinkRuntime, given: readonly Change[] | ChangeList, meta: MessageMeta, known?: Output): void {
+    const out = known ?? this.output(batch, part, sink.name, meta);
+    // the sandbox takes all of them at once: a list made one by one is made whole for it
+    const changes = sink.functions && !Array.isArray(given) ? Array.from({ length: given.length }, (_v, i) => (given as ChangeList).at(i)) : given;
+    const list = Array.isArray(changes) ? (changes as readonly Change[]) : null;
+    const results = sink.functions ? sink.functions.applySync(list!, meta) : null;
     for (let i = 0; i < changes.length; i++) {
-      const change = changes[i]!;
+      const change = list !== null ? list[i]! : (changes as ChangeList).at(i);
+      out.row = i;
       const r = results ? results[i]! : null;
       if (r !== null && 'skip' in r) continue;
       out.current = change;
@@ -260,17 +273,24 @@ export class Planner {
     }
   }
 
-  private output(batch: Batch, part: LanePart, sinkName: string, meta: MessageMeta): Output {
+  /** `rows`: the changes planned are rows of a chunk, whose origins a pre-encoded part resolves only when asked. */
+  private output(batch: Batch, part: LanePart, sinkName: string, meta: MessageMeta, rows: OriginSource | null = null): Output {
     const { batcher, events, clock, failedStore } = this;
     const trackers = this.windows.keyTrackers(sinkName);
     const itemTrackers = trackers && this.windows.itemTrackers(sinkName);
     let origin: CommandOrigin | null = null;
     let originOf: Change | null = null;
+    const lazy = part.encoded !== null ? rows : null;
     const out: Output = {
       current: null,
+      row: -1,
       command(cmd: RedisCommand): void {
         if (trackers) for (const k of commandKeys(cmd)) for (const t of trackers) t.add(k);
         if (itemTrackers) for (const k of orphanItemIds(cmd)) for (const t of itemTrackers) t.add(k);
+        if (lazy !== null) {
+          batcher.addFromRow(batch, part, cmd, lazy, out.row);
+          return;
+        }
         if (originOf !== out.current) {
           originOf = out.current;
           origin = { sink: sinkName, change: out.current!, meta };

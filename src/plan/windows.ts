@@ -1,5 +1,5 @@
 import type { Change, TableInfo } from '../core/change.js';
-import type { Tuple } from '../core/tuple.js';
+import { rowsOf, type Rows, type Tuple } from '../core/tuple.js';
 import { rowIdentity } from '../core/table-info.js';
 import type { RedisCommand } from '../core/command.js';
 import type { Lsn } from '../core/lsn.js';
@@ -59,7 +59,7 @@ export interface Window {
   openedAt: Lsn | null;
   /** row identities (rows) or keys (orphans) the stream touched between the watermarks */
   readonly touched: Set<string>;
-  rows: Tuple[] | null;
+  rows: Rows | null;
   orphans: string[] | null;
   /** orphan windows: members, fields and bits no row accounts for, inside keys that rows do */
   orphanItems: OrphanItem[];
@@ -111,10 +111,10 @@ export class Windows {
     return this.windows.get(id);
   }
 
-  fillRows(id: string, rows: Tuple[], extraCommands: RedisCommand[]): void {
+  fillRows(id: string, rows: Rows | readonly Tuple[], extraCommands: RedisCommand[]): void {
     const w = this.windows.get(id);
     if (!w || w.mode !== 'rows') throw new Error(`backfill window ${id} is not open`);
-    w.rows = rows;
+    w.rows = Array.isArray(rows) ? rowsOf(rows) : (rows as Rows);
     w.extraCommands = extraCommands;
   }
 
@@ -200,17 +200,14 @@ export class Windows {
   }
 
   /** The chunk's rows the stream did not touch between the watermarks. */
-  static freshRows(w: Window): { rows: Tuple[]; skipped: number } {
-    if (!w.rows || !w.table) throw new Error('high watermark seen before the chunk was read');
+  static freshRows(w: Window): { rows: Rows; skipped: number } {
+    const all = w.rows;
+    if (!all || !w.table) throw new Error('high watermark seen before the chunk was read');
     // the usual case: nothing touched, no identity to build for each row
-    if (w.touched.size === 0) return { rows: w.rows, skipped: 0 };
-    const rows: Tuple[] = [];
-    let skipped = 0;
-    for (const row of w.rows) {
-      if (w.touched.has(rowIdentity(w.table, row))) skipped++;
-      else rows.push(row);
-    }
-    return { rows, skipped };
+    if (w.touched.size === 0) return { rows: all, skipped: 0 };
+    const kept: number[] = [];
+    for (let i = 0; i < all.length; i++) if (!w.touched.has(rowIdentity(w.table, all.row(i)))) kept.push(i);
+    return { rows: { length: kept.length, row: (i) => all.row(kept[i]!) }, skipped: all.length - kept.length };
   }
 
   /** The candidate orphans the sink did not write between the watermarks. */

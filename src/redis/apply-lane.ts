@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
 import type { RedisClient } from './connect.js';
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
+import type { EncodedCommands } from '../core/encoded-commands.js';
 import { parsePosition, type Position } from '../core/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
@@ -18,6 +19,8 @@ export interface ApplyPart {
   readonly commands: RedisCommand[];
   /** for each command, who to blame if Redis rejects it (null: bookkeeping commands) */
   readonly origins: (CommandOrigin | null)[];
+  /** more data commands, after `commands`, already encoded (only for a lane whose `preEncoded` is true) */
+  readonly encoded?: EncodedCommands | null | undefined;
   /** each sink's position, written to its position key in the same MULTI (null: not written) */
   readonly positions: readonly (readonly [string, string | null])[];
   /** key prefixes to remove (SCAN + UNLINK) before the MULTI: TRUNCATE */
@@ -41,12 +44,18 @@ export interface ApplyOutcome {
 }
 
 /** The data commands of a part (those with an origin), as unsure. */
-export function unsureOf(commands: readonly RedisCommand[], origins: readonly (CommandOrigin | null)[]): UnsureCommand[] {
+export function unsureOf(commands: readonly RedisCommand[], origins: readonly (CommandOrigin | null)[], encoded: EncodedCommands | null = null): UnsureCommand[] {
   const out: UnsureCommand[] = [];
   commands.forEach((command, i) => {
     const origin = origins[i];
     if (origin) out.push({ command, origin });
   });
+  if (encoded !== null) {
+    for (let i = 0; i < encoded.length; i++) {
+      const origin = encoded.origin(i);
+      if (origin) out.push({ command: encoded.command(i), origin });
+    }
+  }
   return out;
 }
 
@@ -69,6 +78,8 @@ export interface Lane {
   readonly retries: number;
   /** positions can be compared with the slot's (not on Cluster, where untouched slots keep old ones) */
   readonly behindCheck: boolean;
+  /** it takes data commands encoded as they are planned (`ApplyPart.encoded`); absent: arrays only */
+  readonly preEncoded?: boolean;
   /** Reads what Redis holds for the lane (its batch marker) and for these sinks. */
   load(sinks: readonly string[]): Promise<Map<string, LoadedSink>>;
   /**
@@ -172,6 +183,10 @@ export class ApplyLane extends RetryingLane implements Lane {
     this.resp = redis instanceof Redis ? new RespConnection(() => endpointOf(redis)) : null;
   }
 
+  get preEncoded(): boolean {
+    return this.resp !== null;
+  }
+
   async load(sinks: readonly string[]): Promise<Map<string, LoadedSink>> {
     // the batch marker Redis holds now: what later batches are compared with
     if (!this.loaded) this.lastBatchId = await this.redis.get(batchMarkerKey(this.instance, this.name));
@@ -187,7 +202,7 @@ export class ApplyLane extends RetryingLane implements Lane {
 
   /** Resolves once the part is in Redis (exactly once), or rejects if the lane was stopped. */
   async apply(part: ApplyPart): Promise<ApplyOutcome> {
-    const outcome = await this.applyExactlyOnce(this.redis, batchMarkerKey(this.instance, this.name), part.batchId, {}, () => this.exec(part), () => unsureOf(part.commands, part.origins));
+    const outcome = await this.applyExactlyOnce(this.redis, batchMarkerKey(this.instance, this.name), part.batchId, {}, () => this.exec(part), () => unsureOf(part.commands, part.origins, part.encoded ?? null));
     this.lastBatchId = part.batchId;
     return outcome;
   }
@@ -224,8 +239,11 @@ export class ApplyLane extends RetryingLane implements Lane {
     const group: GroupWrite = {
       markerKey: batchMarkerKey(this.instance, this.name),
       batchId: part.batchId,
+      // the applied positions are arrays, written before the pre-encoded data commands: one MULTI
+      // either way, so no reader sees them apart
       commands,
       origins,
+      encoded: part.encoded ?? null,
       positions: part.positions.map(([sink, pos]) => [positionKey(sink), pos] as const),
     };
     const result: GroupResult = await (this.resp ? execGroupResp(this.resp, group) : execGroup(this.redis, group));

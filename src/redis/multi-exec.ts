@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
+import type { EncodedCommands } from '../core/encoded-commands.js';
 import { errorMessage } from '../util/errors.js';
 import type { RedisClient } from './connect.js';
 import { ReplyError, type RespConnection, type RespEndpoint, type Reply } from './resp-connection.js';
@@ -25,6 +26,8 @@ export interface GroupWrite {
   readonly batchId: string;
   readonly commands: readonly RedisCommand[];
   readonly origins: readonly (CommandOrigin | null)[];
+  /** more data commands after `commands`, already encoded (standalone lane) */
+  readonly encoded?: EncodedCommands | null | undefined;
   /** position keys and values (null: not written) */
   readonly positions: readonly (readonly [string, string | null])[];
   /** the marker is read and written by one `SET marker <batch id> GET` first (Redis 6.2+) */
@@ -49,7 +52,7 @@ export function checkExec(results: readonly unknown[], w: GroupWrite): GroupResu
   for (let i = 1; i < results.length; i++) {
     const r = results[i];
     if (!(r instanceof Error)) continue;
-    const origin = w.origins[i - 1];
+    const origin = i - 1 < w.commands.length ? w.origins[i - 1] : w.encoded?.origin(i - 1 - w.commands.length);
     if (!origin) throw new Error(`Redis rejected a bookkeeping command: ${r.message}`);
     rejected.push({ origin, error: r.message });
   }
@@ -62,6 +65,7 @@ export function checkExec(results: readonly unknown[], w: GroupWrite): GroupResu
 function groupCommands(w: GroupWrite): (readonly string[])[] {
   const cmds: (readonly string[])[] = [w.setGet ? ['SET', w.markerKey, w.batchId, 'GET'] : ['GET', w.markerKey]];
   for (const c of w.commands) cmds.push(c);
+  if (w.encoded) for (const c of w.encoded.commands()) cmds.push(c);
   // SETs, not one MSET: the documented ACL (docs/redis.md) and `sluice check` allow SET
   for (const [key, position] of w.positions) if (position !== null) cmds.push(['SET', key, position]);
   if (!w.setGet) cmds.push(['SET', w.markerKey, w.batchId]);
@@ -122,6 +126,7 @@ export function writeMulti(out: RespWriter, w: GroupWrite): void {
     out.bulk(w.markerKey);
   }
   for (const c of w.commands) out.command(c);
+  if (w.encoded) out.raw(w.encoded.bytes());
   for (const [key, position] of w.positions) {
     if (position === null) continue;
     out.raw(SET);
@@ -138,7 +143,7 @@ export function writeMulti(out: RespWriter, w: GroupWrite): void {
 
 /** How many replies `multiFrame(w)` gets. */
 export function multiFrameReplies(w: GroupWrite): number {
-  let n = (w.setGet ? 3 : 4) + w.commands.length; // MULTI, GET marker, …, SET marker, EXEC (or MULTI, SET … GET, …, EXEC)
+  let n = (w.setGet ? 3 : 4) + w.commands.length + (w.encoded?.length ?? 0); // MULTI, GET marker, …, SET marker, EXEC (or MULTI, SET … GET, …, EXEC)
   for (const [, position] of w.positions) if (position !== null) n++;
   return n;
 }
@@ -172,7 +177,7 @@ export function checkMultiReplies(replies: readonly Reply[], offset: number, w: 
 
 /** As one pre-encoded buffer on a RespConnection (see `checkMultiReplies`). */
 export async function execGroupResp(conn: RespConnection, w: GroupWrite): Promise<GroupResult> {
-  const out = new RespWriter(256 + 160 * w.commands.length);
+  const out = new RespWriter(256 + 160 * w.commands.length + (w.encoded?.bytes().length ?? 0));
   writeMulti(out, w);
   const replies = await conn.request(out.finish(), multiFrameReplies(w));
   return checkMultiReplies(replies, 0, w);

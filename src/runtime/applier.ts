@@ -4,7 +4,7 @@ import { ZERO_LSN } from '../core/lsn.js';
 import { formatPosition, type Position } from '../core/position.js';
 import { microsToUnixMs } from '../core/time.js';
 import type { ChangeSource } from '../pg/change-stream.js';
-import { countKey, type Batch, type LanePart } from '../plan/batcher.js';
+import { asArrays, countKey, partLength, type Batch, type LanePart } from '../plan/batcher.js';
 import type { Planner } from '../plan/planner.js';
 import { confirmable, positionToWrite, type SinkRuntime } from '../plan/route.js';
 import type { Lane } from '../redis/apply-lane.js';
@@ -60,7 +60,9 @@ export class Applier {
     const tail = this.planner.tail.take(batch.id);
     await Promise.all(
       [...this.lanes.values()].map(async (lane) => {
-        let part = batch.parts.get(lane.name) ?? { commands: [], origins: [], unlinkPrefixes: [] };
+        let part: LanePart = batch.parts.get(lane.name) ?? { commands: [], origins: [], encoded: null, unlinkPrefixes: [] };
+        // planned pre-encoded for a lane that takes arrays (it was replaced meanwhile): decoded
+        if (part.encoded !== null && lane.preEncoded !== true) part = asArrays(part);
         const probed = this.tailOf(lane, tail, part, sinks);
         if (probed.length > 0) {
           // what Redis refused before a crash lost its record: recorded in this batch's MULTI
@@ -71,9 +73,9 @@ export class Applier {
           const p = positionToWrite(s, batch.sinkPositions.get(s.name) ?? null);
           return [s.name, p === null ? null : formatPosition(p)] as const;
         });
-        if (part.commands.length === 0 && part.unlinkPrefixes.length === 0 && positions.every(([, p]) => p === null)) return;
+        if (partLength(part) === 0 && part.unlinkPrefixes.length === 0 && positions.every(([, p]) => p === null)) return;
         const retriesBefore = lane.retries;
-        const { rejected, unsure } = await lane.apply({ batchId: batch.id, commands: part.commands, origins: part.origins, positions, unlinkPrefixes: part.unlinkPrefixes });
+        const { rejected, unsure } = await lane.apply({ batchId: batch.id, commands: part.commands, origins: part.origins, encoded: part.encoded, positions, unlinkPrefixes: part.unlinkPrefixes });
         allRejected.push(...rejected);
         // the EXEC ran but its replies were lost: what Redis refused is told from the key types, as
         // for a restart's unconfirmed tail (recorded with HSETNX, like the tail's records)

@@ -3,6 +3,7 @@ import { formatLsn } from '../core/lsn.js';
 import { messageId } from '../core/message-id.js';
 import { microsToIsoUtc } from '../core/time.js';
 import type { AppliedBatch } from './applier.js';
+import { partCommand, partLength, partOrigin } from '../plan/batcher.js';
 
 /** One message Redis acknowledged: what the console's "recent deliveries" shows. */
 export interface Delivery {
@@ -42,29 +43,42 @@ export class Deliveries {
     for (const part of batch.parts.values()) {
       // per sink, the newest deliveries of this part, newest first
       const taken = new Map<string, Delivery[]>();
-      const { commands, origins } = part;
-      let i = commands.length - 1;
+      const n = part.commands.length;
+      const encoded = part.encoded;
+      // what tells one message's commands from the next: its origin (arrays) or the id of its
+      // origin (pre-encoded: resolved only for the entries kept); null for bookkeeping or refused
+      const messageOf = (i: number): CommandOrigin | number | null => {
+        if (i < n) {
+          const o = part.origins[i] ?? null;
+          return o === null || refused?.has(o) === true ? null : o;
+        }
+        const id = encoded!.originId(i - n);
+        if (id < 0 || (refused !== null && refused.has(encoded!.origin(i - n)!))) return null;
+        return id;
+      };
+      let i = partLength(part) - 1;
       while (i >= 0) {
-        const origin = origins[i] ?? null;
-        if (origin === null || refused?.has(origin) === true) {
+        const message = messageOf(i);
+        if (message === null) {
           i--;
           continue;
         }
         // the message's commands: the same origin, bookkeeping and refused commands in between
         let first = i;
-        let n = 0;
+        let count = 0;
         for (; i >= 0; i--) {
-          const o = origins[i] ?? null;
-          if (o === null || refused?.has(o) === true) continue;
-          if (o !== origin) break;
+          const o = messageOf(i);
+          if (o === null) continue;
+          if (o !== message) break;
           first = i;
-          n++;
+          count++;
         }
-        let list = taken.get(origin.sink);
-        if (!list) taken.set(origin.sink, (list = []));
+        const sink = typeof message === 'number' ? encoded!.originSink(first - n)! : message.sink;
+        let list = taken.get(sink);
+        if (!list) taken.set(sink, (list = []));
         if (list.length >= this.perSink) continue;
         at ??= now.toISOString();
-        list.push(delivery(origin, commands[first]!, n, at));
+        list.push(delivery(partOrigin(part, first)!, partCommand(part, first), count, at));
       }
       for (const [sink, list] of taken) this.push(sink, list.reverse());
     }

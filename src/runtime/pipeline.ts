@@ -19,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Change, TableInfo } from '../core/change.js';
-import type { Tuple } from '../core/tuple.js';
+import type { Rows, Tuple } from '../core/tuple.js';
 import type { MessageMeta } from '../core/render.js';
 import type { RedisCommand } from '../core/command.js';
 import { formatLsn, maxLsn, type Lsn, ZERO_LSN } from '../core/lsn.js';
@@ -85,7 +85,8 @@ export class Pipeline {
   constructor(private readonly opts: PipelineOptions) {
     const maxBytes = opts.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES;
     this.sinkList = opts.sinks.map((s) => sinkRuntime(s, null, s.paused ? 'paused' : null));
-    this.batcher = new Batcher({ maxCommands: opts.batchMaxCommands, maxBytes }, randomUUID);
+    // a standalone lane's commands are encoded as they are planned (its one pre-encoded write)
+    this.batcher = new Batcher({ maxCommands: opts.batchMaxCommands, maxBytes }, randomUUID, (lane) => this.lanes.get(lane)?.preEncoded === true);
     this.events = planEvents(opts.metrics, opts.log);
     this.planner = new Planner(this.batcher, this.windows, this.events, () => this.sinkList, () => microsSince2000(Date.now()), new FailedStore(opts.failedLimits));
     this.lookups = new RowLookups(opts.source.url, opts.log, { generation: () => this.stream.generation, restart: (reason) => this.stream.restart(reason) });
@@ -383,7 +384,7 @@ export class Pipeline {
   }
 
   /** The chunk's rows, read after the low watermark; call before emitting the high watermark. */
-  fillBackfillWindow(id: string, rows: Tuple[], extraCommands: RedisCommand[]): void {
+  fillBackfillWindow(id: string, rows: Rows | readonly Tuple[], extraCommands: RedisCommand[]): void {
     this.windows.fillRows(id, rows, extraCommands);
   }
 
