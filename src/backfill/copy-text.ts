@@ -8,6 +8,7 @@
  * same text pgoutput sends — so backfilled rows and streamed rows encode identically.
  */
 import type { Rows } from '../core/tuple.js';
+import { giveBuffer, takeBuffer } from '../core/buffer-pool.js';
 
 export type CopyRow = (string | null)[];
 
@@ -48,7 +49,8 @@ export class CopyTextParser {
  * garbage collector would copy and promote meanwhile.
  */
 export class CopyRows implements Rows {
-  private buf = Buffer.allocUnsafe(64 * 1024);
+  /** from core/buffer-pool.ts, given back by `release()` */
+  private buf: Buffer | null = takeBuffer(64 * 1024);
   private size = 0;
   /** where the next line starts */
   private lineStart = 0;
@@ -62,15 +64,16 @@ export class CopyRows implements Rows {
 
   /** Appends a chunk of COPY output. */
   push(chunk: Buffer): void {
-    if (this.size + chunk.length > this.buf.length) {
-      const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.size + chunk.length));
-      this.buf.copy(next, 0, 0, this.size);
-      this.buf = next;
+    let buf = this.live();
+    if (this.size + chunk.length > buf.length) {
+      const next = takeBuffer(Math.max(buf.length * 2, this.size + chunk.length));
+      buf.copy(next, 0, 0, this.size);
+      giveBuffer(buf);
+      this.buf = buf = next;
     }
-    chunk.copy(this.buf, this.size);
+    chunk.copy(buf, this.size);
     const from = this.size;
     this.size += chunk.length;
-    const buf = this.buf;
     for (let at = buf.indexOf(NL, from); at !== -1 && at < this.size; at = buf.indexOf(NL, at + 1)) {
       if (this.count === this.ends.length) {
         const ends = new Uint32Array(this.ends.length * 2);
@@ -82,16 +85,25 @@ export class CopyRows implements Rows {
     }
   }
 
-  /** The input is complete: throws if it ended in the middle of a line; the buffer shrinks to what it holds. */
+  /** The input is complete: throws if it ended in the middle of a line. */
   end(): void {
     if (this.lineStart !== this.size) throw new Error('COPY output ended in the middle of a row');
-    if (this.buf.length > this.size + 4096) this.buf = Buffer.from(this.buf.subarray(0, this.size));
-    if (this.ends.length > this.count + 256) this.ends = this.ends.slice(0, this.count);
   }
 
   row(i: number): CopyRow {
     if (i < 0 || i >= this.count) throw new RangeError(`row ${i} of ${this.count}`);
-    return parseRow(this.buf, i === 0 ? 0 : this.ends[i - 1]! + 1, this.ends[i]!);
+    return parseRow(this.live(), i === 0 ? 0 : this.ends[i - 1]! + 1, this.ends[i]!);
+  }
+
+  /** The rows' batch is applied: the buffer goes back to the pool (a read afterwards throws). */
+  release(): void {
+    if (this.buf !== null) giveBuffer(this.buf);
+    this.buf = null;
+  }
+
+  private live(): Buffer {
+    if (this.buf === null) throw new Error('COPY rows read after they were released');
+    return this.buf;
   }
 }
 

@@ -23,7 +23,8 @@ const START = 1024;
  * given as it is (stream changes), or a row of an `OriginSource`, resolved (once) when asked.
  */
 export class EncodedCommands {
-  private readonly out = new RespWriter(16 * 1024);
+  /** pooled: given back by `release()` once the batch is applied */
+  private readonly out = new RespWriter(64 * 1024, true);
   /** end offset of each command in `out` */
   private ends = new Uint32Array(START);
   /** origin id of each command (-1: none) */
@@ -98,6 +99,14 @@ export class EncodedCommands {
   /** The RESP of every command, in order (a view: valid until the next push). */
   bytes(): Buffer {
     return this.out.bytes();
+  }
+
+  /**
+   * The batch is applied and nothing reads these commands any more: their buffer is given back
+   * to core/buffer-pool.ts (a read afterwards throws).
+   */
+  release(): void {
+    this.out.release();
   }
 
   private sourceIndex(source: CommandOrigin | OriginSource): number {

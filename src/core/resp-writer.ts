@@ -4,6 +4,8 @@
  * exposes its encoder as a buffer a caller can fill with many transactions at once.
  */
 
+import { giveBuffer, takeBuffer } from './buffer-pool.js';
+
 /**
  * Strings up to this length are measured and copied in JS when they are ASCII: keys, markers,
  * positions and command names are, and a call into the runtime for each costs more than the copy.
@@ -34,14 +36,30 @@ function writeInt(buf: Buffer, off: number, n: number): number {
   return end + 2;
 }
 
-/** Writes RESP into one buffer that grows (doubling) when a write does not fit. */
+const RELEASED = Buffer.alloc(0);
+
+/**
+ * Writes RESP into one buffer that grows (doubling) when a write does not fit. A pooled writer
+ * takes its buffers from core/buffer-pool.ts and gives them back on `release()`.
+ */
 export class RespWriter {
   private buf: Buffer;
   private off = 0;
 
   /** `capacity`: the expected size (see `estimateSize`); a good guess saves the copies of growing */
-  constructor(capacity = 4096) {
-    this.buf = Buffer.allocUnsafe(Math.max(64, capacity));
+  constructor(
+    capacity = 4096,
+    private readonly pooled = false,
+  ) {
+    this.buf = pooled ? takeBuffer(capacity) : Buffer.allocUnsafe(Math.max(64, capacity));
+  }
+
+  /** Gives a pooled writer's buffer back: nothing may be read from or written to it afterwards. */
+  release(): void {
+    if (this.buf === RELEASED) return;
+    if (this.pooled) giveBuffer(this.buf);
+    this.buf = RELEASED;
+    this.off = 0;
   }
 
   /** an array header: `*n` CRLF */
@@ -112,18 +130,22 @@ export class RespWriter {
 
   /** what was written so far (a view: valid until the next write) */
   bytes(): Buffer {
+    if (this.buf === RELEASED) throw new Error('RespWriter: read after release');
     return this.buf.subarray(0, this.off);
   }
 
   /** what was written (a view: the writer must not be used afterwards) */
   finish(): Buffer {
-    return this.buf.subarray(0, this.off);
+    return this.bytes();
   }
 
   private ensure(n: number): void {
     if (this.off + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
+    if (this.buf === RELEASED) throw new Error('RespWriter: write after release');
+    const size = Math.max(this.buf.length * 2, this.off + n);
+    const next = this.pooled ? takeBuffer(size) : Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.off);
+    if (this.pooled) giveBuffer(this.buf);
     this.buf = next;
   }
 }

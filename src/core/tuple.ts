@@ -18,6 +18,8 @@ export type ReplicaIdentity = 'd' | 'n' | 'f' | 'i';
 export interface Rows {
   readonly length: number;
   row(i: number): Tuple;
+  /** nothing reads the rows any more (their batch is applied): their memory may be used again */
+  release?(): void;
 }
 
 /** A list of rows as `Rows`. */

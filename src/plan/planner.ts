@@ -200,7 +200,12 @@ export class Planner {
     if (changes.length > 0) this.planChanges(batch, part, sink, changes, meta, out);
     for (const cmd of w.extraCommands) out.bookkeeping(cmd);
     const result = { emitted: changes.length, skipped };
-    batch.onApplied.push(() => w.resolve(result));
+    const all = w.rows!;
+    batch.onApplied.push(() => {
+      w.resolve(result);
+      // the rows' origins are read only until the batch is applied (refused commands, deliveries)
+      all.release?.();
+    });
     batch.onDropped.push(w.reject);
     this.batcher.settle(batch);
   }

@@ -115,6 +115,13 @@ const GET_ARG = Buffer.from('$3\r\nGET\r\n');
 
 /** Writes `multiFrame(w)` (the same bytes as encoding it), without building it as arrays first. */
 export function writeMulti(out: RespWriter, w: GroupWrite): void {
+  writeMultiHead(out, w);
+  if (w.encoded) out.raw(w.encoded.bytes());
+  writeMultiTail(out, w);
+}
+
+/** MULTI, the marker's GET and the commands given as arrays: what comes before `w.encoded`. */
+function writeMultiHead(out: RespWriter, w: GroupWrite): void {
   out.raw(MULTI);
   if (w.setGet) {
     out.raw(SET_GET);
@@ -126,7 +133,10 @@ export function writeMulti(out: RespWriter, w: GroupWrite): void {
     out.bulk(w.markerKey);
   }
   for (const c of w.commands) out.command(c);
-  if (w.encoded) out.raw(w.encoded.bytes());
+}
+
+/** The positions, the marker and EXEC: what comes after `w.encoded`. */
+function writeMultiTail(out: RespWriter, w: GroupWrite): void {
   for (const [key, position] of w.positions) {
     if (position === null) continue;
     out.raw(SET);
@@ -177,9 +187,20 @@ export function checkMultiReplies(replies: readonly Reply[], offset: number, w: 
 
 /** As one pre-encoded buffer on a RespConnection (see `checkMultiReplies`). */
 export async function execGroupResp(conn: RespConnection, w: GroupWrite): Promise<GroupResult> {
-  const out = new RespWriter(256 + 160 * w.commands.length + (w.encoded?.bytes().length ?? 0));
-  writeMulti(out, w);
-  const replies = await conn.request(out.finish(), multiFrameReplies(w));
+  let payload: Buffer | Buffer[];
+  if (w.encoded) {
+    // the encoded commands are written as they are, between a head and a tail: not copied
+    const head = new RespWriter(256 + 160 * w.commands.length);
+    writeMultiHead(head, w);
+    const tail = new RespWriter(256 + 64 * w.positions.length);
+    writeMultiTail(tail, w);
+    payload = [head.finish(), w.encoded.bytes(), tail.finish()];
+  } else {
+    const out = new RespWriter(256 + 160 * w.commands.length);
+    writeMulti(out, w);
+    payload = out.finish();
+  }
+  const replies = await conn.request(payload, multiFrameReplies(w));
   return checkMultiReplies(replies, 0, w);
 }
 

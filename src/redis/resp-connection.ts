@@ -219,8 +219,11 @@ export class RespConnection {
 
   constructor(private readonly endpoint: () => RespEndpoint, private readonly connectTimeoutMs = 5000) {}
 
-  /** Writes `payload` (encoded commands) once and resolves with its `count` replies, in order. */
-  async request(payload: Buffer, count: number): Promise<Reply[]> {
+  /**
+   * Writes `payload` (encoded commands; several buffers are written in turn, not copied into one)
+   * once and resolves with its `count` replies, in order.
+   */
+  async request(payload: Buffer | readonly Buffer[], count: number): Promise<Reply[]> {
     if (this.opening) await this.opening.catch(() => undefined);
     const ep = this.endpoint();
     if (this.socket !== null && this.where !== `${ep.host}:${ep.port}`) this.destroy(new Error('Redis endpoint changed'));
@@ -233,12 +236,18 @@ export class RespConnection {
     this.destroy(new Error('connection closed'));
   }
 
-  private send(payload: Buffer, count: number): Promise<Reply[]> {
+  private send(payload: Buffer | readonly Buffer[], count: number): Promise<Reply[]> {
     const socket = this.socket;
     if (socket === null || this.closed) return Promise.reject(new Error('Redis connection is closed'));
     return new Promise((resolve, reject) => {
       this.waiters.push({ replies: [], count, resolve, reject });
-      socket.write(payload);
+      if (Buffer.isBuffer(payload)) socket.write(payload);
+      else {
+        // one writev for the pieces
+        socket.cork();
+        for (const b of payload as readonly Buffer[]) socket.write(b);
+        socket.uncork();
+      }
     });
   }
 

@@ -110,6 +110,8 @@ export class Applier {
     for (const [sink, p] of batch.sinkPositions) this.applied.set(sink, p);
     for (const l of this.listeners) l({ batch, rejected: allRejected });
     for (const cb of batch.onApplied) cb();
+    // nothing reads the batch's encoded commands any more: their buffers are used again
+    for (const part of batch.parts.values()) part.encoded?.release();
   }
 
   /** The changes of a batch in the unconfirmed tail of this lane's sinks (plan/tail-probe.ts). */
