@@ -38,6 +38,17 @@ interface ReadChunk {
   readonly cursor: string[] | null;
 }
 
+/** A chunk whose high watermark is written: it waits for its rows to be in Redis. */
+interface Closed {
+  readonly window: ChunkRead['window'];
+  /** the record written with its rows */
+  readonly next: BackfillRecord;
+  readonly copied: number;
+  readonly done: boolean;
+}
+
+/** closed chunks waiting for Redis at most: one applied while the next is planned */
+const MAX_CLOSED = 2;
 const MIN_CHUNK = 200;
 const MAX_CHUNK = 20_000;
 /** a chunk's COPY should take about this long: short enough to keep the window small */
@@ -100,46 +111,62 @@ export class BackfillWorker {
 
   /**
    * Reads, hands over and waits for one chunk: low watermark → COPY → fill → high watermark →
-   * wait until applied. While it is applied, the next chunk is read (its low watermark and COPY,
-   * on the same connection after this high watermark): one chunk ahead at most, so memory stays
-   * bounded and the pace is still the sink's. The chunk read ahead is filled and closed (its high
-   * watermark, with its cursor) only in the next call, once this one is in Redis: a chunk that
-   * fails never has a later cursor written after it. Any failure cancels both windows.
+   * wait until applied. Chunks follow each other on the one connection, and up to two are closed
+   * (their high watermark written, with their cursor) and wait for Redis while the next one is
+   * read (its low watermark and COPY): the pipeline plans a chunk while Redis applies the one
+   * before. Memory stays bounded (three chunks) and the pace is still the sink's. Closed chunks are
+   * planned and applied in stream order, so a chunk that fails never has a later cursor applied
+   * after it: any failure cancels every window in flight. Resolves with the oldest chunk's result
+   * once it is in Redis.
    */
   async chunk(): Promise<ChunkResult> {
     const client = this.client!;
     if (this.stopped) throw new Error('the backfill was stopped');
-    const cur = this.ahead ?? this.startRead(this.record.cursor);
-    this.ahead = null;
     try {
-      const { rows, done, cursor } = await cur.read;
-      const next: BackfillRecord = {
-        ...this.record,
-        cursor,
-        rows: this.record.rows + rows.length,
-        state: done ? 'done' : 'running',
-        updated_at: new Date().toISOString(),
-      };
-      // the new cursor is written in the same MULTI as the chunk's rows
-      const persist: RedisCommand = ['HSET', backfillKey(this.record.sink), this.record.table, JSON.stringify(next)];
-      this.pipeline.fillBackfillWindow(cur.window.id, rows, [persist]);
-      await emitWatermark(client, 'high', cur.window.id);
-      if (!done && !this.stopped) this.readAhead(cursor);
-      const r = await cur.window.applied;
+      this.planned ??= { ...this.record };
+      // a held (paused) sink closes no more chunks: its backfill waits with it (backfill-manager.ts)
+      while (this.closed.length < MAX_CLOSED && !this.planned.done && !this.stopped && (this.closed.length === 0 || this.pipeline.sinkRuntime(this.record.sink)?.hold == null)) {
+        const cur: ChunkRead = this.ahead ?? this.startRead(this.planned.cursor);
+        this.ahead = cur;
+        const { rows, done, cursor } = await cur.read;
+        this.ahead = null;
+        const next: BackfillRecord = {
+          ...this.record,
+          cursor,
+          rows: this.planned.rows + rows.length,
+          state: done ? 'done' : 'running',
+          updated_at: new Date().toISOString(),
+        };
+        // the new cursor is written in the same MULTI as the chunk's rows
+        const persist: RedisCommand = ['HSET', backfillKey(this.record.sink), this.record.table, JSON.stringify(next)];
+        this.pipeline.fillBackfillWindow(cur.window.id, rows, [persist]);
+        this.closed.push({ window: cur.window, next, copied: rows.length, done });
+        this.planned = { cursor, rows: next.rows, done };
+        await emitWatermark(client, 'high', cur.window.id);
+        if (!done && !this.stopped) this.readAhead(cursor);
+      }
+      const c = this.closed[0];
+      if (!c) throw new Error('the backfill was stopped');
+      const r = await c.window.applied;
+      this.closed.shift();
       // a held (paused) sink's backfill waits with it between chunks (backfill-manager.ts): no
       // window stays open meanwhile, collecting every row the stream touches until the resume
       if (this.pipeline.sinkRuntime(this.record.sink)?.hold != null) this.dropAhead('the sink is held');
-      next.superseded = this.record.superseded + r.skipped;
-      Object.assign(this.record, next);
-      return { copied: rows.length, emitted: r.emitted, skipped: r.skipped, done };
+      c.next.superseded = this.record.superseded + r.skipped;
+      Object.assign(this.record, c.next);
+      return { copied: c.copied, emitted: r.emitted, skipped: r.skipped, done: c.done };
     } catch (err) {
-      cur.window.cancel('chunk failed');
+      for (const c of this.closed) c.window.cancel('chunk failed');
+      this.closed = [];
+      this.planned = null;
       this.dropAhead('chunk failed');
       throw err;
     }
   }
 
   async close(): Promise<void> {
+    for (const c of this.closed) c.window.cancel('the backfill was closed');
+    this.closed = [];
     this.dropAhead('the backfill was closed');
     const c = this.client;
     this.client = null;
@@ -147,8 +174,12 @@ export class BackfillWorker {
   }
 
   private chunkSizeUsed = 0;
-  /** the next chunk, being read while the last one is applied */
+  /** the next chunk, being read while the last ones are applied */
   private ahead: ChunkRead | null = null;
+  /** chunks whose high watermark is written, oldest first, until they are in Redis */
+  private closed: Closed[] = [];
+  /** where the chunks closed so far end (null: nothing closed yet, the record is) */
+  private planned: { readonly cursor: string[] | null; readonly rows: number; readonly done?: boolean } | null = null;
 
   /** Opens a window and starts reading a chunk after `cursor`: low watermark, then COPY. */
   private startRead(cursor: string[] | null): ChunkRead {
