@@ -95,6 +95,10 @@ export class CopyRows implements Rows {
     return parseRow(this.live(), i === 0 ? 0 : this.ends[i - 1]! + 1, this.ends[i]!);
   }
 
+  lines(): { readonly buf: Buffer; readonly ends: Uint32Array } {
+    return { buf: this.live(), ends: this.ends };
+  }
+
   /** The rows' batch is applied: the buffer goes back to the pool (a read afterwards throws). */
   release(): void {
     if (this.buf !== null) giveBuffer(this.buf);

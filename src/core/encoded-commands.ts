@@ -61,6 +61,19 @@ export class EncodedCommands {
     this.append(cmd, id);
   }
 
+  /** The writer, for one command written as bytes by the caller, then recorded with `endRow`. */
+  get writer(): RespWriter {
+    return this.out;
+  }
+
+  /** The command just written to `writer` was planned from `row` of `source`. */
+  endRow(source: OriginSource, row: number): void {
+    const last = this.origins - 1;
+    const s = this.sourceIndex(source);
+    const id = last >= 0 && this.idRow[last] === row && this.idSource[last] === s ? last : this.newId(s, row);
+    this.record(id);
+  }
+
   /** Who to blame for command `i` (null: bookkeeping); the same object on every call. */
   origin(i: number): CommandOrigin | null {
     const id = this.ids[i]!;
@@ -128,12 +141,17 @@ export class EncodedCommands {
   }
 
   private append(cmd: readonly string[], id: number): void {
+    this.out.command(cmd);
+    this.record(id);
+  }
+
+  /** the command just written ends here */
+  private record(id: number): void {
     const i = this.count++;
     if (i === this.ends.length) {
       this.ends = grow(this.ends);
       this.ids = grow(this.ids);
     }
-    this.out.command(cmd);
     this.ends[i] = this.out.size;
     this.ids[i] = id;
   }

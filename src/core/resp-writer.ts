@@ -111,6 +111,24 @@ export class RespWriter {
     this.off = end + 2;
   }
 
+  /** a bulk string of `buf`'s bytes from `start` to `end` */
+  bulkBytes(buf: Buffer, start: number, end: number): void {
+    const n = end - start;
+    this.ensure(n + 24);
+    const out = this.buf;
+    out[this.off] = 36; // '$'
+    let off = writeInt(out, this.off + 1, n);
+    if (n > SHORT) {
+      buf.copy(out, off, start, end);
+      off += n;
+    } else {
+      for (let i = start; i < end; i++) out[off++] = buf[i]!;
+    }
+    out[off] = 13;
+    out[off + 1] = 10;
+    this.off = off + 2;
+  }
+
   command(cmd: readonly string[]): void {
     this.array(cmd.length);
     for (const arg of cmd) this.bulk(arg);

@@ -20,6 +20,8 @@ export interface Rows {
   row(i: number): Tuple;
   /** nothing reads the rows any more (their batch is applied): their memory may be used again */
   release?(): void;
+  /** rows kept as lines of COPY text: the buffer, and where each line ends (its newline) */
+  lines?(): { readonly buf: Buffer; readonly ends: Uint32Array };
 }
 
 /** A list of rows as `Rows`. */

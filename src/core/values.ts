@@ -422,6 +422,24 @@ export function codecFor(
   return resolve(typeOid, info, lookup, 0).codec;
 }
 
+/**
+ * What a codec does, for encoders that work on the bytes of Postgres's text output (a backfill's
+ * COPY rows, sinks/copy-encoder.ts): `int` and `json` keep the text as it is, `number` too except
+ * NaN and ±Infinity, `string` quotes it, `bool` maps t/f, `timestamptz` reformats it; `other`: only
+ * through `convert`.
+ */
+export type CodecKind = 'int' | 'number' | 'json' | 'string' | 'bool' | 'timestamptz' | 'other';
+
+export function codecKind(codec: ColumnCodec): CodecKind {
+  if (codec === INT_CODEC) return 'int';
+  if (codec === NUMBER_CODEC) return 'number';
+  if (codec === JSON_CODEC) return 'json';
+  if (codec === STRING_CODEC || codec === BOX_CODEC) return 'string';
+  if (codec === BOOL_CODEC) return 'bool';
+  if (codec === TIMESTAMPTZ_CODEC) return 'timestamptz';
+  return 'other';
+}
+
 /** The JSON text of one value: null → `null`, stringy values JSON-quoted. */
 export function toJson(codec: ColumnCodec, text: string | null): string {
   if (text === null) return 'null';

@@ -149,6 +149,14 @@ export class Batcher {
     this.counted(batch, cmd);
   }
 
+  /** A command the caller wrote into the part's `encoded` itself (about `size` bytes). */
+  addedEncoded(batch: Batch, size: number): void {
+    batch.commandCount++;
+    this.commands++;
+    batch.bytes += size;
+    this.chars += size;
+  }
+
   private counted(batch: Batch, cmd: RedisCommand): void {
     batch.commandCount++;
     this.commands++;

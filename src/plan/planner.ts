@@ -1,4 +1,5 @@
 import type { Change, LogicalMessage, TableInfo, Transaction } from '../core/change.js';
+import type { Rows } from '../core/tuple.js';
 import { fillUnchangedToast } from '../core/toast.js';
 import type { MessageMeta } from '../core/render.js';
 import { comparePositions, type Position } from '../core/position.js';
@@ -14,6 +15,7 @@ import type { Batch, Batcher, CommandOrigin, LanePart, OriginSource } from './ba
 import { changesFor, positionAfter, takesFrom, truncatedTables, type SinkRuntime } from './route.js';
 import { Windows, WindowRetry, orphanItemIds, type Window } from './windows.js';
 import { TailCollector } from './tail-probe.js';
+import type { FunctionOutcome } from '../functions/index.js';
 
 /** What planning tells the runtime about (logs and metrics): no I/O here. */
 export interface PlanEvents {
@@ -197,7 +199,7 @@ export class Planner {
     const changes: ChangeList = { length: rows.length, at: (idx) => ({ action: 'read', table, row: rows.row(idx), oldRow: null, oldKind: null, idx }) };
     const origins: OriginSource = { sink: sink.name, origin: (idx) => ({ sink: sink.name, change: changes.at(idx), meta }) };
     const out = this.output(batch, part, sink.name, meta, origins);
-    if (changes.length > 0) this.planChanges(batch, part, sink, changes, meta, out);
+    if (!this.encodeRows(batch, part, sink, w, rows, changes, origins, meta, out) && changes.length > 0) this.planChanges(batch, part, sink, changes, meta, out);
     for (const cmd of w.extraCommands) out.bookkeeping(cmd);
     const result = { emitted: changes.length, skipped };
     const all = w.rows!;
@@ -208,6 +210,34 @@ export class Planner {
     });
     batch.onDropped.push(w.reject);
     this.batcher.settle(batch);
+  }
+
+  /**
+   * A chunk's rows encoded straight from their COPY text by the sink (its `copyEncoder`), each row
+   * it cannot encode planned as a change: the same commands as `planChanges`, without a row, a
+   * change or a command array per row. Only where nothing else needs to see the commands as data:
+   * a pre-encoded part, a sink without functions, no orphan or aggregate window tracking its keys.
+   * False (nothing done) when it does not apply.
+   */
+  private encodeRows(batch: Batch, part: LanePart, sink: SinkRuntime, w: Window, rows: Rows, changes: ChangeList, origins: OriginSource, meta: MessageMeta, out: Output): boolean {
+    const encoded = part.encoded;
+    if (encoded === null || sink.functions || rows.lines === undefined || this.windows.keyTrackers(sink.name) !== null) return false;
+    const encoder = sink.sink.copyEncoder?.(w.table!) ?? null;
+    if (encoder === null) return false;
+    const { buf, ends } = rows.lines();
+    const writer = encoded.writer;
+    for (let i = 0; i < rows.length; i++) {
+      const before = writer.size;
+      if (encoder(buf, i === 0 ? 0 : ends[i - 1]! + 1, ends[i]!, writer)) {
+        encoded.endRow(origins, i);
+        this.batcher.addedEncoded(batch, writer.size - before);
+        this.batcher.count(batch, sink.name, 'read');
+      } else {
+        out.row = i;
+        this.planOne(batch, sink, changes.at(i), meta, out, null);
+      }
+    }
+    return true;
   }
 
   /**
@@ -263,22 +293,26 @@ export class Planner {
       out.row = i;
       const r = results ? results[i]! : null;
       if (r !== null && 'skip' in r) continue;
-      out.current = change;
-      // a function's error quotes what the user's code threw or returned: row values, maybe
-      if (r !== null && 'error' in r) out.fail(change, r.error, withoutDetail(r.error));
-      else {
-        try {
-          sink.sink.plan(change, meta, out, r?.extras);
-        } catch (err) {
-          const lead = 'internal error while planning this message (please report it)';
-          out.fail(change, `${lead}: ${errorMessage(err)}`, `${lead}: ${VALUES_HIDDEN}`);
-        }
-      }
-      this.batcher.count(batch, sink.name, change.action);
+      this.planOne(batch, sink, change, meta, out, r);
     }
   }
 
-  /** `rows`: the changes planned are rows of a chunk, whose origins a pre-encoded part resolves only when asked. */
+  /** One change the functions (if any) did not skip: the sink plans it, or it fails. */
+  private planOne(batch: Batch, sink: SinkRuntime, change: Change, meta: MessageMeta, out: Output, r: Exclude<FunctionOutcome, { skip: true }> | null): void {
+    out.current = change;
+    // a function's error quotes what the user's code threw or returned: row values, maybe
+    if (r !== null && 'error' in r) out.fail(change, r.error, withoutDetail(r.error));
+    else {
+      try {
+        sink.sink.plan(change, meta, out, r?.extras);
+      } catch (err) {
+        const lead = 'internal error while planning this message (please report it)';
+        out.fail(change, `${lead}: ${errorMessage(err)}`, `${lead}: ${VALUES_HIDDEN}`);
+      }
+    }
+    this.batcher.count(batch, sink.name, change.action);
+  }
+
   private output(batch: Batch, part: LanePart, sinkName: string, meta: MessageMeta, rows: OriginSource | null = null): Output {
     const { batcher, events, clock, failedStore } = this;
     const trackers = this.windows.keyTrackers(sinkName);

@@ -3,8 +3,19 @@ import type { MessageMeta } from '../core/render.js';
 import { MessageError } from '../core/template.js';
 
 import type { RedisCommand } from '../core/command.js';
+import type { RespWriter } from '../core/resp-writer.js';
 
 export type { RedisCommand };
+
+/**
+ * Writes one backfilled row, a line of COPY text (`line[start..end)`, no newline), as its sink's
+ * command in RESP, straight from the bytes: no row array, no strings, no command array
+ * (sinks/copy-encoder.ts). Returns false, having written nothing, when the row needs the sink's
+ * own planning (a NULL or an escape in the line, a byte outside ASCII, a value that is not in its
+ * common form, a key or a value over its limit): the caller plans that row as a change. Either way
+ * the commands are the same (test/unit/copy-encoder.test.ts compares them for random rows and types).
+ */
+export type CopyRowEncoder = (line: Buffer, start: number, end: number, out: RespWriter) => boolean;
 
 export interface PlanOutput {
   command(cmd: RedisCommand): void;
@@ -51,6 +62,12 @@ export interface Sink {
    * (so TRUNCATE can remove them with SCAN MATCH prefix*); null when it cannot be known.
    */
   truncatePattern?(table: TableInfo): string | null;
+  /**
+   * Encodes a backfilled row's command straight from its COPY text (sinks/copy-encoder.ts), for
+   * a sink without functions whose commands the pipeline takes encoded; null when this sink or
+   * table has no such way. The commands must equal what `plan` gives for the row's `read` change.
+   */
+  copyEncoder?(table: TableInfo): CopyRowEncoder | null;
 }
 
 export const MAX_KEY_BYTES = 512;

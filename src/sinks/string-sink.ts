@@ -1,8 +1,9 @@
 import type { Change, TableInfo } from '../core/change.js';
 import { messageJson, recordJson, type MessageMeta } from '../core/render.js';
 import { TemplateCache, templatePrefix } from '../core/template.js';
-import { checkKey, checkValueSize, planSafely, type PlanExtras, type PlanOutput, type Sink } from './sink.js';
+import { checkKey, checkValueSize, planSafely, type CopyRowEncoder, type PlanExtras, type PlanOutput, type Sink } from './sink.js';
 import { oldKeyIfMoved } from './moves.js';
+import { copySetEncoder } from './copy-encoder.js';
 
 export interface StringSinkOptions {
   name: string;
@@ -15,6 +16,7 @@ export interface StringSinkOptions {
 /** `SET key value [PX expire_ms]` on insert/update/read, `DEL key` on delete (SPEC §4). */
 export function createStringSink(opts: StringSinkOptions): Sink {
   const key = new TemplateCache(opts.key);
+  const encoders = new WeakMap<TableInfo, CopyRowEncoder | null>();
   return {
     name: opts.name,
     type: 'string',
@@ -38,6 +40,12 @@ export function createStringSink(opts: StringSinkOptions): Sink {
     },
     truncatePattern(table: TableInfo): string | null {
       return templatePrefix(key.parts, table);
+    },
+    copyEncoder(table: TableInfo): CopyRowEncoder | null {
+      if (opts.value !== 'record') return null;
+      let e = encoders.get(table);
+      if (e === undefined) encoders.set(table, (e = copySetEncoder(table, key.parts, opts.maxValueBytes, opts.expireMs)));
+      return e;
     },
   };
 }
