@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import type { Pipeline } from '../runtime/pipeline.js';
 import type { CatalogTable } from '../pg/catalog.js';
 import { readCatalogTable } from '../pg/catalog.js';
@@ -7,6 +6,7 @@ import { createTextClient, literal } from '../pg/text-client.js';
 import { emitWatermark } from '../pg/watermarks.js';
 import type { Rows } from '../core/tuple.js';
 import { CopyRows } from './copy-text.js';
+import { CopyOut } from './copy-out.js';
 import { conditionSql } from './condition.js';
 import type { RedisCommand } from '../sinks/sink.js';
 import { backfillKey } from '../core/keyspace.js';
@@ -234,9 +234,13 @@ export class BackfillWorker {
       `COPY (SELECT ${table.info.columns.map((c) => ident(c.name)).join(', ')} FROM ${table.quoted}` +
       `${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyList} LIMIT ${this.chunkSizeUsed}) TO STDOUT`;
     const rows = new CopyRows();
-    const stream = client.query(copyTo(sql));
-    for await (const chunk of stream as AsyncIterable<Buffer>) rows.push(chunk);
-    rows.end();
+    try {
+      await client.query(new CopyOut(sql, rows)).done;
+      rows.end();
+    } catch (err) {
+      rows.release();
+      throw err;
+    }
     return rows;
   }
 

@@ -64,25 +64,41 @@ export class CopyRows implements Rows {
 
   /** Appends a chunk of COPY output. */
   push(chunk: Buffer): void {
+    this.pushRange(chunk, 0, chunk.length);
+  }
+
+  /** Appends `src[start..end)` of COPY output (a CopyData message's body: copy-out.ts). */
+  pushRange(src: Buffer, start: number, end: number): void {
+    const n = end - start;
     let buf = this.live();
-    if (this.size + chunk.length > buf.length) {
-      const next = takeBuffer(Math.max(buf.length * 2, this.size + chunk.length));
+    if (this.size + n > buf.length) {
+      const next = takeBuffer(Math.max(buf.length * 2, this.size + n));
       buf.copy(next, 0, 0, this.size);
       giveBuffer(buf);
       this.buf = buf = next;
     }
-    chunk.copy(buf, this.size);
     const from = this.size;
-    this.size += chunk.length;
-    for (let at = buf.indexOf(NL, from); at !== -1 && at < this.size; at = buf.indexOf(NL, at + 1)) {
-      if (this.count === this.ends.length) {
-        const ends = new Uint32Array(this.ends.length * 2);
-        ends.set(this.ends);
-        this.ends = ends;
-      }
-      this.ends[this.count++] = at;
-      this.lineStart = at + 1;
+    if (n > 64) src.copy(buf, from, start, end);
+    // a row's few bytes: cheaper copied here than through a call into the runtime
+    else for (let i = start, o = from; i < end; i++, o++) buf[o] = src[i]!;
+    this.size += n;
+    // the search must stop at `size`: past it lie the bytes of the buffer's last use
+    if (n <= 256) {
+      for (let at = from; at < this.size; at++) if (buf[at] === NL) this.lineEnd(at);
+    } else {
+      const view = buf.subarray(0, this.size);
+      for (let at = view.indexOf(NL, from); at !== -1; at = view.indexOf(NL, at + 1)) this.lineEnd(at);
     }
+  }
+
+  private lineEnd(at: number): void {
+    if (this.count === this.ends.length) {
+      const ends = new Uint32Array(this.ends.length * 2);
+      ends.set(this.ends);
+      this.ends = ends;
+    }
+    this.ends[this.count++] = at;
+    this.lineStart = at + 1;
   }
 
   /** The input is complete: throws if it ended in the middle of a line. */
