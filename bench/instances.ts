@@ -101,7 +101,7 @@ export async function spawnSluice(name: string, yaml: string, profileDir: string
   };
   const proc: ManagedProcess = spawnManaged(
     process.execPath,
-    ['--max-old-space-size=256', '--no-node-snapshot', ...nodeFlags(), ...(profileDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=sluice-${name}-${Date.now()}.cpuprofile`] : []), SLUICE_BIN, 'start', '-c', file],
+    ['--max-old-space-size=256', '--max-semi-space-size=32', '--no-node-snapshot', ...nodeFlags(), ...(profileDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=sluice-${name}-${Date.now()}.cpuprofile`] : []), SLUICE_BIN, 'start', '-c', file],
     { name: `sluice-${name}`, onLine },
   );
   pid = proc.pid;

@@ -142,7 +142,7 @@ export const logSchema = strict({
 });
 
 export const applySchema = strict({
-  batch_max_commands: positiveInt().default(5000),
+  batch_max_commands: positiveInt().default(2000),
   /** bounds of each sink's failed messages (a sink may set its own) */
   failed_max_messages: positiveInt().default(DEFAULT_FAILED_MAX_MESSAGES),
   failed_max_bytes: positiveInt().default(DEFAULT_FAILED_MAX_BYTES),

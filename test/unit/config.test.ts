@@ -130,7 +130,7 @@ test('the full example from the spec parses', () => {
   });
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1', token: 's3cret', body_limit_bytes: 1048576 });
   assert.deepEqual(cfg.log, { level: 'info', values: false });
-  assert.deepEqual(cfg.apply, { batch_max_commands: 5000, failed_max_messages: 10_000, failed_max_bytes: 64 * 1024 * 1024, failed_envelope_max_bytes: 1024 * 1024 });
+  assert.deepEqual(cfg.apply, { batch_max_commands: 2000, failed_max_messages: 10_000, failed_max_bytes: 64 * 1024 * 1024, failed_envelope_max_bytes: 1024 * 1024 });
   assert.deepEqual(cfg.state, { url: 'postgres://postgres@127.0.0.1:5432/app', schema: 'sluice' });
 });
 
@@ -149,7 +149,7 @@ test('defaults are filled in for every sink type', () => {
   assert.deepEqual(cfg.source, { url: 'postgres://app@localhost/app', slot: 'sluice', publication: 'sluice', retained_wal_warn_bytes: 1024 ** 3, failover_slot: false });
   assert.deepEqual(cfg.http, { port: 7376, host: '127.0.0.1', body_limit_bytes: 1048576 });
   assert.deepEqual(cfg.log, { level: 'info', values: false });
-  assert.deepEqual(cfg.apply, { batch_max_commands: 5000, failed_max_messages: 10_000, failed_max_bytes: 64 * 1024 * 1024, failed_envelope_max_bytes: 1024 * 1024 });
+  assert.deepEqual(cfg.apply, { batch_max_commands: 2000, failed_max_messages: 10_000, failed_max_bytes: 64 * 1024 * 1024, failed_envelope_max_bytes: 1024 * 1024 });
   assert.deepEqual(cfg.state, { url: 'postgres://app@localhost/app', schema: 'sluice' });
 
   const byName = new Map(cfg.sinks.map((s) => [s.name, s]));
