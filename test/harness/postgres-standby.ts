@@ -17,14 +17,14 @@
 //   await killPostgres(primary);                 // immediate: the primary is gone
 //   await standby.promote();
 
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { DEFAULT_PG_SETTINGS, tailOf, waitUntilReady, type TestPostgres } from './postgres.js';
+import { DEFAULT_PG_SETTINGS, spawnPostmaster, stopPostmaster, tailOf, waitUntilReady, type TestPostgres } from './postgres.js';
 import { REPO_ROOT } from './process.js';
 import { freePort } from '../../src/util/free-port.js';
 import { lookupUser, onProcessExit, settlesWithin } from '../../src/util/process.js';
@@ -50,7 +50,6 @@ export interface StartStandbyOptions {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const SHUTDOWN_TIMEOUT_MS = 30_000;
 /** what a base backup leaves out of the copy (the WAL comes by streaming; slots are the primary's) */
 const NOT_COPIED = new Set(['pg_wal', 'pg_replslot', 'postmaster.pid', 'postmaster.opts', 'postgresql.log', 'postgres.log']);
 
@@ -169,32 +168,21 @@ export async function startStandby(primary: TestPostgres, opts: StartStandbyOpti
   });
   const tail = (): string => tailOf(logFile);
   const launch = async (): Promise<void> => {
-    let exitReason: string | undefined;
-    const fd = openSync(logFile, 'a');
-    try {
-      child = spawn(join(bin, 'postgres'), args, { ...(ids ?? {}), stdio: ['ignore', fd, fd], env: { ...process.env, LC_ALL: 'C' } });
-    } finally {
-      closeSync(fd);
-    }
-    const c = child;
-    c.unref();
-    c.once('error', (err) => (exitReason ??= `failed to start (${err.message})`));
-    c.once('exit', (code, signal) => (exitReason ??= `exited (code ${code}, signal ${signal})`));
-    await waitUntilReady(port, () => exitReason && `standby ${exitReason}`, tail);
+    const started = spawnPostmaster(join(bin, 'postgres'), args, ids, logFile);
+    child = started.child;
+    const died = (): string | undefined => {
+      const why = started.exitReason();
+      return why && `standby ${why}`;
+    };
+    await waitUntilReady(port, died, tail);
   };
   /** fast (SIGINT) or immediate (SIGQUIT) shutdown of the running postmaster, if any */
   const shutdown = async (mode: 'fast' | 'immediate'): Promise<void> => {
     const c = child;
     child = undefined;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise<void>((r) => c.once('exit', () => r()));
-    c.kill(mode === 'immediate' ? 'SIGQUIT' : 'SIGINT');
-    if (!(await settlesWithin(exited, SHUTDOWN_TIMEOUT_MS))) {
-      c.kill('SIGQUIT');
-      if (!(await settlesWithin(exited, 5000))) c.kill('SIGKILL');
-      await exited;
-    }
+    await stopPostmaster(c, mode);
   };
+
   try {
     await launch();
   } catch (err) {

@@ -143,6 +143,38 @@ export async function waitUntilReady(port: number, died: () => string | undefine
  * (SIGQUIT makes the postmaster take its backends down) and a detached reaper that removes
  * the temp dir once the postmaster is gone.
  */
+/**
+ * Starts a postmaster, its output appended to `logFile`. `exitReason()` says why it ended, once it
+ * has. The child is unref'd: a server a test forgot to stop must not keep the test process alive
+ * (the exit hooks kill it).
+ */
+export function spawnPostmaster(postgres: string, args: string[], ids: { uid: number; gid: number } | undefined, logFile: string): { child: ChildProcess; exitReason: () => string | undefined } {
+  let exitReason: string | undefined;
+  const fd = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(postgres, args, { ...(ids ?? {}), stdio: ['ignore', fd, fd], env: { ...process.env, LC_ALL: 'C' } });
+  } finally {
+    closeSync(fd);
+  }
+  child.unref();
+  child.once('error', (err) => (exitReason ??= `failed to start (${err.message})`));
+  child.once('exit', (code, signal) => (exitReason ??= `exited (code ${code}, signal ${signal})`));
+  return { child, exitReason: () => exitReason };
+}
+
+/** Fast (SIGINT) or immediate (SIGQUIT) shutdown of a postmaster; SIGQUIT, then SIGKILL, if it does not stop in time. */
+export async function stopPostmaster(c: ChildProcess | undefined, mode: 'fast' | 'immediate'): Promise<void> {
+  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise<void>((r) => c.once('exit', () => r()));
+  c.kill(mode === 'immediate' ? 'SIGQUIT' : 'SIGINT');
+  if (!(await settlesWithin(exited, SHUTDOWN_TIMEOUT_MS))) {
+    c.kill('SIGQUIT');
+    if (!(await settlesWithin(exited, 5000))) c.kill('SIGKILL');
+    await exited;
+  }
+}
+
 function emergencyCleanup(pid: number | undefined, root: string): void {
   if (pid !== undefined) {
     try {
@@ -214,22 +246,13 @@ async function startSystemPostgres(binDir: string, version: number, settings: Re
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
 
   const launch = async (): Promise<void> => {
-    const fd = openSync(logFile, 'a');
-    let exitReason: string | undefined;
-    try {
-      child = spawn(join(binDir, 'postgres'), args, { ...(ids ?? {}), stdio: ['ignore', fd, fd], env: { ...process.env, LC_ALL: 'C' } });
-    } finally {
-      closeSync(fd);
-    }
-    const c = child;
-    // a server a test forgot to stop must not keep the test process alive (the exit hook kills it)
-    c.unref();
-    c.once('error', (err) => (exitReason ??= `failed to start (${err.message})`));
-    c.once('exit', (code, signal) => (exitReason ??= `exited (code ${code}, signal ${signal})`));
+    const started = spawnPostmaster(join(binDir, 'postgres'), args, ids, logFile);
+    const c = (child = started.child);
+    const exitReason = started.exitReason;
     unregister();
     unregister = onProcessExit(() => emergencyCleanup(c.exitCode === null && c.signalCode === null ? c.pid : undefined, root));
     try {
-      await waitUntilReady(port, () => exitReason, () => tailOf(logFile));
+      await waitUntilReady(port, exitReason, () => tailOf(logFile));
     } catch (err) {
       await shutdown();
       throw err;
@@ -240,16 +263,9 @@ async function startSystemPostgres(binDir: string, version: number, settings: Re
   const shutdown = async (mode: 'fast' | 'immediate' = 'fast'): Promise<void> => {
     const c = child;
     child = undefined;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise<void>((r) => c.once('exit', () => r()));
-    c.kill(mode === 'immediate' ? 'SIGQUIT' : 'SIGINT');
-    if (!(await settlesWithin(exited, SHUTDOWN_TIMEOUT_MS))) {
-      c.kill('SIGQUIT');
-      await settlesWithin(exited, 5000);
-      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-      await exited;
-    }
+    await stopPostmaster(c, mode);
   };
+
 
   try {
     await launch();
