@@ -266,7 +266,6 @@ async function startSystemPostgres(binDir: string, version: number, settings: Re
     await stopPostmaster(c, mode);
   };
 
-
   try {
     await launch();
   } catch (err) {
