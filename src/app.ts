@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { DEFAULT_MAX_TRANSACTION_ROWS, type SluiceConfig } from './config/schema.js';
 import { prepareSource, sinkWantsOf } from './pg/source-setup.js';
+import { NO_SYSTEM_IDENTIFIER, readSystemIdentifier } from './pg/instance.js';
 import { SourceMonitor } from './pg/source-monitor.js';
 import { closeRedisClient, createRedisClient, type RedisClient } from './redis/connect.js';
 import { Pipeline } from './runtime/pipeline.js';
@@ -228,7 +229,7 @@ async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) 
     throw new SluiceError('pg_connect', `cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}`, { cause: err });
   });
   try {
-    const owners = await named(await readSystemIdentifier(admin, log));
+    const owners = await named(await readSystemIdentifier(admin, (err) => log.warn({ err }, NO_SYSTEM_IDENTIFIER)));
     const source = await prepareSource(
       admin,
       { slot: config.source.slot, publication: config.source.publication, sinks: sinkWantsOf(config.sinks, isApi), failover: config.source.failover_slot, url: config.source.url },
@@ -242,23 +243,6 @@ async function prepare(config: SluiceConfig, log: Logger, isApi: (sink: string) 
   } finally {
     await admin.end();
   }
-}
-
-/**
- * The Postgres cluster's system identifier (fixed at initdb, shared by its physical replicas): part
- * of the instance's default identity. A server that hides pg_control_system() (some managed
- * services) gives the database's name instead, with a warning: set `instance:` there.
- */
-async function readSystemIdentifier(admin: pg.Client, log: Logger): Promise<string> {
-  try {
-    const r = await admin.query<{ id: string }>('select system_identifier::text as id from pg_control_system()');
-    const id = r.rows[0]?.id;
-    if (id) return id;
-  } catch (err) {
-    log.warn({ err: errorMessage(err) }, 'cannot read the Postgres system identifier: the instance is named after the slot and the database instead; set instance: in sluice.yaml if another Postgres cluster with this slot and database name writes to the same Redis');
-  }
-  const r = await admin.query<{ db: string }>('select current_database() as db');
-  return r.rows[0]?.db ?? 'postgres';
 }
 
 /**

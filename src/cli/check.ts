@@ -8,7 +8,7 @@ import { createSink, sinkWarnings } from '../sinks/index.js';
 import { SinkFunctions } from '../functions/index.js';
 import { errorMessage } from '../util/errors.js';
 import { describePgUrl } from '../pg/url.js';
-import { instanceIdentity } from '../core/keyspace.js';
+import { NO_SYSTEM_IDENTIFIER, readInstanceName } from '../pg/instance.js';
 import { explainPgConnectError, pgClientConfig, pgTlsWarning } from '../pg/connection-config.js';
 
 /** `sluice check`: one line per finding; exit 0 only when nothing is an error. */
@@ -32,8 +32,8 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
   const tlsWarning = pgTlsWarning(config.source.url);
   if (tlsWarning !== undefined) findings.push({ severity: 'warn', message: tlsWarning });
   let client: pg.Client | undefined;
-  // whose sink names these are (sluice:owner:<sink>): the configured instance, else the default one,
-  // which needs the database's system identifier
+  // whose sink names these are (sluice:owner:<sink>), named as sluice start names it; null if
+  // Postgres cannot be reached (the owners are not checked then)
   let instance: string | null = config.instance ?? null;
   try {
     client = new pg.Client(pgClientConfig(config.source.url, { application_name: 'sluice-check', connectionTimeoutMillis: 5000 }));
@@ -46,11 +46,8 @@ export async function runCheck(configArg: string | undefined): Promise<number> {
       failover: config.source.failover_slot,
     };
     findings.push(...sourceFindings(await readSourceState(client, wants), wants));
-    if (instance === null) {
-      const r = await client.query<{ id: string }>('select system_identifier::text as id from pg_control_system()').catch(() => null);
-      const id = r?.rows[0]?.id;
-      if (id !== undefined) instance = instanceIdentity(config.source.slot, id);
-    }
+    const warn = (err: string): void => void findings.push({ severity: 'warn', message: `source.url: ${NO_SYSTEM_IDENTIFIER} (${err})` });
+    instance = await readInstanceName(config.instance, config.source.slot, client, warn);
   } catch (err) {
     findings.push({ severity: 'error', message: `source.url: cannot connect to Postgres at ${describePgUrl(config.source.url)}: ${explainPgConnectError(err, config.source.url)}` });
   } finally {

@@ -6,7 +6,8 @@ import { explainPgConnectError, pgClientConfig } from '../pg/connection-config.j
 import { quoteIdent } from '../pg/replication-connection.js';
 import { describePgUrl } from '../pg/url.js';
 import { connectRedis, createRedisClient, describeRedis, explainRedisError } from '../redis/connect.js';
-import { instanceIdentity, isOwnKey, OWN_KEY_PREFIXES, sinkOwnerKey, SLUICE_KEY_PATTERN } from '../core/keyspace.js';
+import { isOwnKey, OWN_KEY_PREFIXES, sinkOwnerKey, SLUICE_KEY_PATTERN } from '../core/keyspace.js';
+import { NO_SYSTEM_IDENTIFIER, readInstanceName } from '../pg/instance.js';
 import { ownKeyOf, ownSinks } from '../core/key-owner.js';
 import { scanAll } from '../redis/scan-keys.js';
 import { stateTables } from '../state/migrations.js';
@@ -129,9 +130,9 @@ export async function runTeardown(configArg: string | undefined, opts: TeardownO
   const source = await connect(config.source.url, 'sluice-teardown', 'Postgres');
   let state: pg.Client | null = null;
   try {
-    const [info] = (await source.query<{ db: string; sysid: string }>(`select current_database() as db, (select system_identifier::text from pg_control_system()) as sysid`)).rows;
+    const [info] = (await source.query<{ db: string }>(`select current_database() as db`)).rows;
     const database = info!.db;
-    const instance = config.instance ?? instanceIdentity(slot, info!.sysid);
+    const instance = await readInstanceName(config.instance, slot, source, (err) => void process.stderr.write(`warn  ${NO_SYSTEM_IDENTIFIER} (${err})\n`));
     const slotRow = (await source.query<{ plugin: string | null; active: boolean; active_pid: number | null; database: string | null }>(
       `select plugin, active, active_pid, database from pg_replication_slots where slot_name = $1`,
       [slot],
