@@ -18,8 +18,8 @@ export function ownKeyOf(key: string, ours: { instance: string; connections: Rea
   const rest = key.slice(kindEnd + 1);
   if (kind === 'batch') {
     if (rest.startsWith(`${ours.instance}:`)) return true;
-    const legacy = /^([A-Za-z0-9][A-Za-z0-9_-]*)(?::\{[0-9a-z]+\})?$/.exec(rest);
-    return legacy !== null && ours.connections.has(legacy[1]!);
+    // the older form: the connection's name (never holding `:`), alone or before a slot's hash tag
+    return ours.connections.has(rest.replace(/:\{[0-9a-z]+\}$/, ''));
   }
   const colon = rest.indexOf(':');
   return ours.sinks.has(colon < 0 ? rest : rest.slice(0, colon));
