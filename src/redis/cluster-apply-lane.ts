@@ -6,9 +6,9 @@ import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
 import { RetryingLane, unsureOf, type ApplyOutcome, type ApplyPart, type DataLoss, type Lane, type LoadedSink, type UnsureCommand } from './apply-lane.js';
 import type { RejectedCommand } from '../core/command.js';
-import type { GroupWrite } from './multi-exec.js';
 import { RespConnection, type RespEndpoint } from './resp-connection.js';
-import { checkMultis, encodeMultis, groupBySlot, hasSetGet, refusalKind, slotsByNode, type MultiOutcome, type SlotGroup } from './cluster-batch.js';
+import { checkMultis, encodeMultis, groupBySlot, hasSetGet, refusalKind, slotsByNode, type MultiOutcome, type SlotGroup, type SlotWrite } from './cluster-batch.js';
+import { isPlain, PlainTails, type PlainTail } from './plain-group.js';
 import { slotOf, slotTag } from './slot-tags.js';
 import { isOwnKey, markerName, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
 
@@ -37,12 +37,19 @@ import { isOwnKey, markerName, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKe
 export class ClusterApplyLane extends RetryingLane implements Lane {
   private readonly markers = new Map<number, string | null>();
   private readonly slotPositions = new Map<string, Map<number, Position>>();
+  /** per sink, the position value last written in each slot (a plain group's data-loss check) */
+  private readonly lastPositions = new Map<string, (string | undefined)[]>();
   /** one raw connection per master ("host:port" as in the slot map) */
   private readonly conns = new Map<string, RespConnection>();
   private readonly abortSleep = new AbortController();
   private readonly markerKeys: (string | undefined)[] = [];
   /** per sink, its position key in each slot, made once (16,384 at most per sink) */
   private readonly positionKeys = new Map<string, (string | undefined)[]>();
+  /** the encoded bookkeeping of plain groups */
+  private readonly tails = new PlainTails(
+    (slot) => this.markerKey(slot),
+    (sink, slot) => this.positionKey(sink, slot),
+  );
 
   readonly behindCheck = false;
   private loaded = false;
@@ -79,6 +86,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         if (k.kind === 'batch' && k.name === markerName(this.instance, this.name)) {
           if (!this.loaded) this.markers.set(slot, value);
         } else if (k.kind === 'pos' && sinks.includes(k.name)) {
+          this.written(k.name)[slot] = value;
           const map = this.slotPositions.get(k.name) ?? new Map<number, Position>();
           map.set(slot, parsePosition(value));
           this.slotPositions.set(k.name, map);
@@ -115,7 +123,9 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
 
   async forget(sink: string): Promise<void> {
     this.slotPositions.delete(sink);
+    this.lastPositions.delete(sink);
     this.positionKeys.delete(sink);
+    this.tails.forget(sink);
     for (const node of this.redis.nodes('master')) {
       for (const key of await scanAll(node, SLOT_KEY_PATTERN)) {
         const k = parseSlotKey(key);
@@ -140,6 +150,13 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     const pending = new Set(groups.keys());
     /** slots whose last attempt may have run (its reply was lost) */
     let uncertain: number[] = [];
+    /** slots sent plain whose marker may hold the batch already (an attempt may have run in part) */
+    const marked = new Set<number>();
+    /** slots whose group may go without MULTI (cluster-batch.ts isPlain), when their master has SET … GET */
+    const plain = new Set<number>();
+    for (const [slot, group] of groups) if (isPlain(group)) plain.add(slot);
+    const tail = this.tails.batch(part.batchId, part.positions);
+    const positions = part.positions.filter(([, pos]) => pos !== null);
     let attempt = 0;
     while (pending.size > 0) {
       if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
@@ -156,6 +173,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
           const group = groups.get(slot);
           if (group) unsure.push(...unsureOf(group.commands, group.origins));
           this.markers.set(slot, part.batchId);
+          for (const [sink, value] of positions) if (value !== null) this.written(sink)[slot] = value;
           pending.delete(slot);
         }
         uncertain = [];
@@ -164,31 +182,40 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
           refresh = true;
           firstError = `no node serves hash slot ${unowned[0]} (the slot map is being refreshed)`;
         }
-        const sent = await Promise.all([...byNode].map(([node, slots]) => this.sendToNode(node, slots, groups, part)));
-        for (const { slots, outcomes } of sent) {
+        const sent = await Promise.all([...byNode].map(([node, slots]) => this.sendToNode(node, slots, groups, part, plain, tail)));
+        for (const { slots, outcomes, sentPlain } of sent) {
           outcomes.forEach((o, i) => {
             const slot = slots[i]!;
             if (o.kind === 'applied') {
-              this.applied(slot, part.batchId, o.result.before);
+              if (o.found) this.tailApplied(slot, tail, o.found, marked.has(slot));
+              else this.applied(slot, part.batchId, o.result.before, positions);
               for (const r of o.result.rejected) rejected.push(r);
               pending.delete(slot);
               return;
             }
             firstError ??= o.error;
             if (o.kind === 'unknown') {
-              uncertain.push(slot);
               refresh = true;
-            } else {
-              const kind = refusalKind(o.error);
-              if (kind === 'moved') refresh = true;
-              else wait = true;
+              // a plain group is sent again as it is (running it twice is running it once)
+              if (sentPlain && plain.has(slot)) marked.add(slot);
+              else uncertain.push(slot);
+              return;
             }
+            if (o.found) {
+              // a plain group refused in part: what its tail wrote is checked and now expected
+              this.tailApplied(slot, tail, o.found, marked.has(slot));
+              marked.add(slot);
+            }
+            const kind = refusalKind(o.error);
+            if (kind === 'moved') refresh = true;
+            else wait = true;
           });
         }
       } catch (err) {
         // the marker check failed (node down, failover under way): everything is checked again
         firstError = errorMessage(err);
-        uncertain = [...pending];
+        // plain groups are sent again without a check
+        uncertain = [...pending].filter((slot) => !marked.has(slot));
         refresh = true;
         wait = true;
       }
@@ -208,30 +235,44 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     this.lastError = null;
   }
 
-  /** One write to one master with the MULTI … EXEC of each of `slots`; the outcome of each. */
-  private async sendToNode(node: string, slots: readonly number[], groups: Map<number, SlotGroup>, part: ApplyPart): Promise<{ slots: readonly number[]; outcomes: MultiOutcome[] }> {
+  /** One write to one master with each of `slots` (its MULTI … EXEC, or plain); the outcome of each. */
+  private async sendToNode(
+    node: string,
+    slots: readonly number[],
+    groups: Map<number, SlotGroup>,
+    part: ApplyPart,
+    plain: ReadonlySet<number>,
+    tail: PlainTail,
+  ): Promise<{ slots: readonly number[]; outcomes: MultiOutcome[]; sentPlain: boolean }> {
     const setGet = this.setGet && (this.versionChecked.has(node) || (await this.checkVersion(node)));
     const positions = part.positions.filter(([, pos]) => pos !== null);
-    const writes: GroupWrite[] = new Array<GroupWrite>(slots.length);
+    const writes: SlotWrite[] = new Array<SlotWrite>(slots.length);
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
       const g = groups.get(slot)!;
+      // plain needs SET … GET: without it a slot keeps its MULTI
+      const isPlainWrite = setGet && plain.has(slot);
       writes[i] = {
+        slot,
         markerKey: this.markerKey(slot),
         batchId: part.batchId,
         commands: g.commands,
         origins: g.origins,
-        positions: positions.map(([sink, pos]) => [this.positionKey(sink, slot), pos] as const),
+        // a plain group's positions are in `tail`
+        positions: isPlainWrite ? NO_POSITIONS : positions.map(([sink, pos]) => [this.positionKey(sink, slot), pos] as const),
         setGet,
+        plain: isPlainWrite,
       };
     }
-    const { payload, replies } = encodeMultis(writes);
+    const { payload, replies } = encodeMultis(writes, tail);
     try {
-      const reply = await this.connection(node).request(payload, replies);
-      return { slots, outcomes: checkMultis(reply, writes) };
+      const reply = await this.connection(node).request(payload.finish(), replies);
+      return { slots, outcomes: checkMultis(reply, writes, tail), sentPlain: setGet };
     } catch (err) {
       const error = `${node}: ${errorMessage(err)}`;
-      return { slots, outcomes: slots.map(() => ({ kind: 'unknown', error })) };
+      return { slots, outcomes: slots.map(() => ({ kind: 'unknown', error })), sentPlain: setGet };
+    } finally {
+      payload.release();
     }
   }
 
@@ -254,13 +295,44 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     return false;
   }
 
-  private applied(slot: number, batchId: string, before: string | null): void {
-    const expected = this.markers.get(slot) ?? null;
-    if (before !== expected) {
-      this.log.error({ redis: this.name, slot, expected, found: before }, 'Redis lost writes in a hash slot (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
-      this.onDataLoss({ lane: this.name, found: before });
-    }
+  /** A slot's MULTI ran: its marker held `before`; the positions it wrote are what the slot holds now. */
+  private applied(slot: number, batchId: string, before: string | null, positions: readonly (readonly [string, string | null])[]): void {
+    this.compare(slot, this.markers.get(slot) ?? null, before, false);
     this.markers.set(slot, batchId);
+    for (const [sink, value] of positions) if (value !== null) this.written(sink)[slot] = value;
+  }
+
+  /**
+   * A plain group's tail ran (in full, or in part: undefined where refused): each SET … GET's value
+   * before is compared with what the lane wrote there last. `marked`: an earlier attempt may have
+   * run it already, so its own value is no loss.
+   */
+  private tailApplied(slot: number, tail: PlainTail, found: readonly (string | null | undefined)[], marked: boolean): void {
+    tail.written.forEach(({ sink, value }, i) => {
+      const before = found[i];
+      if (before === undefined) return;
+      if (sink === null) {
+        this.compare(slot, this.markers.get(slot) ?? null, before, marked && before === value);
+        this.markers.set(slot, value);
+      } else {
+        const written = this.written(sink);
+        this.compare(slot, written[slot] ?? null, before, marked && before === value);
+        written[slot] = value;
+      }
+    });
+  }
+
+  private compare(slot: number, expected: string | null, found: string | null, again: boolean): void {
+    if (found === expected || again) return;
+    this.log.error({ redis: this.name, slot, expected, found }, 'Redis lost writes in a hash slot (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
+    this.onDataLoss({ lane: this.name, found });
+  }
+
+  /** what the lane wrote last to a sink's position key, per slot (as loaded, then as written) */
+  private written(sink: string): (string | undefined)[] {
+    let list = this.lastPositions.get(sink);
+    if (!list) this.lastPositions.set(sink, (list = []));
+    return list;
   }
 
   /** the slot's batch marker key, made once per slot (16,384 at most) */
@@ -293,6 +365,8 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     }
   }
 }
+
+const NO_POSITIONS: readonly (readonly [string, string | null])[] = [];
 
 /** The raw connection's endpoint for a node of the slot map: its host and port, and the Cluster's per-node options. */
 export function clusterEndpoint(cluster: Cluster, node: string): RespEndpoint {

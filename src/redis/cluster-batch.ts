@@ -1,20 +1,17 @@
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
 import { commandKeys } from '../core/command.js';
-import { checkMultiReplies, multiFrameReplies, MultiAborted, writeMulti, type GroupResult, type GroupWrite } from './multi-exec.js';
+import { checkMultiReplies, multiFrameReplies, MultiAborted, writeMulti, type GroupWrite } from './multi-exec.js';
+import { checkPlain, plainReplies, writePlain, type MultiOutcome, type PlainTail, type SlotGroup } from './plain-group.js';
 import type { Reply } from './resp-connection.js';
 import { RespWriter } from './resp-writer.js';
+
+export type { MultiOutcome, SlotGroup };
 
 /*
  * The pure parts of the Cluster apply lane: a batch split by hash slot, the slots grouped by the
  * master that serves them, one pre-encoded write per master carrying each of its slots' MULTI …
  * EXEC, and that write's replies checked slot by slot.
  */
-
-/** One hash slot's share of a batch, in the batch's order. */
-export interface SlotGroup {
-  readonly commands: RedisCommand[];
-  readonly origins: (CommandOrigin | null)[];
-}
 
 /**
  * Splits commands by hash slot, keeping their order within each slot. A command whose keys lie in
@@ -137,29 +134,38 @@ export function slotsByNode(slots: Iterable<number>, owner: (slot: number) => st
   return { byNode, unowned };
 }
 
-/** One write for one node: the MULTI … EXEC of each group, one after the other, and how many replies come back. */
-export function encodeMultis(writes: readonly GroupWrite[]): { payload: Buffer; replies: number } {
-  let replies = 0;
-  for (const w of writes) replies += multiFrameReplies(w);
-  // a guess (a slot's MULTI is a few hundred bytes); the writer grows if it is short
-  const out = new RespWriter(writes.length * 320);
-  for (const w of writes) writeMulti(out, w);
-  return { payload: out.finish(), replies };
+/** One slot's write: its group, and its slot when it goes plain (plain-group.ts). */
+export interface SlotWrite extends GroupWrite {
+  readonly slot: number;
 }
 
-/** What became of one group of a pipelined write. */
-export type MultiOutcome =
-  | { readonly kind: 'applied'; readonly result: GroupResult }
-  /** refused before it ran (MultiAborted): nothing applied, send again as is */
-  | { readonly kind: 'refused'; readonly error: string }
-  /** may or may not have run (lost connection, refused bookkeeping, a reply not understood): check the marker */
-  | { readonly kind: 'unknown'; readonly error: string };
+/**
+ * One write for one node: each group (its MULTI … EXEC, or plain with `tail` after its
+ * commands), one after the other, and how many replies come back. The payload is a pooled
+ * writer's: release it once the write is sent.
+ */
+export function encodeMultis(writes: readonly SlotWrite[], tail: PlainTail): { payload: RespWriter; replies: number } {
+  let replies = 0;
+  for (const w of writes) replies += w.plain ? plainReplies(w, tail) : multiFrameReplies(w);
+  // a guess (a slot's share is a few hundred bytes); the writer grows if it is short
+  const out = new RespWriter(writes.length * 400, true);
+  for (const w of writes) {
+    if (w.plain) writePlain(out, w, w.slot, tail);
+    else writeMulti(out, w);
+  }
+  return { payload: out, replies };
+}
 
-/** Checks the replies of an `encodeMultis(writes)` write, group by group. */
-export function checkMultis(replies: readonly Reply[], writes: readonly GroupWrite[]): MultiOutcome[] {
+/** Checks the replies of an `encodeMultis(writes, tail)` write, group by group. */
+export function checkMultis(replies: readonly Reply[], writes: readonly GroupWrite[], tail: PlainTail): MultiOutcome[] {
   const out: MultiOutcome[] = [];
   let offset = 0;
   for (const w of writes) {
+    if (w.plain) {
+      out.push(checkPlain(replies, offset, w, tail));
+      offset += plainReplies(w, tail);
+      continue;
+    }
     try {
       out.push({ kind: 'applied', result: checkMultiReplies(replies, offset, w) });
     } catch (err) {
@@ -190,3 +196,4 @@ export function hasSetGet(info: string): boolean {
   const major = Number(m[1]);
   return major > 6 || (major === 6 && Number(m[2]) >= 2);
 }
+

@@ -1,8 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { checkMultis, encodeMultis, groupBySlot, hasSetGet, keySlot, refusalKind, slotsByNode, type MultiOutcome } from '../../src/redis/cluster-batch.js';
+import { checkMultis, encodeMultis, groupBySlot, hasSetGet, keySlot, refusalKind, slotsByNode, type MultiOutcome, type SlotWrite } from '../../src/redis/cluster-batch.js';
 import { multiFrame, multiFrameReplies, type GroupWrite } from '../../src/redis/multi-exec.js';
+import { PlainTails } from '../../src/redis/plain-group.js';
 import { encodeCommands, ReplyError, ReplyParser, type Reply } from '../../src/redis/resp-connection.js';
 import { slotOf } from '../../src/redis/slot-tags.js';
 import type { CommandOrigin, RedisCommand } from '../../src/core/command.js';
@@ -140,7 +141,19 @@ describe('slotsByNode', () => {
 /** What Redis does with one group: apply it (some data commands refused), refuse it at queue time, or answer nonsense. */
 type Fate = { kind: 'apply'; refused: number[]; before: string | null } | { kind: 'queue-error'; at: number; error: string } | { kind: 'bad-bookkeeping' };
 
-const groupWrite = (i: number, n: number, sinks: number, setGet = false): GroupWrite => ({
+/** no plain group in these writes: the tail is never written */
+const noTail = new PlainTails(() => 'unused', () => 'unused').batch('b7', []);
+
+/** encodeMultis' payload as a Buffer of its own (the writer's is pooled) */
+function encode(writes: readonly SlotWrite[]): { payload: Buffer; replies: number } {
+  const { payload, replies } = encodeMultis(writes, noTail);
+  const copy = Buffer.from(payload.finish());
+  payload.release();
+  return { payload: copy, replies };
+}
+
+const groupWrite = (i: number, n: number, sinks: number, setGet = false): SlotWrite => ({
+  slot: i,
   markerKey: `sluice:batch:main:{t${i}}`,
   batchId: 'b7',
   commands: Array.from({ length: n }, (_, j) => ['SET', `{t${i}}:${j}`, j % 2 ? `v${j}é` : 'x'.repeat(j * 20)]),
@@ -176,7 +189,7 @@ describe('one write per node carrying every slot\'s MULTI', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 3 }), fc.boolean()), { minLength: 1, maxLength: 8 }), (shapes) => {
         const writes = shapes.map(([n, sinks, setGet], i) => groupWrite(i, n, sinks, setGet));
-        const { payload, replies } = encodeMultis(writes);
+        const { payload, replies } = encode(writes);
         assert.deepEqual(payload, encodeCommands(writes.flatMap((w) => multiFrame(w))));
         const decoded = decodeCommands(payload);
         assert.deepEqual(decoded, writes.flatMap((w) => multiFrame(w)));
@@ -209,8 +222,8 @@ describe('one write per node carrying every slot\'s MULTI', () => {
           last = c;
         }
         parser.feed(wire.subarray(last));
-        assert.equal(replies.length, encodeMultis(writes).replies);
-        const outcomes = checkMultis(replies, writes);
+        assert.equal(replies.length, encode(writes).replies);
+        const outcomes = checkMultis(replies, writes, noTail);
         const expected: MultiOutcome['kind'][] = shapes.map(([, , f]) => {
           if (f.kind === 'queue-error') return 'refused';
           if (f.kind === 'bad-bookkeeping') return 'unknown';
@@ -234,7 +247,7 @@ describe('one write per node carrying every slot\'s MULTI', () => {
   test('too few replies: the groups without theirs are unknown', () => {
     const writes = [groupWrite(0, 1, 1), groupWrite(1, 1, 1)];
     const first = repliesFor(writes[0]!, { kind: 'apply', refused: [], before: null });
-    const outcomes = checkMultis(first, writes);
+    const outcomes = checkMultis(first, writes, noTail);
     assert.deepEqual(outcomes.map((o) => o.kind), ['applied', 'unknown']);
   });
 });

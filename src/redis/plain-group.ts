@@ -1,0 +1,204 @@
+import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
+import type { GroupResult, GroupWrite } from './multi-exec.js';
+import { ReplyError, type Reply } from './resp-connection.js';
+import type { RespWriter } from './resp-writer.js';
+
+/*
+ * What the Cluster lane sends for one hash slot's share of a batch and what became of it, and
+ * the plain group: that share sent without MULTI where that is as safe.
+ */
+
+/** One hash slot's share of a batch, in the batch's order. */
+export interface SlotGroup {
+  readonly commands: RedisCommand[];
+  readonly origins: (CommandOrigin | null)[];
+}
+
+/** What became of one group of a pipelined write. */
+export type MultiOutcome =
+  /** `found`: a plain group's tail replies (plain-group.ts checkPlain) */
+  | { readonly kind: 'applied'; readonly result: GroupResult; readonly found?: readonly (string | null | undefined)[] }
+  /**
+   * refused before it ran (MultiAborted): nothing applied, send again as is. A plain group may
+   * have run in part: `found` is then what its tail's SET … GETs replied.
+   */
+  | { readonly kind: 'refused'; readonly error: string; readonly found?: readonly (string | null | undefined)[] }
+  /** may or may not have run (lost connection, refused bookkeeping, a reply not understood): check the marker */
+  | { readonly kind: 'unknown'; readonly error: string };
+
+/*
+ * A plain slot group: the data commands and the positions, with no MULTI around them.
+ *
+ *   data commands · SET <position key> <position> GET (per sink)
+ *
+ * A slot's share of a batch is sent this way (`isPlain`) only when running any prefix of it again
+ * leaves Redis as running it once would, and no reader can see half a transaction:
+ *
+ *   - every command is a data command that sets a key to a value (or removes it), whatever the
+ *     key held (`IDEMPOTENT`), with its key as its first argument;
+ *   - no key appears twice (so sending the group again cannot put back an older value of a key
+ *     it wrote later in the group);
+ *   - no transaction has two commands in it (a transaction stays atomic per hash slot).
+ *
+ * Such a group whose outcome is unknown (a lost connection) or that Redis refused in part (a
+ * slot moved or migrating, OOM) is simply sent again: its keys end as one run would leave them,
+ * and the lane's one batch at a time means nothing later was written to the slot meanwhile. The
+ * positions come last, on the same connection, so a position Redis shows covers data Redis
+ * holds; each is written by `SET … GET`, and its value before stands in for the batch marker
+ * (`PlainTails`). Most groups of a batch spread over a Cluster hold one command: with one sink
+ * they cost two commands instead of a MULTI's five, and Redis queues nothing.
+ */
+
+/** Commands whose second run changes nothing (ZADD only without INCR: checked apart). */
+const IDEMPOTENT = new Set(['SET', 'DEL', 'UNLINK', 'HSET', 'HMSET', 'HDEL', 'SADD', 'SREM', 'ZADD', 'ZREM', 'JSON.SET', 'JSON.DEL', 'EXPIRE', 'PEXPIRE', 'EXPIREAT', 'PEXPIREAT', 'PERSIST']);
+
+/** Whether a slot group may be sent without MULTI (see above). */
+export function isPlain(group: SlotGroup): boolean {
+  const { commands, origins } = group;
+  if (commands.length === 1) return plainCommand(commands[0]!, origins[0] ?? null);
+  if (commands.length > 64) return false;
+  for (let i = 0; i < commands.length; i++) {
+    const cmd = commands[i]!;
+    const origin = origins[i] ?? null;
+    if (!plainCommand(cmd, origin)) return false;
+    for (let j = 0; j < i; j++) {
+      if (commands[j]![1] === cmd[1] || origins[j]!.meta.commitLsn === origin!.meta.commitLsn) return false;
+    }
+  }
+  return true;
+}
+
+function plainCommand(cmd: RedisCommand, origin: CommandOrigin | null): boolean {
+  const name = cmd[0];
+  if (origin === null || name === undefined || cmd.length < 2) return false;
+  const upper = name.length <= 9 && name === name.toUpperCase() ? name : name.toUpperCase();
+  if (!IDEMPOTENT.has(upper)) return false;
+  if (upper === 'ZADD') return !cmd.some((a, i) => i > 1 && a.toUpperCase() === 'INCR');
+  if (upper === 'DEL' || upper === 'UNLINK') return cmd.length === 2;
+  if (upper === 'SET') return !cmd.some((a, i) => i > 2 && a.toUpperCase() === 'GET');
+  return true;
+}
+
+/** Replies a plain group gets: one per command, one per position and the marker's SET … GET. */
+export function plainReplies(w: GroupWrite, tail: PlainTail): number {
+  return w.commands.length + tail.replies;
+}
+
+/** Errors that say Redis did not run a command for now (the slot elsewhere, memory, state), not that the command is wrong. */
+const REFUSALS = new Set(['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN', 'OOM', 'READONLY', 'LOADING', 'MASTERDOWN', 'NOREPLICAS', 'BUSY', 'NOPERM', 'NOAUTH', 'MISCONF', 'EXECABORT']);
+
+export function isRefusal(message: string): boolean {
+  const space = message.indexOf(' ');
+  return REFUSALS.has(space < 0 ? message : message.slice(0, space));
+}
+
+/**
+ * Checks a plain group's replies from `replies[offset]`. A data command Redis found wrong
+ * (WRONGTYPE…) is rejected as in a MULTI; a refusal (`isRefusal`) of any command, or any error of
+ * the tail's, makes the group `refused`: it is sent again as a whole. `found` holds what each of
+ * the tail's SET … GET replied (the value before; undefined where it was refused), refused or not.
+ */
+export function checkPlain(replies: readonly Reply[], offset: number, w: GroupWrite, tail: PlainTail): MultiOutcome {
+  const n = plainReplies(w, tail);
+  if (replies.length < offset + n) return { kind: 'unknown', error: `expected ${n} replies, got ${replies.length - offset}` };
+  let rejected = NONE;
+  let refusal: string | null = null;
+  const data = w.commands.length;
+  for (let i = 0; i < data; i++) {
+    const r = replies[offset + i]!;
+    if (!(r instanceof ReplyError)) continue;
+    const origin = w.origins[i];
+    if (origin && !isRefusal(r.message)) (rejected === NONE ? (rejected = []) : rejected).push({ origin, error: r.message });
+    else refusal ??= origin ? r.message : `Redis rejected a bookkeeping command: ${r.message}`;
+  }
+  const found: (string | null | undefined)[] = [];
+  for (let i = 0; i < tail.replies; i++) {
+    const r = replies[offset + data + i]!;
+    if (r instanceof ReplyError) {
+      refusal ??= `Redis rejected a bookkeeping command: ${r.message}`;
+      found.push(undefined);
+    } else if (r === null || typeof r === 'string') found.push(r);
+    else return { kind: 'unknown', error: `unexpected reply to SET … GET of ${tail.written[i]!.sink === null ? 'the batch marker' : 'a position'} in the slot of ${w.markerKey}: ${String(r)}` };
+  }
+  if (refusal !== null) return { kind: 'refused', error: refusal, found };
+  return { kind: 'applied', result: { before: null, rejected }, found };
+}
+
+const NONE: RejectedCommand[] = [];
+
+const SET_GET = '*4\r\n$3\r\nSET\r\n';
+
+function bulk(s: string): string {
+  return `$${Buffer.byteLength(s, 'utf8')}\r\n${s}\r\n`;
+}
+
+/**
+ * The bookkeeping after a plain group's commands, encoded. Each of the batch's positions is
+ * written with `SET <position key> <position> GET`: the value before tells, as the batch marker
+ * does in a MULTI, whether Redis still holds what the lane wrote there last (data-loss
+ * detection, per sink and slot). The marker is written only by a batch with no position.
+ *
+ * Per slot, the heads `SET <position key>` (and `SET <marker key>`) are made once and kept
+ * (16,384 at most per key); per batch, the values with `GET`. A slot's tail is then a few copies
+ * of bytes: encoding its keys and values string by string cost more than its data command.
+ */
+export class PlainTails {
+  private readonly markerHeads: (Buffer | undefined)[] = [];
+  private readonly positionHeads = new Map<string, (Buffer | undefined)[]>();
+
+  constructor(
+    private readonly markerKey: (slot: number) => string,
+    private readonly positionKey: (sink: string, slot: number) => string,
+  ) {}
+
+  /** The tail of one batch: its positions (null ones are left out), or its id when it has none. */
+  batch(batchId: string, positions: readonly (readonly [string, string | null])[]): PlainTail {
+    const written: TailEntry[] = [];
+    for (const [sink, value] of positions) if (value !== null) written.push({ sink, value });
+    if (written.length === 0) written.push({ sink: null, value: batchId });
+    const values = written.map(({ value }) => Buffer.from(`${bulk(value)}$3\r\nGET\r\n`));
+    const heads = written.map(({ sink }) => {
+      if (sink === null) return this.markerHeads;
+      let list = this.positionHeads.get(sink);
+      if (!list) this.positionHeads.set(sink, (list = []));
+      return list;
+    });
+    return {
+      replies: written.length,
+      written,
+      write: (out, slot) => {
+        for (let i = 0; i < heads.length; i++) {
+          const sink = written[i]!.sink;
+          out.raw((heads[i]![slot] ??= Buffer.from(SET_GET + bulk(sink === null ? this.markerKey(slot) : this.positionKey(sink, slot)))));
+          out.raw(values[i]!);
+        }
+      },
+    };
+  }
+
+  /** A sink removed: its heads go. */
+  forget(sink: string): void {
+    this.positionHeads.delete(sink);
+  }
+}
+
+/** What a tail writes in each slot: a sink's position, or (sink null) the batch marker. */
+export interface TailEntry {
+  readonly sink: string | null;
+  readonly value: string;
+}
+
+/** One batch's plain-group tail (`PlainTails.batch`). */
+export interface PlainTail {
+  /** replies to the tail: one per entry */
+  readonly replies: number;
+  readonly written: readonly TailEntry[];
+  /** writes the tail's `SET … GET`s in one slot */
+  write(out: RespWriter, slot: number): void;
+}
+
+/** Writes a plain group (see `isPlain`): its commands, then its slot's tail. */
+export function writePlain(out: RespWriter, w: GroupWrite, slot: number, tail: PlainTail): void {
+  for (const c of w.commands) out.command(c);
+  tail.write(out, slot);
+}
