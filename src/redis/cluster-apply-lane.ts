@@ -7,8 +7,11 @@ import { errorMessage } from '../util/errors.js';
 import { RetryingLane, unsureOf, type ApplyOutcome, type ApplyPart, type DataLoss, type Lane, type LoadedSink, type UnsureCommand } from './apply-lane.js';
 import type { RejectedCommand } from '../core/command.js';
 import { RespConnection, type RespEndpoint } from './resp-connection.js';
-import { checkMultis, encodeMultis, groupBySlot, hasSetGet, refusalKind, slotsByNode, type MultiOutcome, type SlotGroup, type SlotWrite } from './cluster-batch.js';
-import { isPlain, PlainTails, type PlainTail } from './plain-group.js';
+import { checkMulti, hasSetGet, refusalKind, SlotLayout, slotsByNode, type SlotWrite } from './cluster-batch.js';
+import { checkPlainData, checkTail, isPlainAt, PlainTails, type PlainTail, type TailEntry } from './plain-group.js';
+import { multiFrameReplies, writeMulti } from './multi-exec.js';
+import type { Reply } from './resp-connection.js';
+import { RespWriter } from './resp-writer.js';
 import { slotOf, slotTag } from './slot-tags.js';
 import { isOwnKey, markerName, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
 
@@ -45,6 +48,12 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   private readonly markerKeys: (string | undefined)[] = [];
   /** per sink, its position key in each slot, made once (16,384 at most per sink) */
   private readonly positionKeys = new Map<string, (string | undefined)[]>();
+  /** the batch being applied, laid out by slot */
+  private readonly layout = new SlotLayout();
+  /** per slot, for the batch being applied: not applied yet; sent plain; a plain attempt may have run (its reply was lost) */
+  private readonly pending = new Uint8Array(16384);
+  private readonly plain = new Uint8Array(16384);
+  private readonly marked = new Uint8Array(16384);
   /** the encoded bookkeeping of plain groups */
   private readonly tails = new PlainTails(
     (slot) => this.markerKey(slot),
@@ -113,11 +122,12 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       }
       this.log.info({ redis: this.name, prefix, removed }, 'TRUNCATE applied: keys removed');
     }
-    const { groups, rejected } = groupBySlot(part.commands, part.origins, (origin, slot) =>
+    this.layout.layout(part.commands, part.origins, (origin, slot) =>
       isCovered(this.slotPositions.get(origin.sink)?.get(slot) ?? null, origin.meta.commitLsn, origin.change.idx),
     );
+    const rejected = [...this.layout.rejected];
     const unsure: UnsureCommand[] = [];
-    await this.applySlots(groups, part, rejected, unsure);
+    await this.applySlots(part, rejected, unsure);
     return { rejected, unsure };
   }
 
@@ -142,27 +152,26 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   }
 
   /**
-   * Sends every slot's MULTI, one write per master, until each slot has applied the batch exactly
-   * once; refusals of data commands are added to `rejected`.
+   * Sends every slot's share, one write per master, until each slot has applied the batch exactly
+   * once; refusals of data commands are added to `rejected`. A slot goes plain (plain-group.ts)
+   * where it may, else as a MULTI.
    */
-  private async applySlots(groups: Map<number, SlotGroup>, part: ApplyPart, rejected: RejectedCommand[], unsure: UnsureCommand[]): Promise<void> {
-    /** slots not applied yet */
-    const pending = new Set(groups.keys());
-    /** slots whose last attempt may have run (its reply was lost) */
-    let uncertain: number[] = [];
-    /** slots sent plain whose marker may hold the batch already (an attempt may have run in part) */
-    const marked = new Set<number>();
-    /** slots whose group may go without MULTI (cluster-batch.ts isPlain), when their master has SET … GET */
-    const plain = new Set<number>();
-    for (const [slot, group] of groups) if (isPlain(group)) plain.add(slot);
+  private async applySlots(part: ApplyPart, rejected: RejectedCommand[], unsure: UnsureCommand[]): Promise<void> {
+    const { layout, pending, plain, marked } = this;
     const tail = this.tails.batch(part.batchId, part.positions);
     const positions = part.positions.filter(([, pos]) => pos !== null);
+    for (const slot of layout.slots) {
+      pending[slot] = 1;
+      marked[slot] = 0;
+      plain[slot] = isPlainAt(part.commands, part.origins, layout.order, layout.start[slot]!, layout.count[slot]!) ? 1 : 0;
+    }
+    let left = layout.slots.length;
+    /** MULTI slots whose last attempt may have run (its reply was lost) */
+    let uncertain: number[] = [];
     let attempt = 0;
-    while (pending.size > 0) {
+    while (left > 0) {
       if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
-      let refresh = false;
-      let wait = false;
-      let firstError: string | null = null;
+      const a: Attempt = { refresh: false, wait: false, firstError: null, uncertain: [], applied: 0 };
       try {
         // ioredis pipelines these GETs per node
         const found = await Promise.all(uncertain.map((slot) => this.redis.get(this.markerKey(slot))));
@@ -170,110 +179,187 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
           if (found[i] !== part.batchId) continue;
           // the replies are gone with the connection: the applier probes what Redis may have refused
           this.log.info({ redis: this.name, slot }, 'batch was applied before its reply was lost');
-          const group = groups.get(slot);
-          if (group) unsure.push(...unsureOf(group.commands, group.origins));
+          const group = layout.group(slot, part.commands, part.origins);
+          unsure.push(...unsureOf(group.commands, group.origins));
           this.markers.set(slot, part.batchId);
           for (const [sink, value] of positions) if (value !== null) this.written(sink)[slot] = value;
-          pending.delete(slot);
+          pending[slot] = 0;
+          left--;
         }
         uncertain = [];
-        const { byNode, unowned } = slotsByNode(pending, (slot) => this.redis.slots[slot]?.[0]);
+        const { byNode, unowned } = slotsByNode(
+          layout.slots.filter((slot) => pending[slot] === 1),
+          (slot) => this.redis.slots[slot]?.[0],
+        );
         if (unowned.length > 0) {
-          refresh = true;
-          firstError = `no node serves hash slot ${unowned[0]} (the slot map is being refreshed)`;
+          a.refresh = true;
+          a.firstError = `no node serves hash slot ${unowned[0]} (the slot map is being refreshed)`;
         }
-        const sent = await Promise.all([...byNode].map(([node, slots]) => this.sendToNode(node, slots, groups, part, plain, tail)));
-        for (const { slots, outcomes, sentPlain } of sent) {
-          outcomes.forEach((o, i) => {
-            const slot = slots[i]!;
-            if (o.kind === 'applied') {
-              if (o.found) this.tailApplied(slot, tail, o.found, marked.has(slot));
-              else this.applied(slot, part.batchId, o.result.before, positions);
-              for (const r of o.result.rejected) rejected.push(r);
-              pending.delete(slot);
-              return;
-            }
-            firstError ??= o.error;
-            if (o.kind === 'unknown') {
-              refresh = true;
-              // a plain group is sent again as it is (running it twice is running it once)
-              if (sentPlain && plain.has(slot)) marked.add(slot);
-              else uncertain.push(slot);
-              return;
-            }
-            if (o.found) {
-              // a plain group refused in part: what its tail wrote is checked and now expected
-              this.tailApplied(slot, tail, o.found, marked.has(slot));
-              marked.add(slot);
-            }
-            const kind = refusalKind(o.error);
-            if (kind === 'moved') refresh = true;
-            else wait = true;
-          });
-        }
+        await Promise.all([...byNode].map(([node, slots]) => this.sendToNode(node, slots, part, tail, positions, a, rejected)));
       } catch (err) {
         // the marker check failed (node down, failover under way): everything is checked again
-        firstError = errorMessage(err);
-        // plain groups are sent again without a check
-        uncertain = [...pending].filter((slot) => !marked.has(slot));
-        refresh = true;
-        wait = true;
+        a.firstError = errorMessage(err);
+        a.refresh = true;
+        a.wait = true;
       }
-      if (pending.size === 0) break;
+      left -= a.applied;
+      // a slot sent plain is sent again as it is; a MULTI whose reply was lost is checked first
+      uncertain = a.uncertain;
+      if (left === 0) break;
       attempt++;
       this.retries++;
       this.state = 'retrying';
-      this.lastError = firstError;
+      this.lastError = a.firstError;
       // a MOVED alone needs only the new slot map; anything else backs off
-      const delay = wait || attempt > 1 || uncertain.length > 0 ? backoffDelayMs(attempt, 100, 5000) : 0;
-      this.log.warn({ redis: this.name, slots: pending.size, err: firstError, retryInMs: delay, attempt }, 'Redis Cluster write failed for some hash slots; will retry them');
+      const delay = a.wait || attempt > 1 || uncertain.length > 0 ? backoffDelayMs(attempt, 100, 5000) : 0;
+      this.log.warn({ redis: this.name, slots: left, err: a.firstError, retryInMs: delay, attempt }, 'Redis Cluster write failed for some hash slots; will retry them');
       if (delay > 0) await sleep(delay, this.abortSleep.signal).catch(() => undefined);
-      if (refresh) await this.refreshSlots();
+      if (a.refresh) await this.refreshSlots();
     }
     if (attempt > 0) this.log.info({ redis: this.name, attempts: attempt + 1 }, 'Redis writes resumed');
     this.state = 'ready';
     this.lastError = null;
   }
 
-  /** One write to one master with each of `slots` (its MULTI … EXEC, or plain); the outcome of each. */
+  /**
+   * One master's share of an attempt. First write: each slot's data commands (plain) or MULTI …
+   * EXEC. Second write, for the plain slots whose commands all ran: their tails (the positions).
+   * A position is thus written only once its slot's data is in Redis, and never for a slot a
+   * refusal (MOVED, ASK, OOM…) left half done: that slot is sent again whole. What became of each
+   * slot is recorded in the lane's per-slot state and in `a`.
+   */
   private async sendToNode(
     node: string,
     slots: readonly number[],
-    groups: Map<number, SlotGroup>,
     part: ApplyPart,
-    plain: ReadonlySet<number>,
     tail: PlainTail,
-  ): Promise<{ slots: readonly number[]; outcomes: MultiOutcome[]; sentPlain: boolean }> {
+    positions: readonly (readonly [string, string | null])[],
+    a: Attempt,
+    rejected: RejectedCommand[],
+  ): Promise<void> {
+    const { layout, pending, plain, marked } = this;
+    const { commands, origins } = part;
     const setGet = this.setGet && (this.versionChecked.has(node) || (await this.checkVersion(node)));
-    const positions = part.positions.filter(([, pos]) => pos !== null);
-    const writes: SlotWrite[] = new Array<SlotWrite>(slots.length);
+    const multis = new Array<SlotWrite | null>(slots.length).fill(null);
+    const out = new RespWriter(slots.length * 320, true);
+    let replies = 0;
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
-      const g = groups.get(slot)!;
+      if (setGet && plain[slot] === 1) {
+        const from = layout.start[slot]!;
+        const n = layout.count[slot]!;
+        for (let k = 0; k < n; k++) out.command(commands[layout.order[from + k]!]!);
+        replies += n;
+        continue;
+      }
       // plain needs SET … GET: without it a slot keeps its MULTI
-      const isPlainWrite = setGet && plain.has(slot);
-      writes[i] = {
+      const g = layout.group(slot, commands, origins);
+      const w: SlotWrite = {
         slot,
         markerKey: this.markerKey(slot),
         batchId: part.batchId,
         commands: g.commands,
         origins: g.origins,
-        // a plain group's positions are in `tail`
-        positions: isPlainWrite ? NO_POSITIONS : positions.map(([sink, pos]) => [this.positionKey(sink, slot), pos] as const),
+        positions: positions.map(([sink, pos]) => [this.positionKey(sink, slot), pos] as const),
         setGet,
-        plain: isPlainWrite,
       };
+      multis[i] = w;
+      writeMulti(out, w);
+      replies += multiFrameReplies(w);
     }
-    const { payload, replies } = encodeMultis(writes, tail);
+    const reply = await this.request(node, out, replies, a);
+    if (reply === null) {
+      // lost with the connection: a plain slot may have run in part (sent again), a MULTI in full (checked)
+      for (let i = 0; i < slots.length; i++) if (multis[i]) a.uncertain.push(slots[i]!);
+      return;
+    }
+    const tailSlots: number[] = [];
+    /** data commands Redis found wrong in a plain slot, reported once its tail runs */
+    let slotRejected: Map<number, RejectedCommand[]> | null = null;
+    const slotErrors: RejectedCommand[] = [];
+    let off = 0;
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]!;
+      const w = multis[i];
+      if (w) {
+        const o = checkMulti(reply, off, w);
+        off += multiFrameReplies(w);
+        if (o.kind === 'applied') {
+          this.applied(slot, part.batchId, o.result.before, positions);
+          for (const r of o.result.rejected) rejected.push(r);
+          pending[slot] = 0;
+          a.applied++;
+          continue;
+        }
+        a.firstError ??= o.error;
+        if (o.kind === 'unknown') {
+          a.uncertain.push(slot);
+          a.refresh = true;
+        } else this.refused(o.error, a);
+        continue;
+      }
+      const n = layout.count[slot]!;
+      const refusal = checkPlainData(reply, off, origins, layout.order, layout.start[slot]!, n, slotErrors);
+      if (slotErrors.length > 0) {
+        (slotRejected ??= new Map()).set(slot, slotErrors.slice());
+        slotErrors.length = 0;
+      }
+      off += n;
+      if (refusal === null) tailSlots.push(slot);
+      else {
+        slotRejected?.delete(slot);
+        a.firstError ??= refusal;
+        this.refused(refusal, a);
+      }
+    }
+    if (tailSlots.length === 0) return;
+    const tails = new RespWriter(tailSlots.length * 96 * tail.replies, true);
+    for (const slot of tailSlots) tail.write(tails, slot);
+    const tailReply = await this.request(node, tails, tailSlots.length * tail.replies, a);
+    const found: (string | null | undefined)[] = [];
+    off = 0;
+    for (const slot of tailSlots) {
+      if (tailReply === null) {
+        // the tail may have run: its own value is then no loss
+        marked[slot] = 1;
+        continue;
+      }
+      const failed = checkTail(tailReply, off, tail, found);
+      for (let j = 0; j < found.length; j++) {
+        const before = found[j];
+        if (before !== undefined) this.tailRan(slot, tail.written[j]!, before, marked[slot] === 1);
+      }
+      off += tail.replies;
+      if (failed !== null) {
+        marked[slot] = 1;
+        a.firstError ??= failed;
+        this.refused(failed, a);
+        continue;
+      }
+      pending[slot] = 0;
+      a.applied++;
+      const errs = slotRejected?.get(slot);
+      if (errs) for (const r of errs) rejected.push(r);
+    }
+  }
+
+  /** One write to a master; null (recorded in `a`) if the connection failed. The writer is released. */
+  private async request(node: string, out: RespWriter, replies: number, a: Attempt): Promise<Reply[] | null> {
     try {
-      const reply = await this.connection(node).request(payload.finish(), replies);
-      return { slots, outcomes: checkMultis(reply, writes, tail), sentPlain: setGet };
+      return await this.connection(node).request(out.finish(), replies);
     } catch (err) {
-      const error = `${node}: ${errorMessage(err)}`;
-      return { slots, outcomes: slots.map(() => ({ kind: 'unknown', error })), sentPlain: setGet };
+      a.firstError ??= `${node}: ${errorMessage(err)}`;
+      a.refresh = true;
+      return null;
     } finally {
-      payload.release();
+      out.release();
     }
+  }
+
+  /** A slot refused for now: MOVED needs the new slot map; anything else a backoff. */
+  private refused(error: string, a: Attempt): void {
+    if (refusalKind(error) === 'moved') a.refresh = true;
+    else a.wait = true;
   }
 
   /**
@@ -303,23 +389,20 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   }
 
   /**
-   * A plain group's tail ran (in full, or in part: undefined where refused): each SET … GET's value
-   * before is compared with what the lane wrote there last. `marked`: an earlier attempt may have
-   * run it already, so its own value is no loss.
+   * One SET … GET of a plain slot's tail ran: what it found is compared with what the lane wrote
+   * there last, and its value is what the slot holds now. `again`: an earlier attempt may have run
+   * it already, so its own value is no loss.
    */
-  private tailApplied(slot: number, tail: PlainTail, found: readonly (string | null | undefined)[], marked: boolean): void {
-    tail.written.forEach(({ sink, value }, i) => {
-      const before = found[i];
-      if (before === undefined) return;
-      if (sink === null) {
-        this.compare(slot, this.markers.get(slot) ?? null, before, marked && before === value);
-        this.markers.set(slot, value);
-      } else {
-        const written = this.written(sink);
-        this.compare(slot, written[slot] ?? null, before, marked && before === value);
-        written[slot] = value;
-      }
-    });
+  private tailRan(slot: number, entry: TailEntry, before: string | null, again: boolean): void {
+    const { sink, value } = entry;
+    if (sink === null) {
+      this.compare(slot, this.markers.get(slot) ?? null, before, again && before === value);
+      this.markers.set(slot, value);
+    } else {
+      const written = this.written(sink);
+      this.compare(slot, written[slot] ?? null, before, again && before === value);
+      written[slot] = value;
+    }
   }
 
   private compare(slot: number, expected: string | null, found: string | null, again: boolean): void {
@@ -366,7 +449,16 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   }
 }
 
-const NO_POSITIONS: readonly (readonly [string, string | null])[] = [];
+/** What one attempt of a batch came to, over its masters. */
+interface Attempt {
+  refresh: boolean;
+  wait: boolean;
+  firstError: string | null;
+  /** MULTI slots whose reply was lost: their marker is checked before they are sent again */
+  readonly uncertain: number[];
+  /** slots applied */
+  applied: number;
+}
 
 /** The raw connection's endpoint for a node of the slot map: its host and port, and the Cluster's per-node options. */
 export function clusterEndpoint(cluster: Cluster, node: string): RespEndpoint {

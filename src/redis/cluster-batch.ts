@@ -1,9 +1,8 @@
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
 import { commandKeys } from '../core/command.js';
-import { checkMultiReplies, multiFrameReplies, MultiAborted, writeMulti, type GroupWrite } from './multi-exec.js';
-import { checkPlain, plainReplies, writePlain, type MultiOutcome, type PlainTail, type SlotGroup } from './plain-group.js';
+import { checkMultiReplies, MultiAborted, type GroupWrite } from './multi-exec.js';
+import type { MultiOutcome, SlotGroup } from './plain-group.js';
 import type { Reply } from './resp-connection.js';
-import { RespWriter } from './resp-writer.js';
 
 export type { MultiOutcome, SlotGroup };
 
@@ -14,42 +13,97 @@ export type { MultiOutcome, SlotGroup };
  */
 
 /**
- * Splits commands by hash slot, keeping their order within each slot. A command whose keys lie in
- * different slots is refused (CROSSSLOT: its message fails; a bookkeeping one is dropped, as no
- * Cluster can run it). `covered(origin, slot)` says the slot already holds that change (a replay
- * after a restart): it is left out.
+ * A batch laid out by hash slot without an object per slot: the kept commands' indices sorted by
+ * slot (stable: in the batch's order within a slot) and each slot's range of them. A command whose
+ * keys lie in different slots is refused (CROSSSLOT: its message fails; a bookkeeping one is
+ * dropped, as no Cluster can run it). `covered(origin, slot)` says the slot already holds that
+ * change (a replay after a restart): it is left out.
+ *
+ * The lane owns one and lays out one batch at a time: its arrays (16,384 entries per slot table)
+ * are kept from batch to batch, so a batch costs no allocation per slot or command.
  */
+export class SlotLayout {
+  /** the slots the batch touches, in the order they first appear */
+  slots: number[] = [];
+  /** kept command indices, slot by slot */
+  order = new Int32Array(256);
+  /** per slot: where its commands start in `order`, and how many (0: not in the batch) */
+  readonly start = new Int32Array(16384);
+  readonly count = new Int32Array(16384);
+  rejected: RejectedCommand[] = [];
+  private slotOf = new Int32Array(256);
+
+  layout(commands: readonly RedisCommand[], origins: readonly (CommandOrigin | null)[], covered: (origin: CommandOrigin, slot: number) => boolean): void {
+    const { count, start } = this;
+    for (const slot of this.slots) count[slot] = 0;
+    this.slots = [];
+    this.rejected = [];
+    const n = commands.length;
+    if (this.slotOf.length < n) {
+      this.slotOf = new Int32Array(Math.max(n, 2 * this.slotOf.length));
+      this.order = new Int32Array(this.slotOf.length);
+    }
+    const slotOf = this.slotOf;
+    for (let i = 0; i < n; i++) {
+      const cmd = commands[i]!;
+      const origin = origins[i] ?? null;
+      slotOf[i] = -1;
+      let slot: number;
+      if (keysOf(cmd[0]) === 'first') {
+        slot = keySlot(cmd[1] ?? '');
+      } else {
+        const keys = commandKeys(cmd);
+        slot = keySlot(keys[0] ?? cmd[1] ?? '');
+        let cross = false;
+        for (let k = 1; k < keys.length; k++) if (keySlot(keys[k]!) !== slot) cross = true;
+        if (cross) {
+          if (origin) this.rejected.push({ origin, error: `CROSSSLOT: the command's keys (${keys.join(', ')}) are in different hash slots; give them a common hash tag, e.g. {user_id}` });
+          continue;
+        }
+      }
+      if (origin && covered(origin, slot)) continue;
+      slotOf[i] = slot;
+      const c = count[slot]!;
+      count[slot] = c + 1;
+      if (c === 0) this.slots.push(slot);
+    }
+    // each slot's range, then the indices into it (start is the running end while filling)
+    let pos = 0;
+    for (const slot of this.slots) {
+      start[slot] = pos;
+      pos += count[slot]!;
+    }
+    const order = this.order;
+    for (let i = 0; i < n; i++) {
+      const slot = slotOf[i]!;
+      if (slot >= 0) order[start[slot]!++] = i;
+    }
+    for (const slot of this.slots) start[slot] = start[slot]! - count[slot]!;
+  }
+
+  /** A slot's commands and origins as arrays (for its MULTI, or to report them). */
+  group(slot: number, commands: readonly RedisCommand[], origins: readonly (CommandOrigin | null)[]): SlotGroup {
+    const from = this.start[slot]!;
+    const n = this.count[slot]!;
+    const g: SlotGroup = { commands: new Array<RedisCommand>(n), origins: new Array<CommandOrigin | null>(n) };
+    for (let k = 0; k < n; k++) {
+      const i = this.order[from + k]!;
+      g.commands[k] = commands[i]!;
+      g.origins[k] = origins[i] ?? null;
+    }
+    return g;
+  }
+}
+
+/** `SlotLayout` as a map of slot → its commands (tests; the lane reads the layout itself). */
 export function groupBySlot(
   commands: readonly RedisCommand[],
   origins: readonly (CommandOrigin | null)[],
   covered: (origin: CommandOrigin, slot: number) => boolean,
 ): { groups: Map<number, SlotGroup>; rejected: RejectedCommand[] } {
-  const groups = new Map<number, SlotGroup>();
-  const rejected: RejectedCommand[] = [];
-  for (let i = 0; i < commands.length; i++) {
-    const cmd = commands[i]!;
-    const origin = origins[i] ?? null;
-    let slot: number;
-    let cross = false;
-    if (keysOf(cmd[0]) === 'first') {
-      slot = keySlot(cmd[1] ?? '');
-    } else {
-      const keys = commandKeys(cmd);
-      slot = keySlot(keys[0] ?? cmd[1] ?? '');
-      for (let k = 1; k < keys.length; k++) if (keySlot(keys[k]!) !== slot) cross = true;
-    }
-    if (cross) {
-      const keys = commandKeys(cmd);
-      if (origin) rejected.push({ origin, error: `CROSSSLOT: the command's keys (${keys.join(', ')}) are in different hash slots; give them a common hash tag, e.g. {user_id}` });
-      continue;
-    }
-    if (origin && covered(origin, slot)) continue;
-    let g = groups.get(slot);
-    if (!g) groups.set(slot, (g = { commands: [], origins: [] }));
-    g.commands.push(cmd);
-    g.origins.push(origin);
-  }
-  return { groups, rejected };
+  const layout = new SlotLayout();
+  layout.layout(commands, origins, covered);
+  return { groups: new Map(layout.slots.map((slot) => [slot, layout.group(slot, commands, origins)])), rejected: layout.rejected };
 }
 
 /** Command name → whether its key is its first argument (most) or commandKeys must say (EVAL, PUBLISH…); names are few. */
@@ -134,47 +188,19 @@ export function slotsByNode(slots: Iterable<number>, owner: (slot: number) => st
   return { byNode, unowned };
 }
 
-/** One slot's write: its group, and its slot when it goes plain (plain-group.ts). */
+/** One slot's MULTI … EXEC write (the lane's MULTI slots). */
 export interface SlotWrite extends GroupWrite {
   readonly slot: number;
 }
 
-/**
- * One write for one node: each group (its MULTI … EXEC, or plain with `tail` after its
- * commands), one after the other, and how many replies come back. The payload is a pooled
- * writer's: release it once the write is sent.
- */
-export function encodeMultis(writes: readonly SlotWrite[], tail: PlainTail): { payload: RespWriter; replies: number } {
-  let replies = 0;
-  for (const w of writes) replies += w.plain ? plainReplies(w, tail) : multiFrameReplies(w);
-  // a guess (a slot's share is a few hundred bytes); the writer grows if it is short
-  const out = new RespWriter(writes.length * 400, true);
-  for (const w of writes) {
-    if (w.plain) writePlain(out, w, w.slot, tail);
-    else writeMulti(out, w);
+/** Checks one group's MULTI … EXEC replies from `replies[offset]`. */
+export function checkMulti(replies: readonly Reply[], offset: number, w: GroupWrite): MultiOutcome {
+  try {
+    return { kind: 'applied', result: checkMultiReplies(replies, offset, w) };
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    return err instanceof MultiAborted ? { kind: 'refused', error } : { kind: 'unknown', error };
   }
-  return { payload: out, replies };
-}
-
-/** Checks the replies of an `encodeMultis(writes, tail)` write, group by group. */
-export function checkMultis(replies: readonly Reply[], writes: readonly GroupWrite[], tail: PlainTail): MultiOutcome[] {
-  const out: MultiOutcome[] = [];
-  let offset = 0;
-  for (const w of writes) {
-    if (w.plain) {
-      out.push(checkPlain(replies, offset, w, tail));
-      offset += plainReplies(w, tail);
-      continue;
-    }
-    try {
-      out.push({ kind: 'applied', result: checkMultiReplies(replies, offset, w) });
-    } catch (err) {
-      const error = err instanceof Error ? err.message : String(err);
-      out.push(err instanceof MultiAborted ? { kind: 'refused', error } : { kind: 'unknown', error });
-    }
-    offset += multiFrameReplies(w);
-  }
-  return out;
 }
 
 /**

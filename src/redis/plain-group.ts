@@ -1,5 +1,5 @@
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
-import type { GroupResult, GroupWrite } from './multi-exec.js';
+import type { GroupResult } from './multi-exec.js';
 import { ReplyError, type Reply } from './resp-connection.js';
 import type { RespWriter } from './resp-writer.js';
 
@@ -16,13 +16,9 @@ export interface SlotGroup {
 
 /** What became of one group of a pipelined write. */
 export type MultiOutcome =
-  /** `found`: a plain group's tail replies (plain-group.ts checkPlain) */
-  | { readonly kind: 'applied'; readonly result: GroupResult; readonly found?: readonly (string | null | undefined)[] }
-  /**
-   * refused before it ran (MultiAborted): nothing applied, send again as is. A plain group may
-   * have run in part: `found` is then what its tail's SET … GETs replied.
-   */
-  | { readonly kind: 'refused'; readonly error: string; readonly found?: readonly (string | null | undefined)[] }
+  | { readonly kind: 'applied'; readonly result: GroupResult }
+  /** refused before it ran (MultiAborted): nothing applied, send again as is */
+  | { readonly kind: 'refused'; readonly error: string }
   /** may or may not have run (lost connection, refused bookkeeping, a reply not understood): check the marker */
   | { readonly kind: 'unknown'; readonly error: string };
 
@@ -54,14 +50,26 @@ const IDEMPOTENT = new Set(['SET', 'DEL', 'UNLINK', 'HSET', 'HMSET', 'HDEL', 'SA
 
 /** Whether a slot group may be sent without MULTI (see above). */
 export function isPlain(group: SlotGroup): boolean {
-  const { commands, origins } = group;
-  if (commands.length === 1) return plainCommand(commands[0]!, origins[0] ?? null);
-  if (commands.length > 64) return false;
-  for (let i = 0; i < commands.length; i++) {
+  const n = group.commands.length;
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  return isPlainAt(group.commands, group.origins, order, 0, n);
+}
+
+/** `isPlain` of the `n` commands whose indices are `order[from…]` (a slot of cluster-batch.ts SlotLayout). */
+export function isPlainAt(commands: readonly RedisCommand[], origins: readonly (CommandOrigin | null)[], order: Int32Array, from: number, n: number): boolean {
+  if (n === 1) {
+    const i = order[from]!;
+    return plainCommand(commands[i]!, origins[i] ?? null);
+  }
+  if (n > 64 || n === 0) return false;
+  for (let k = 0; k < n; k++) {
+    const i = order[from + k]!;
     const cmd = commands[i]!;
     const origin = origins[i] ?? null;
     if (!plainCommand(cmd, origin)) return false;
-    for (let j = 0; j < i; j++) {
+    for (let m = 0; m < k; m++) {
+      const j = order[from + m]!;
       if (commands[j]![1] === cmd[1] || origins[j]!.meta.commitLsn === origin!.meta.commitLsn) return false;
     }
   }
@@ -79,11 +87,6 @@ function plainCommand(cmd: RedisCommand, origin: CommandOrigin | null): boolean 
   return true;
 }
 
-/** Replies a plain group gets: one per command, one per position and the marker's SET … GET. */
-export function plainReplies(w: GroupWrite, tail: PlainTail): number {
-  return w.commands.length + tail.replies;
-}
-
 /** Errors that say Redis did not run a command for now (the slot elsewhere, memory, state), not that the command is wrong. */
 const REFUSALS = new Set(['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN', 'OOM', 'READONLY', 'LOADING', 'MASTERDOWN', 'NOREPLICAS', 'BUSY', 'NOPERM', 'NOAUTH', 'MISCONF', 'EXECABORT']);
 
@@ -93,38 +96,50 @@ export function isRefusal(message: string): boolean {
 }
 
 /**
- * Checks a plain group's replies from `replies[offset]`. A data command Redis found wrong
- * (WRONGTYPE…) is rejected as in a MULTI; a refusal (`isRefusal`) of any command, or any error of
- * the tail's, makes the group `refused`: it is sent again as a whole. `found` holds what each of
- * the tail's SET … GET replied (the value before; undefined where it was refused), refused or not.
+ * Checks the replies to a plain slot's data commands (`n` of them, indices `order[from…]`) from
+ * `replies[offset]`: a command Redis found wrong (WRONGTYPE…) is added to `rejected`, as in a
+ * MULTI; the first refusal (`isRefusal`) is returned: the slot is then sent again whole, and its
+ * tail is not written.
  */
-export function checkPlain(replies: readonly Reply[], offset: number, w: GroupWrite, tail: PlainTail): MultiOutcome {
-  const n = plainReplies(w, tail);
-  if (replies.length < offset + n) return { kind: 'unknown', error: `expected ${n} replies, got ${replies.length - offset}` };
-  let rejected = NONE;
+export function checkPlainData(
+  replies: readonly Reply[],
+  offset: number,
+  origins: readonly (CommandOrigin | null)[],
+  order: Int32Array,
+  from: number,
+  n: number,
+  rejected: RejectedCommand[],
+): string | null {
   let refusal: string | null = null;
-  const data = w.commands.length;
-  for (let i = 0; i < data; i++) {
-    const r = replies[offset + i]!;
+  for (let k = 0; k < n; k++) {
+    const r = replies[offset + k];
     if (!(r instanceof ReplyError)) continue;
-    const origin = w.origins[i];
-    if (origin && !isRefusal(r.message)) (rejected === NONE ? (rejected = []) : rejected).push({ origin, error: r.message });
+    const origin = origins[order[from + k]!] ?? null;
+    if (origin && !isRefusal(r.message)) rejected.push({ origin, error: r.message });
     else refusal ??= origin ? r.message : `Redis rejected a bookkeeping command: ${r.message}`;
   }
-  const found: (string | null | undefined)[] = [];
-  for (let i = 0; i < tail.replies; i++) {
-    const r = replies[offset + data + i]!;
-    if (r instanceof ReplyError) {
-      refusal ??= `Redis rejected a bookkeeping command: ${r.message}`;
-      found.push(undefined);
-    } else if (r === null || typeof r === 'string') found.push(r);
-    else return { kind: 'unknown', error: `unexpected reply to SET … GET of ${tail.written[i]!.sink === null ? 'the batch marker' : 'a position'} in the slot of ${w.markerKey}: ${String(r)}` };
-  }
-  if (refusal !== null) return { kind: 'refused', error: refusal, found };
-  return { kind: 'applied', result: { before: null, rejected }, found };
+  return refusal;
 }
 
-const NONE: RejectedCommand[] = [];
+/**
+ * Checks the replies to one slot's tail from `replies[offset]`: `found[j]` is what the tail's
+ * j-th SET … GET found (undefined where it was refused); returns the first failure, if any (the
+ * slot is then sent again whole).
+ */
+export function checkTail(replies: readonly Reply[], offset: number, tail: PlainTail, found: (string | null | undefined)[]): string | null {
+  let failed: string | null = null;
+  found.length = 0;
+  for (let j = 0; j < tail.replies; j++) {
+    const r = replies[offset + j];
+    if (r === null || typeof r === 'string') {
+      found.push(r);
+      continue;
+    }
+    found.push(undefined);
+    failed ??= r instanceof ReplyError ? `Redis rejected a bookkeeping command: ${r.message}` : `unexpected reply to SET … GET: ${String(r)}`;
+  }
+  return failed;
+}
 
 const SET_GET = '*4\r\n$3\r\nSET\r\n';
 
@@ -195,10 +210,4 @@ export interface PlainTail {
   readonly written: readonly TailEntry[];
   /** writes the tail's `SET … GET`s in one slot */
   write(out: RespWriter, slot: number): void;
-}
-
-/** Writes a plain group (see `isPlain`): its commands, then its slot's tail. */
-export function writePlain(out: RespWriter, w: GroupWrite, slot: number, tail: PlainTail): void {
-  for (const c of w.commands) out.command(c);
-  tail.write(out, slot);
 }

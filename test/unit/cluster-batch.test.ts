@@ -1,9 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { checkMultis, encodeMultis, groupBySlot, hasSetGet, keySlot, refusalKind, slotsByNode, type MultiOutcome, type SlotWrite } from '../../src/redis/cluster-batch.js';
-import { multiFrame, multiFrameReplies, type GroupWrite } from '../../src/redis/multi-exec.js';
-import { PlainTails } from '../../src/redis/plain-group.js';
+import { checkMulti, groupBySlot, hasSetGet, keySlot, refusalKind, slotsByNode, type MultiOutcome, type SlotWrite } from '../../src/redis/cluster-batch.js';
+import { multiFrame, multiFrameReplies, writeMulti, type GroupWrite } from '../../src/redis/multi-exec.js';
+import { RespWriter } from '../../src/redis/resp-writer.js';
 import { encodeCommands, ReplyError, ReplyParser, type Reply } from '../../src/redis/resp-connection.js';
 import { slotOf } from '../../src/redis/slot-tags.js';
 import type { CommandOrigin, RedisCommand } from '../../src/core/command.js';
@@ -141,15 +141,21 @@ describe('slotsByNode', () => {
 /** What Redis does with one group: apply it (some data commands refused), refuse it at queue time, or answer nonsense. */
 type Fate = { kind: 'apply'; refused: number[]; before: string | null } | { kind: 'queue-error'; at: number; error: string } | { kind: 'bad-bookkeeping' };
 
-/** no plain group in these writes: the tail is never written */
-const noTail = new PlainTails(() => 'unused', () => 'unused').batch('b7', []);
-
-/** encodeMultis' payload as a Buffer of its own (the writer's is pooled) */
+/** One master's write as the lane makes it of MULTI slots: each slot's MULTI … EXEC in turn. */
 function encode(writes: readonly SlotWrite[]): { payload: Buffer; replies: number } {
-  const { payload, replies } = encodeMultis(writes, noTail);
-  const copy = Buffer.from(payload.finish());
-  payload.release();
-  return { payload: copy, replies };
+  const out = new RespWriter(64);
+  for (const w of writes) writeMulti(out, w);
+  return { payload: out.finish(), replies: writes.reduce((n, w) => n + multiFrameReplies(w), 0) };
+}
+
+/** Its replies checked slot by slot, as the lane does. */
+function checkMultis(replies: readonly Reply[], writes: readonly SlotWrite[]): MultiOutcome[] {
+  let offset = 0;
+  return writes.map((w) => {
+    const o = checkMulti(replies, offset, w);
+    offset += multiFrameReplies(w);
+    return o;
+  });
 }
 
 const groupWrite = (i: number, n: number, sinks: number, setGet = false): SlotWrite => ({
@@ -223,7 +229,7 @@ describe('one write per node carrying every slot\'s MULTI', () => {
         }
         parser.feed(wire.subarray(last));
         assert.equal(replies.length, encode(writes).replies);
-        const outcomes = checkMultis(replies, writes, noTail);
+        const outcomes = checkMultis(replies, writes);
         const expected: MultiOutcome['kind'][] = shapes.map(([, , f]) => {
           if (f.kind === 'queue-error') return 'refused';
           if (f.kind === 'bad-bookkeeping') return 'unknown';
@@ -247,7 +253,7 @@ describe('one write per node carrying every slot\'s MULTI', () => {
   test('too few replies: the groups without theirs are unknown', () => {
     const writes = [groupWrite(0, 1, 1), groupWrite(1, 1, 1)];
     const first = repliesFor(writes[0]!, { kind: 'apply', refused: [], before: null });
-    const outcomes = checkMultis(first, writes, noTail);
+    const outcomes = checkMultis(first, writes);
     assert.deepEqual(outcomes.map((o) => o.kind), ['applied', 'unknown']);
   });
 });

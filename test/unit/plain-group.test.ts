@@ -1,11 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { checkMultis, encodeMultis, type SlotWrite } from '../../src/redis/cluster-batch.js';
-import { multiFrame, multiFrameReplies } from '../../src/redis/multi-exec.js';
-import { isPlain, isRefusal, PlainTails } from '../../src/redis/plain-group.js';
+import { checkPlainData, checkTail, isPlain, isRefusal, PlainTails, type PlainTail } from '../../src/redis/plain-group.js';
 import { encodeCommands, ReplyError, ReplyParser, type Reply } from '../../src/redis/resp-connection.js';
-import type { CommandOrigin, RedisCommand } from '../../src/core/command.js';
+import { RespWriter } from '../../src/redis/resp-writer.js';
+import type { CommandOrigin, RedisCommand, RejectedCommand } from '../../src/core/command.js';
 
 /** an origin in transaction `tx` (only commitLsn is read) */
 const origin = (tx: number, n = 0): CommandOrigin => ({ sink: 's', n, meta: { commitLsn: BigInt(tx) } }) as unknown as CommandOrigin;
@@ -58,111 +57,98 @@ const markerKey = (slot: number): string => `sluice:batch:i:main:{t${slot}}`;
 const positionKey = (sink: string, slot: number): string => `sluice:pos:${sink}:{t${slot}}`;
 const positions = [['a', '0/10'], ['b', null], ['c', '0/2A:3']] as const;
 
-function plainWrite(slot: number, n: number, plain = true): SlotWrite {
-  return {
-    slot,
-    markerKey: markerKey(slot),
-    batchId: 'b9',
-    commands: Array.from({ length: n }, (_, j) => ['SET', `{t${slot}}:${j}`, j % 2 ? `v${j}é` : 'x'.repeat(j * 30)]),
-    origins: Array.from({ length: n }, (_, j) => origin(j, j)),
-    positions: plain ? [] : positions.map(([sink, p]) => [positionKey(sink, slot), p] as const),
-    setGet: true,
-    plain,
-  };
+/** a tail's bytes in one slot */
+function tailBytes(tail: PlainTail, slot: number): Buffer {
+  const out = new RespWriter(16);
+  tail.write(out, slot);
+  return Buffer.from(out.finish());
 }
 
-/** what a plain write is, as commands: its data, then SET … GET of each position */
-function plainCommands(w: SlotWrite): string[][] {
-  return [...w.commands, ...positions.filter(([, p]) => p !== null).map(([sink, p]) => ['SET', positionKey(sink, w.slot), p!, 'GET'])];
-}
-
-/** What Redis does with a plain group: run it, refusing some commands for a reason given per reply index; the positions held `before`. */
-type PlainFate = { errors: [number, string][]; before: string | null };
-
-function plainRepliesFor(w: SlotWrite, fate: PlainFate): Reply[] {
-  const n = plainCommands(w).length;
-  return Array.from({ length: n }, (_, i): Reply => {
-    const e = fate.errors.find(([at]) => at % n === i);
-    if (e) return new ReplyError(e[1]);
-    return i >= w.commands.length ? fate.before : 'OK';
-  });
-}
-
-describe('plain groups on the wire', () => {
+describe('the tail of a plain slot', () => {
   const tails = new PlainTails(markerKey, positionKey);
 
-  test('a plain group is its commands and SET … GET of its positions, among MULTIs', () => {
+  test('is SET … GET of each position written, in any slot, the same bytes every time', () => {
     const tail = tails.batch('b9', positions);
+    assert.equal(tail.replies, 2);
+    assert.deepEqual(tail.written, [{ sink: 'a', value: '0/10' }, { sink: 'c', value: '0/2A:3' }]);
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 16383 }), fc.integer({ min: 1, max: 4 }), fc.boolean()), { minLength: 1, maxLength: 8 }), (shapes) => {
-        const writes = shapes.map(([slot, n, plain]) => plainWrite(slot, n, plain));
-        const { payload, replies } = encodeMultis(writes, tail);
-        const expected = writes.flatMap((w) => (w.plain ? plainCommands(w) : multiFrame(w)));
-        assert.deepEqual(Buffer.from(payload.finish()), encodeCommands(expected));
-        payload.release();
-        assert.equal(replies, writes.reduce((n, w) => n + (w.plain ? plainCommands(w).length : multiFrameReplies(w)), 0));
+      fc.property(fc.integer({ min: 0, max: 16383 }), (slot) => {
+        const expected = encodeCommands([['SET', positionKey('a', slot), '0/10', 'GET'], ['SET', positionKey('c', slot), '0/2A:3', 'GET']]);
+        assert.deepEqual(tailBytes(tail, slot), expected);
+        // the slot's heads are kept: a second write is the same
+        assert.deepEqual(tailBytes(tail, slot), expected);
       }),
     );
-  });
-
-  test('replies, split anywhere: applied with what Redis found wrong, or refused (sent again); the positions before, where they ran', () => {
-    const tail = tails.batch('b9', positions);
-    const error = fc.constantFrom('WRONGTYPE Operation', 'MOVED 3999 127.0.0.1:7001', 'ASK 3999 127.0.0.1:7002', 'OOM command not allowed', 'ERR value is not an integer');
-    const fate: fc.Arbitrary<PlainFate> = fc.record({ errors: fc.array(fc.tuple(fc.nat(), error), { maxLength: 2 }), before: fc.option(fc.constantFrom('0/9', '0/10')) });
-    fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 4 }), fate), { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 5 }), (shapes, cuts) => {
-        const writes = shapes.map(([n], i) => plainWrite(i, n));
-        // the replies as Redis sends them, fed through the parser split anywhere
-        const text = shapes.flatMap(([, f], i) => plainRepliesFor(writes[i]!, f)).map((r) => (r instanceof ReplyError ? `-${r.message}\r\n` : r === null ? '$-1\r\n' : r === 'OK' ? '+OK\r\n' : `$${String(r).length}\r\n${String(r)}\r\n`)).join('');
-        const bytes = Buffer.from(text);
-        const replies: Reply[] = [];
-        const parser = new ReplyParser((r) => replies.push(r));
-        let last = 0;
-        for (const c of cuts.map((c) => c % (bytes.length + 1)).sort((a, b) => a - b)) {
-          parser.feed(bytes.subarray(last, c));
-          last = c;
-        }
-        parser.feed(bytes.subarray(last));
-        const outcomes = checkMultis(replies, writes, tail);
-        outcomes.forEach((o, i) => {
-          const [n, f] = shapes[i]!;
-          const count = plainCommands(writes[i]!).length;
-          const errors = new Map<number, string>();
-          for (const [at, e] of f.errors) if (!errors.has(at % count)) errors.set(at % count, e);
-          const refusals = [...errors].filter(([at, e]) => at >= n || isRefusal(e));
-          // each position's SET … GET tells what it held, unless it was refused itself
-          const found = Array.from({ length: count - n }, (_, j) => (errors.has(n + j) ? undefined : f.before));
-          if (refusals.length > 0) {
-            assert.equal(o.kind, 'refused');
-            if (o.kind !== 'refused') return;
-            assert.deepEqual(o.found, found);
-            return;
-          }
-          assert.equal(o.kind, 'applied');
-          if (o.kind !== 'applied') return;
-          assert.deepEqual(o.found, found);
-          const rejected = [...errors].filter(([at]) => at < n).sort(([a], [b]) => a - b);
-          assert.deepEqual(o.result.rejected.map((r) => r.error), rejected.map(([, e]) => e));
-          assert.deepEqual(o.result.rejected.map((r) => r.origin), rejected.map(([at]) => writes[i]!.origins[at]));
-        });
-      }),
-    );
-  });
-
-  test('too few replies: the plain group without all of its own is unknown', () => {
-    const tail = tails.batch('b9', positions);
-    const writes = [plainWrite(1, 1), plainWrite(2, 2)];
-    const first = plainRepliesFor(writes[0]!, { errors: [], before: '0/9' });
-    assert.deepEqual(checkMultis([...first, 'OK'], writes, tail).map((o) => o.kind), ['applied', 'unknown']);
+    // another batch, other values, the same heads
+    assert.deepEqual(tailBytes(tails.batch('b10', [['a', '0/11']]), 5), encodeCommands([['SET', positionKey('a', 5), '0/11', 'GET']]));
   });
 
   test('a batch with no position: the tail is SET … GET of the batch marker', () => {
     const tail = tails.batch('b10', [['a', null]]);
     assert.equal(tail.replies, 1);
     assert.deepEqual(tail.written, [{ sink: null, value: 'b10' }]);
-    const w = { ...plainWrite(5, 1), batchId: 'b10' };
-    const { payload } = encodeMultis([w], tail);
-    assert.deepEqual(Buffer.from(payload.finish()), encodeCommands([...w.commands, ['SET', markerKey(5), 'b10', 'GET']]));
-    payload.release();
+    assert.deepEqual(tailBytes(tail, 5), encodeCommands([['SET', markerKey(5), 'b10', 'GET']]));
+  });
+
+  test('a non-ASCII sink name is measured in bytes', () => {
+    const tail = new PlainTails(markerKey, positionKey).batch('b1', [['prödukte', '0/1']]);
+    assert.deepEqual(tailBytes(tail, 9), encodeCommands([['SET', positionKey('prödukte', 9), '0/1', 'GET']]));
+  });
+});
+
+/** Parses replies as Redis sends them, split at `cuts`. */
+function parse(replies: readonly Reply[], cuts: readonly number[]): Reply[] {
+  const text = replies.map((r) => (r instanceof ReplyError ? `-${r.message}\r\n` : r === null ? '$-1\r\n' : r === 'OK' ? '+OK\r\n' : `$${Buffer.byteLength(String(r))}\r\n${String(r)}\r\n`)).join('');
+  const bytes = Buffer.from(text);
+  const out: Reply[] = [];
+  const parser = new ReplyParser((r) => out.push(r));
+  let last = 0;
+  for (const c of cuts.map((c) => c % (bytes.length + 1)).sort((a, b) => a - b)) {
+    parser.feed(bytes.subarray(last, c));
+    last = c;
+  }
+  parser.feed(bytes.subarray(last));
+  return out;
+}
+
+describe('checking a plain slot\'s replies', () => {
+  const error = fc.constantFrom('WRONGTYPE Operation', 'MOVED 3999 127.0.0.1:7001', 'ASK 3999 127.0.0.1:7002', 'OOM command not allowed', 'ERR value is not an integer');
+
+  test('data: what Redis found wrong is rejected with its origin; the first refusal is returned', () => {
+    fc.assert(
+      fc.property(fc.array(fc.option(error, { nil: undefined }), { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 3 }), fc.array(fc.nat(), { maxLength: 4 }), (errors, pad, cuts) => {
+        const n = errors.length;
+        // the slot's commands sit among others of the batch: order maps them to their origins
+        const origins = Array.from({ length: n + pad }, (_, i) => origin(i, i));
+        const order = Int32Array.from({ length: n }, (_, k) => k + pad);
+        const replies = parse(['OK', ...errors.map((e): Reply => (e === undefined ? 'OK' : new ReplyError(e)))], cuts);
+        const rejected: RejectedCommand[] = [];
+        const refusal = checkPlainData(replies, 1, origins, order, 0, n, rejected);
+        assert.equal(refusal, errors.find((e) => e !== undefined && isRefusal(e)) ?? null);
+        const wrong = errors.flatMap((e, k) => (e !== undefined && !isRefusal(e) ? [{ origin: origins[k + pad], error: e }] : []));
+        assert.deepEqual(rejected, wrong);
+      }),
+    );
+  });
+
+  test('tail: what each SET … GET found, undefined where refused, and the first failure', () => {
+    const tail = new PlainTails(markerKey, positionKey).batch('b9', positions);
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.constant(null), fc.constantFrom('0/9', '0/10'), error.map((e) => new ReplyError(e))), { minLength: 2, maxLength: 2 }), fc.array(fc.nat(), { maxLength: 4 }), (rs, cuts) => {
+        const replies = parse(['OK', ...rs], cuts);
+        const found: (string | null | undefined)[] = ['stale'];
+        const failed = checkTail(replies, 1, tail, found);
+        assert.deepEqual(found, rs.map((r) => (r instanceof ReplyError ? undefined : r)));
+        const firstError = rs.find((r): r is ReplyError => r instanceof ReplyError);
+        assert.equal(failed, firstError ? `Redis rejected a bookkeeping command: ${firstError.message}` : null);
+      }),
+    );
+  });
+
+  test('tail: a reply of the wrong shape is a failure', () => {
+    const tail = new PlainTails(markerKey, positionKey).batch('b9', [['a', '0/1']]);
+    const found: (string | null | undefined)[] = [];
+    assert.match(checkTail([[1, 2]], 0, tail, found) ?? '', /unexpected reply/);
+    assert.deepEqual(found, [undefined]);
   });
 });
