@@ -282,6 +282,8 @@ export interface SluicePhase extends Phase {
   peak_rss_mb: number;
   start_rss_mb: number;
   cpu_seconds: number;
+  /** of which in the kernel (socket writes and reads) */
+  cpu_system_seconds: number;
   walsender_cpu_seconds: number | null;
   redis_cpu_seconds: number;
   /** busy CPU of the machine during the measurement not accounted to Sluice, the walsender or Redis */
@@ -334,6 +336,7 @@ export async function measureSluice(pg: TestPostgres, target: SluiceTarget, back
   let slotConfirmed: number | null = null;
   let memory: { peakMb: number; startMb: number } | null = null;
   let cpuSeconds = 0;
+  let cpuSystem = 0;
   let machineBusy = 0;
   let redisCpuApplied = 0;
   let profileFile: string | null = null;
@@ -357,6 +360,7 @@ export async function measureSluice(pg: TestPostgres, target: SluiceTarget, back
     );
     applied = performance.now();
     cpuSeconds = ownCpuSeconds(cpuBefore);
+    cpuSystem = process.cpuUsage(cpuBefore).system / 1e6;
     machineBusy = machineCpu().busy - machineBefore.busy;
     redisCpuApplied = await target.redisCpuSeconds();
     memory = rss.stop();
@@ -391,6 +395,7 @@ export async function measureSluice(pg: TestPostgres, target: SluiceTarget, back
     peak_rss_mb: round(memory.peakMb, 1),
     start_rss_mb: round(memory.startMb, 1),
     cpu_seconds: round(cpuSeconds, 2),
+    cpu_system_seconds: round(cpuSystem, 2),
     walsender_cpu_seconds: walsender.seconds(),
     redis_cpu_seconds: round(redisCpu, 2),
     other_cpu_seconds: round(Math.max(0, machineBusy - cpuSeconds - (walsender.seconds() ?? 0) - redisCpu), 2),

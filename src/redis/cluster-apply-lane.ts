@@ -122,7 +122,8 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       }
       this.log.info({ redis: this.name, prefix, removed }, 'TRUNCATE applied: keys removed');
     }
-    this.layout.layout(part.commands, part.origins, (origin, slot) =>
+    // replays are filtered per slot, while positions loaded at the start may cover some
+    this.layout.layout(part.commands, part.origins, this.slotPositions.size === 0 ? null : (origin, slot) =>
       isCovered(this.slotPositions.get(origin.sink)?.get(slot) ?? null, origin.meta.commitLsn, origin.change.idx),
     );
     const rejected = [...this.layout.rejected];

@@ -33,7 +33,8 @@ export class SlotLayout {
   rejected: RejectedCommand[] = [];
   private slotOf = new Int32Array(256);
 
-  layout(commands: readonly RedisCommand[], origins: readonly (CommandOrigin | null)[], covered: (origin: CommandOrigin, slot: number) => boolean): void {
+  /** `covered`: null when no change can be (nothing loaded to compare with) */
+  layout(commands: readonly RedisCommand[], origins: readonly (CommandOrigin | null)[], covered: ((origin: CommandOrigin, slot: number) => boolean) | null): void {
     const { count, start } = this;
     for (const slot of this.slots) count[slot] = 0;
     this.slots = [];
@@ -61,7 +62,7 @@ export class SlotLayout {
           continue;
         }
       }
-      if (origin && covered(origin, slot)) continue;
+      if (origin && covered !== null && covered(origin, slot)) continue;
       slotOf[i] = slot;
       const c = count[slot]!;
       count[slot] = c + 1;
@@ -175,15 +176,22 @@ function bytesSlot(key: Buffer): number {
 export function slotsByNode(slots: Iterable<number>, owner: (slot: number) => string | undefined): { byNode: Map<string, number[]>; unowned: number[] } {
   const byNode = new Map<string, number[]>();
   const unowned: number[] = [];
+  // a Cluster has a few masters: the last one's list is tried before the map
+  let lastNode: string | undefined;
+  let lastList: number[] = unowned;
   for (const slot of slots) {
     const node = owner(slot);
     if (node === undefined) {
       unowned.push(slot);
       continue;
     }
-    const list = byNode.get(node);
-    if (list) list.push(slot);
-    else byNode.set(node, [slot]);
+    if (node !== lastNode) {
+      lastNode = node;
+      const list = byNode.get(node);
+      if (list) lastList = list;
+      else byNode.set(node, (lastList = []));
+    }
+    lastList.push(slot);
   }
   return { byNode, unowned };
 }
