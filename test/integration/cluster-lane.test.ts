@@ -165,16 +165,14 @@ describe('Cluster apply lane', () => {
     await check(p);
   });
 
-  test('ASK / TRYAGAIN: a half-migrated slot waits for the migration to end, then applies once', async () => {
-    const keys = tagged('x');
+  /** Applies `p` while the slot of `keys` is half migrated (5 of them moved), then ends the move; `p` must apply once. */
+  const applyHalfMigrated = async (keys: readonly string[], p: ApplyPart): Promise<void> => {
     const slot = slotOf(keys[0]!);
     const from = await masterOf(slot);
     const to = (await cluster.topology()).find((n) => n.role === 'master' && n.port !== from.port)!;
     await startMigration(slot, from, to);
-    // half the slot's keys on each side: no MULTI over all of them can run on either node
     await migrateKeys(slot, from.port, to.port, 5);
     const retries = lane.retries;
-    const p = part([...keys, ...KEYS]);
     const applying = apply(p);
     await waitUntil('the lane to retry the migrating slot', 60_000, async () => lane.retries > retries);
     assert.equal(lane.state, 'retrying');
@@ -182,25 +180,19 @@ describe('Cluster apply lane', () => {
     await endMigration(slot, to);
     await applying;
     await check(p);
+  };
+
+  test('ASK / TRYAGAIN: a half-migrated slot waits for the migration to end, then applies once', async () => {
+    // half the slot's keys on each side: no MULTI over all of them can run on either node
+    const keys = tagged('x');
+    await applyHalfMigrated(keys, part([...keys, ...KEYS]));
   });
 
   test('a plain group caught half-migrated: sent again whole once the move ends, no false data loss', async () => {
+    // the moved keys' SETs are refused (ASK) while the others run: the slot's positions wait for all of them
     const keys = tagged('z');
     await apply(part([], [], keys));
-    const slot = slotOf(keys[0]!);
-    const from = await masterOf(slot);
-    const to = (await cluster.topology()).find((n) => n.role === 'master' && n.port !== from.port)!;
-    await startMigration(slot, from, to);
-    // half the keys moved: their SETs are refused (ASK) while the others and the marker (still on the old master) run
-    await migrateKeys(slot, from.port, to.port, 5);
-    const retries = lane.retries;
-    const p = part([], [], keys);
-    const applying = apply(p);
-    await waitUntil('the lane to retry the migrating slot', 60_000, async () => lane.retries > retries);
-    await migrateKeys(slot, from.port, to.port);
-    await endMigration(slot, to);
-    await applying;
-    await check(p);
+    await applyHalfMigrated(keys, part([], [], keys));
   });
 
   for (const [cut, what] of [[1, 'data'], [2, 'positions']] as const) {
