@@ -39,10 +39,23 @@ export type MultiOutcome =
  * Such a group whose outcome is unknown (a lost connection) or that Redis refused in part (a
  * slot moved or migrating, OOM) is simply sent again: its keys end as one run would leave them,
  * and the lane's one batch at a time means nothing later was written to the slot meanwhile. The
- * positions come last, on the same connection, so a position Redis shows covers data Redis
- * holds; each is written by `SET … GET`, and its value before stands in for the batch marker
- * (`PlainTails`). Most groups of a batch spread over a Cluster hold one command: with one sink
- * they cost two commands instead of a MULTI's five, and Redis queues nothing.
+ * positions go in a second write, once every data command of the slot ran, so a position Redis
+ * shows covers data Redis holds; each is written by `SET … GET`, and its value before stands in
+ * for the batch marker (`PlainTails`). Most groups of a batch spread over a Cluster hold one
+ * command: with one sink they cost two commands instead of a MULTI's five, and Redis queues
+ * nothing.
+ *
+ * A plain slot's states within one batch (cluster-apply-lane.ts `sendToNode`):
+ *
+ *   pending ──data write──► data ran ──tail write──► applied
+ *      ▲  │                    │                │
+ *      │  │ a command refused  │ tail refused,  │ reply lost: `marked` (the tail may have run,
+ *      │  │ (MOVED, ASK, OOM); │ or reply lost  │  so finding its own value is no loss)
+ *      │  │ reply lost         │                │
+ *      └──┴────────────────────┴────────────────┘  sent again whole, after a backoff or a new slot map
+ *
+ * A command Redis found wrong (WRONGTYPE…) is no refusal: it is reported with the slot once its
+ * tail ran, as a MULTI reports it.
  */
 
 /** Commands whose second run changes nothing (ZADD only without INCR: checked apart). */
