@@ -1,7 +1,7 @@
 import type { Cluster } from 'ioredis';
 import { scanAll } from './scan-keys.js';
 import type { Logger } from '../util/log.js';
-import { isCovered, parsePosition, type Position } from '../core/position.js';
+import { comparePositions, isCovered, parsePosition, type Position } from '../core/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
 import { RetryingLane, unsureOf, type ApplyOutcome, type ApplyPart, type DataLoss, type Lane, type LoadedSink, type UnsureCommand } from './apply-lane.js';
@@ -40,6 +40,8 @@ import { isOwnKey, markerName, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKe
 export class ClusterApplyLane extends RetryingLane implements Lane {
   private readonly markers = new Map<number, string | null>();
   private readonly slotPositions = new Map<string, Map<number, Position>>();
+  /** per sink, the largest of its loaded slot positions: past it, no change can be a replay */
+  private readonly loadedMax = new Map<string, Position>();
   /** per sink, the position value last written in each slot (a plain group's data-loss check) */
   private readonly lastPositions = new Map<string, (string | undefined)[]>();
   /** one raw connection per master ("host:port" as in the slot map) */
@@ -97,7 +99,10 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         } else if (k.kind === 'pos' && sinks.includes(k.name)) {
           this.written(k.name)[slot] = value;
           const map = this.slotPositions.get(k.name) ?? new Map<number, Position>();
-          map.set(slot, parsePosition(value));
+          const position = parsePosition(value);
+          map.set(slot, position);
+          const max = this.loadedMax.get(k.name);
+          if (max === undefined || comparePositions(position, max) > 0) this.loadedMax.set(k.name, position);
           this.slotPositions.set(k.name, map);
           known.add(k.name);
         }
@@ -129,11 +134,27 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     const rejected = [...this.layout.rejected];
     const unsure: UnsureCommand[] = [];
     await this.applySlots(part, rejected, unsure);
+    this.pastReplays(part.positions);
     return { rejected, unsure };
+  }
+
+  /**
+   * A sink whose position passed the largest one loaded has no replay left: its loaded positions
+   * are dropped, and its commands no longer looked up (the tail probe took its own copy).
+   */
+  private pastReplays(positions: readonly (readonly [string, string | null])[]): void {
+    for (const [sink, value] of positions) {
+      if (value === null) continue;
+      const max = this.loadedMax.get(sink);
+      if (max === undefined || comparePositions(parsePosition(value), max) < 0) continue;
+      this.slotPositions.delete(sink);
+      this.loadedMax.delete(sink);
+    }
   }
 
   async forget(sink: string): Promise<void> {
     this.slotPositions.delete(sink);
+    this.loadedMax.delete(sink);
     this.lastPositions.delete(sink);
     this.positionKeys.delete(sink);
     this.tails.forget(sink);

@@ -237,6 +237,39 @@ describe('Cluster apply lane', () => {
     await check(p);
   });
 
+  test('a lane started on a Cluster with positions skips replays per slot, and stops looking once past them', async () => {
+    // its own instance and sink: the main lane's keys and expectations stay as they are
+    const setPart = (key: string, value: string, commitLsn: bigint, position: string): ApplyPart => ({
+      batchId: `r${++batchNo}`,
+      commands: [['SET', key, value]],
+      origins: [{ sink: 's2', change: { idx: 0 }, meta: { commitLsn } } as unknown as CommandOrigin],
+      positions: [['s2', position]],
+      unlinkPrefixes: [],
+    });
+    const first = new ClusterApplyLane('main', client, pino({ level: 'silent' }), (l) => losses.push(l), 'test@2');
+    await first.load(['s2']);
+    await first.apply(setPart('r:1', 'a', 0x40n, '0/50'));
+    first.stop();
+    const lane2 = new ClusterApplyLane('main', client, pino({ level: 'silent' }), (l) => losses.push(l), 'test@2');
+    await lane2.load(['s2']);
+    const reader = cluster.client();
+    try {
+      // a replay: the slot's position (0/50) covers the change (0/40)
+      await lane2.apply(setPart('r:1', 'b', 0x40n, '0/49'));
+      assert.equal(await reader.get('r:1'), 'a');
+      // past the largest position loaded: nothing can be a replay any more, nothing is looked up
+      await lane2.apply(setPart('r:2', 'c', 0x55n, '0/60'));
+      assert.equal((lane2 as unknown as { slotPositions: Map<string, unknown> }).slotPositions.size, 0);
+      // (a change that old cannot come after that one: this only shows the lookup is gone)
+      await lane2.apply(setPart('r:1', 'd', 0x40n, '0/61'));
+      assert.equal(await reader.get('r:1'), 'd');
+    } finally {
+      reader.disconnect();
+      lane2.stop();
+    }
+    assert.deepEqual(losses, []);
+  });
+
   test('writes lost in a slot of plain groups are noticed by its position (the last test: it reports a loss)', async () => {
     await apply(part([]));
     const slot = slotOf(PLAIN[7]!);
