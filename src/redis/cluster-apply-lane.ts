@@ -223,6 +223,8 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         a.firstError = errorMessage(err);
         a.refresh = true;
         a.wait = true;
+        a.uncertain.length = 0;
+        for (const slot of layout.slots) if (pending[slot] === 1) a.uncertain.push(slot);
       }
       left -= a.applied;
       // a slot sent plain is sent again as it is; a MULTI whose reply was lost is checked first
