@@ -203,8 +203,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
           this.log.info({ redis: this.name, slot }, 'batch was applied before its reply was lost');
           const group = layout.group(slot, part.commands, part.origins);
           unsure.push(...unsureOf(group.commands, group.origins));
-          this.markers.set(slot, part.batchId);
-          for (const [sink, value] of positions) if (value !== null) this.written(sink)[slot] = value;
+          this.ran(slot, part.batchId, positions);
           pending[slot] = 0;
           left--;
         }
@@ -324,17 +323,19 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       }
       const n = layout.count[slot]!;
       const refusal = checkPlainData(reply, off, origins, layout.order, layout.start[slot]!, n, slotErrors);
+      off += n;
+      if (refusal !== null) {
+        // sent again whole: what it found wrong is found again then
+        slotErrors.length = 0;
+        a.firstError ??= refusal;
+        this.refused(refusal, a);
+        continue;
+      }
       if (slotErrors.length > 0) {
         (slotRejected ??= new Map()).set(slot, slotErrors.slice());
         slotErrors.length = 0;
       }
-      off += n;
-      if (refusal === null) tailSlots.push(slot);
-      else {
-        slotRejected?.delete(slot);
-        a.firstError ??= refusal;
-        this.refused(refusal, a);
-      }
+      tailSlots.push(slot);
     }
     if (tailSlots.length === 0) return;
     const tails = new RespWriter(tailSlots.length * 96 * tail.replies, true);
@@ -408,6 +409,11 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   /** A slot's MULTI ran: its marker held `before`; the positions it wrote are what the slot holds now. */
   private applied(slot: number, batchId: string, before: string | null, positions: readonly (readonly [string, string | null])[]): void {
     this.compare(slot, this.markers.get(slot) ?? null, before, false);
+    this.ran(slot, batchId, positions);
+  }
+
+  /** A slot's MULTI ran: Redis holds its marker and positions now. */
+  private ran(slot: number, batchId: string, positions: readonly (readonly [string, string | null])[]): void {
     this.markers.set(slot, batchId);
     for (const [sink, value] of positions) if (value !== null) this.written(sink)[slot] = value;
   }

@@ -1,16 +1,27 @@
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
 import { commandKeys } from '../core/command.js';
-import { checkMultiReplies, MultiAborted, type GroupWrite } from './multi-exec.js';
-import type { MultiOutcome, SlotGroup } from './plain-group.js';
+import { checkMultiReplies, MultiAborted, type GroupResult, type GroupWrite } from './multi-exec.js';
 import type { Reply } from './resp-connection.js';
-
-export type { MultiOutcome, SlotGroup };
 
 /*
  * The pure parts of the Cluster apply lane: a batch split by hash slot, the slots grouped by the
  * master that serves them, one pre-encoded write per master carrying each of its slots' MULTI …
  * EXEC, and that write's replies checked slot by slot.
  */
+
+/** One hash slot's share of a batch, in the batch's order. */
+export interface SlotGroup {
+  readonly commands: RedisCommand[];
+  readonly origins: (CommandOrigin | null)[];
+}
+
+/** What became of one slot's MULTI … EXEC. */
+export type MultiOutcome =
+  | { readonly kind: 'applied'; readonly result: GroupResult }
+  /** refused before it ran (MultiAborted): nothing applied, send again as is */
+  | { readonly kind: 'refused'; readonly error: string }
+  /** may or may not have run (lost connection, refused bookkeeping, a reply not understood): check the marker */
+  | { readonly kind: 'unknown'; readonly error: string };
 
 /**
  * A batch laid out by hash slot without an object per slot: the kept commands' indices sorted by
@@ -94,17 +105,6 @@ export class SlotLayout {
     }
     return g;
   }
-}
-
-/** `SlotLayout` as a map of slot → its commands (tests; the lane reads the layout itself). */
-export function groupBySlot(
-  commands: readonly RedisCommand[],
-  origins: readonly (CommandOrigin | null)[],
-  covered: (origin: CommandOrigin, slot: number) => boolean,
-): { groups: Map<number, SlotGroup>; rejected: RejectedCommand[] } {
-  const layout = new SlotLayout();
-  layout.layout(commands, origins, covered);
-  return { groups: new Map(layout.slots.map((slot) => [slot, layout.group(slot, commands, origins)])), rejected: layout.rejected };
 }
 
 /** Command name → whether its key is its first argument (most) or commandKeys must say (EVAL, PUBLISH…); names are few. */

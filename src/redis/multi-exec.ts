@@ -32,8 +32,6 @@ export interface GroupWrite {
   readonly positions: readonly (readonly [string, string | null])[];
   /** the marker is read and written by one `SET marker <batch id> GET` first (Redis 6.2+) */
   readonly setGet?: boolean;
-  /** no MULTI: the commands, positions and `SET marker <batch id> GET` (Cluster, cluster-batch.ts `isPlain`) */
-  readonly plain?: boolean;
 }
 
 export interface GroupResult {
@@ -111,9 +109,9 @@ export function multiFrame(w: GroupWrite): (readonly string[])[] {
 const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
 const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
 const GET = Buffer.from('*2\r\n$3\r\nGET\r\n');
-export const SET = Buffer.from('*3\r\n$3\r\nSET\r\n');
-export const SET_GET = Buffer.from('*4\r\n$3\r\nSET\r\n');
-export const GET_ARG = Buffer.from('$3\r\nGET\r\n');
+const SET = Buffer.from('*3\r\n$3\r\nSET\r\n');
+const SET_GET = Buffer.from('*4\r\n$3\r\nSET\r\n');
+const GET_ARG = Buffer.from('$3\r\nGET\r\n');
 
 /** Writes `multiFrame(w)` (the same bytes as encoding it), without building it as arrays first. */
 export function writeMulti(out: RespWriter, w: GroupWrite): void {

@@ -1,33 +1,13 @@
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../core/command.js';
-import type { GroupResult } from './multi-exec.js';
 import { ReplyError, type Reply } from './resp-connection.js';
 import type { RespWriter } from './resp-writer.js';
-
-/*
- * What the Cluster lane sends for one hash slot's share of a batch and what became of it, and
- * the plain group: that share sent without MULTI where that is as safe.
- */
-
-/** One hash slot's share of a batch, in the batch's order. */
-export interface SlotGroup {
-  readonly commands: RedisCommand[];
-  readonly origins: (CommandOrigin | null)[];
-}
-
-/** What became of one group of a pipelined write. */
-export type MultiOutcome =
-  | { readonly kind: 'applied'; readonly result: GroupResult }
-  /** refused before it ran (MultiAborted): nothing applied, send again as is */
-  | { readonly kind: 'refused'; readonly error: string }
-  /** may or may not have run (lost connection, refused bookkeeping, a reply not understood): check the marker */
-  | { readonly kind: 'unknown'; readonly error: string };
 
 /*
  * A plain slot group: the data commands and the positions, with no MULTI around them.
  *
  *   data commands · SET <position key> <position> GET (per sink)
  *
- * A slot's share of a batch is sent this way (`isPlain`) only when running any prefix of it again
+ * A slot's share of a batch is sent this way (`isPlainAt`) only when running any prefix of it again
  * leaves Redis as running it once would, and no reader can see half a transaction:
  *
  *   - every command is a data command that sets a key to a value (or removes it), whatever the
@@ -61,15 +41,7 @@ export type MultiOutcome =
 /** Commands whose second run changes nothing (ZADD only without INCR: checked apart). */
 const IDEMPOTENT = new Set(['SET', 'DEL', 'UNLINK', 'HSET', 'HMSET', 'HDEL', 'SADD', 'SREM', 'ZADD', 'ZREM', 'JSON.SET', 'JSON.DEL', 'EXPIRE', 'PEXPIRE', 'EXPIREAT', 'PEXPIREAT', 'PERSIST']);
 
-/** Whether a slot group may be sent without MULTI (see above). */
-export function isPlain(group: SlotGroup): boolean {
-  const n = group.commands.length;
-  const order = new Int32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  return isPlainAt(group.commands, group.origins, order, 0, n);
-}
-
-/** `isPlain` of the `n` commands whose indices are `order[from…]` (a slot of cluster-batch.ts SlotLayout). */
+/** Whether the `n` commands whose indices are `order[from…]` (a slot of cluster-batch.ts SlotLayout) may go plain (see above). */
 export function isPlainAt(commands: readonly RedisCommand[], origins: readonly (CommandOrigin | null)[], order: Int32Array, from: number, n: number): boolean {
   if (n === 1) {
     const i = order[from]!;

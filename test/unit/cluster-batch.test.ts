@@ -1,12 +1,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { checkMulti, groupBySlot, hasSetGet, keySlot, refusalKind, slotsByNode, type MultiOutcome, type SlotWrite } from '../../src/redis/cluster-batch.js';
+import { checkMulti, hasSetGet, keySlot, refusalKind, SlotLayout, slotsByNode, type MultiOutcome, type SlotGroup, type SlotWrite } from '../../src/redis/cluster-batch.js';
 import { multiFrame, multiFrameReplies, writeMulti, type GroupWrite } from '../../src/redis/multi-exec.js';
 import { RespWriter } from '../../src/redis/resp-writer.js';
 import { encodeCommands, ReplyError, ReplyParser, type Reply } from '../../src/redis/resp-connection.js';
 import { slotOf } from '../../src/redis/slot-tags.js';
-import type { CommandOrigin, RedisCommand } from '../../src/core/command.js';
+import type { CommandOrigin, RedisCommand, RejectedCommand } from '../../src/core/command.js';
 
 const origin = (n: number): CommandOrigin => ({ sink: `s${n % 3}`, n }) as unknown as CommandOrigin;
 
@@ -57,7 +57,18 @@ function encodeReply(r: Reply): string {
   return `$${Buffer.byteLength(r)}\r\n${r}\r\n`;
 }
 
-describe('groupBySlot', () => {
+/** A SlotLayout read back as a map of slot → its commands, in the order its slots first appear. */
+function groupBySlot(
+  commands: readonly RedisCommand[],
+  origins: readonly (CommandOrigin | null)[],
+  covered: (origin: CommandOrigin, slot: number) => boolean,
+): { groups: Map<number, SlotGroup>; rejected: RejectedCommand[] } {
+  const layout = new SlotLayout();
+  layout.layout(commands, origins, covered);
+  return { groups: new Map(layout.slots.map((slot) => [slot, layout.group(slot, commands, origins)])), rejected: layout.rejected };
+}
+
+describe('SlotLayout', () => {
   test('each command once, in its slot, in the batch order; cross-slot refused; covered left out', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(command, fc.boolean()), { maxLength: 60 }), fc.integer({ min: 0, max: 4 }), (entries, coverMod) => {

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { checkPlainData, checkTail, isPlain, isRefusal, PlainTails, type PlainTail } from '../../src/redis/plain-group.js';
+import { checkPlainData, checkTail, isPlainAt, isRefusal, PlainTails, type PlainTail } from '../../src/redis/plain-group.js';
 import { encodeCommands, ReplyError, ReplyParser, type Reply } from '../../src/redis/resp-connection.js';
 import { RespWriter } from '../../src/redis/resp-writer.js';
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../../src/core/command.js';
@@ -9,7 +9,12 @@ import type { CommandOrigin, RedisCommand, RejectedCommand } from '../../src/cor
 /** an origin in transaction `tx` (only commitLsn is read) */
 const origin = (tx: number, n = 0): CommandOrigin => ({ sink: 's', n, meta: { commitLsn: BigInt(tx) } }) as unknown as CommandOrigin;
 
-describe('isPlain: which slot groups may go without MULTI', () => {
+/** isPlainAt over a whole group, its commands in order */
+function isPlain(group: { commands: RedisCommand[]; origins: (CommandOrigin | null)[] }): boolean {
+  return isPlainAt(group.commands, group.origins, Int32Array.from(group.commands, (_, i) => i), 0, group.commands.length);
+}
+
+describe('isPlainAt: which slot groups may go without MULTI', () => {
   test('one idempotent data command is plain', () => {
     for (const cmd of [['SET', 'k', 'v'], ['SET', 'k', 'v', 'PX', '100'], ['DEL', 'k'], ['UNLINK', 'k'], ['HSET', 'k', 'f', 'v', 'g', 'w'], ['hset', 'k', 'f', 'v'], ['ZADD', 'k', '1', 'm'], ['SADD', 'k', 'm'], ['SREM', 'k', 'm'], ['JSON.SET', 'k', '$', '{}'], ['PEXPIRE', 'k', '10']]) {
       assert.equal(isPlain({ commands: [cmd], origins: [origin(1)] }), true, cmd.join(' '));
