@@ -40,3 +40,25 @@ export function isCovered(pos: Position | null, commitLsn: Lsn, idx: number): bo
   if (pos.lsn !== commitLsn) return commitLsn < pos.lsn;
   return idx <= (pos.idx ?? -1);
 }
+
+/**
+ * What a Redis Cluster held of one sink's positions when its lane loaded them: the sink's own
+ * position (`sluice:pos:<sink>`, every slot has what it covers) and the positions of hash slots
+ * whose MULTI wrote one past it. A change is a replay if either covers it.
+ */
+export interface LoadedPositions {
+  readonly floor: Position | null;
+  readonly slots: ReadonlyMap<number, Position>;
+}
+
+/** Whether change `idx` of the transaction committed at `commitLsn`, in hash slot `slot`, is covered by what was loaded. */
+export function loadedCovers(loaded: LoadedPositions, slot: number, commitLsn: Lsn, idx: number): boolean {
+  return isCovered(loaded.floor, commitLsn, idx) || isCovered(loaded.slots.get(slot) ?? null, commitLsn, idx);
+}
+
+/** The furthest position loaded (null: none). */
+export function loadedMax(loaded: LoadedPositions): Position | null {
+  let max = loaded.floor;
+  for (const p of loaded.slots.values()) if (max === null || comparePositions(p, max) > 0) max = p;
+  return max;
+}

@@ -1,7 +1,7 @@
 import type { Change, Transaction } from '../core/change.js';
 import type { MessageMeta } from '../core/render.js';
 import { commandKeys, type CommandOrigin, type RedisCommand, type RejectedCommand } from '../core/command.js';
-import { comparePositions, isCovered, type Position } from '../core/position.js';
+import { comparePositions, isCovered, loadedCovers, loadedMax, type LoadedPositions, type Position } from '../core/position.js';
 import { fillUnchangedToast } from '../core/toast.js';
 import { slotOf } from '../core/slot-tags.js';
 import type { SinkRuntime } from './route.js';
@@ -276,22 +276,22 @@ function planAgain(sink: SinkRuntime, changes: readonly Change[], meta: MessageM
 }
 
 /**
- * On a Redis Cluster the pipeline skips nothing by position: the lane drops, per hash slot, the
- * commands that slot's position covers. The tail there is what the lane will drop, judged by the
- * positions it loaded (per sink and slot), until the stream passes the furthest of them.
+ * On a Redis Cluster the pipeline skips nothing by position: the lane drops the commands the
+ * positions it loaded cover (the sink's own, and per hash slot those its MULTIs wrote past it).
+ * The tail there is what the lane will drop, judged by those positions, until the stream passes
+ * the furthest of them.
  */
 export class SlotTail {
-  /** per sink: its position per slot at load, and the furthest of them */
-  private readonly bounds = new Map<string, { slots: ReadonlyMap<number, Position>; until: Position }>();
+  /** per sink: its positions at load, and the furthest of them */
+  private readonly bounds = new Map<string, { loaded: LoadedPositions; until: Position }>();
 
   constructor(
     private readonly lane: string,
-    loaded: ReadonlyMap<string, ReadonlyMap<number, Position>>,
+    loaded: ReadonlyMap<string, LoadedPositions>,
   ) {
-    for (const [sink, slots] of loaded) {
-      let until: Position | null = null;
-      for (const p of slots.values()) if (until === null || comparePositions(p, until) > 0) until = p;
-      if (until !== null) this.bounds.set(sink, { slots, until });
+    for (const [sink, l] of loaded) {
+      const until = loadedMax(l);
+      if (until !== null) this.bounds.set(sink, { loaded: l, until });
     }
   }
 
@@ -309,7 +309,7 @@ export class SlotTail {
       if (!origin || !b) continue;
       const command = commands[i]!;
       const slot = slotOf(commandKeys(command)[0] ?? command[1] ?? '');
-      if (isCovered(b.slots.get(slot) ?? null, origin.meta.commitLsn, origin.change.idx)) out.push({ lane: this.lane, command, origin });
+      if (loadedCovers(b.loaded, slot, origin.meta.commitLsn, origin.change.idx)) out.push({ lane: this.lane, command, origin });
     }
     return out;
   }

@@ -1,66 +1,71 @@
 import type { Cluster } from 'ioredis';
 import { scanAll } from './scan-keys.js';
 import type { Logger } from '../util/log.js';
-import { comparePositions, isCovered, parsePosition, type Position } from '../core/position.js';
+import { comparePositions, loadedCovers, loadedMax, parsePosition, type LoadedPositions, type Position } from '../core/position.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { errorMessage } from '../util/errors.js';
 import { RetryingLane, unsureOf, type ApplyOutcome, type ApplyPart, type DataLoss, type Lane, type LoadedSink, type UnsureCommand } from './apply-lane.js';
 import type { RejectedCommand } from '../core/command.js';
 import { RespConnection, type RespEndpoint } from './resp-connection.js';
 import { checkMulti, hasSetGet, refusalKind, SlotLayout, slotsByNode, type SlotWrite } from './cluster-batch.js';
-import { checkPlainData, checkTail, isPlainAt, PlainTails, type PlainTail, type TailEntry } from './plain-group.js';
+import { checkPlainData, isPlainAt } from './plain-group.js';
 import { multiFrameReplies, writeMulti } from './multi-exec.js';
 import type { Reply } from './resp-connection.js';
 import { RespWriter } from './resp-writer.js';
 import { slotOf, slotTag } from './slot-tags.js';
-import { isOwnKey, markerName, parseSlotKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
+import { isOwnKey, markerName, parseSlotKey, positionKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
+import { ReplyError } from './resp-connection.js';
 
 /**
- * Applies batches to a Redis Cluster. MULTI cannot span hash slots, so a batch is split by slot
- * and each slot's commands are one MULTI … EXEC, in the batch's order, holding that slot's own
- * position keys (`sluice:pos:<sink>:{tag}`) and batch marker (`sluice:batch:<instance>:<lane>:{tag}`),
- * placed in the slot by a hash tag. A transaction is thus atomic per slot; keys that share a
- * hash tag (`order:{user42}:…`) share a slot and are atomic together.
+ * Applies batches to a Redis Cluster. MULTI cannot span hash slots, so a batch is split by slot.
+ * A slot's share goes plain (plain-group.ts: idempotent commands, each key and transaction once)
+ * or as one MULTI … EXEC, in the batch's order, holding that slot's own position keys
+ * (`sluice:pos:<sink>:{tag}`) and batch marker (`sluice:batch:<instance>:<lane>:{tag}`), placed in
+ * the slot by a hash tag. A transaction is thus atomic per slot; keys that share a hash tag
+ * (`order:{user42}:…`) share a slot and are atomic together.
  *
  * The slots are grouped by the master that serves them (ioredis's slot map), and each master gets
- * ONE pre-encoded write (resp-connection.ts, a raw connection per master) carrying the MULTI …
- * EXEC of every one of its slots in the batch: a batch costs one round trip per master, not one
- * per slot. Where every master has `SET … GET` (Redis 6.2+), a slot's MULTI reads and writes its
- * marker with that one command instead of a GET and a SET (multi-exec.ts `setGet`). ioredis
- * keeps the topology (slot map, refreshes) and serves SCAN, the marker check
- * and TRUNCATE's UNLINK.
+ * ONE pre-encoded write (resp-connection.ts, a raw connection per master) carrying every one of
+ * its slots' share of the batch: a batch costs one round trip per master, not one per slot. Once
+ * every slot has the batch, each sink's position (`sluice:pos:<sink>`, one key) is written with
+ * `SET … GET`. Where every master has `SET … GET` (Redis 6.2+), a slot's MULTI reads and writes its
+ * marker with that one command (multi-exec.ts `setGet`); without it no slot goes plain. ioredis
+ * keeps the topology (slot map, refreshes) and serves SCAN, the marker check and TRUNCATE's UNLINK.
  *
- * Replay after a crash compares per slot: a slot whose position covers a change skips it. Data
- * loss is noticed per slot (its marker is not the last batch written there). A slot whose MULTI
- * is refused before it ran (MOVED after a resharding or failover, ASK/TRYAGAIN while it migrates,
- * CLUSTERDOWN, OOM…) is sent again (MOVED: after refreshing the slot map; otherwise after a
- * backoff); a slot whose outcome is unknown (connection lost) is sent again only if its marker
- * does not hold the batch id. Slots already applied are not sent again.
+ *   batch ─► one write per master: plain data · MULTIs · probe ─► all slots applied ─► SET sluice:pos:<sink> … GET
+ *              ▲   │ refused (MOVED/ASK/OOM…), reply lost                                 │ refused, reply lost
+ *              └───┘ plain: sent again whole; MULTI: its marker read first                └─► sent again
+ *
+ * Replay after a crash: what the sink's position covers is skipped, and per slot what its MULTI
+ * position covers; at most the batch being applied is sent again, whose plain groups write the
+ * values they already wrote. Data loss is noticed by a marker that is not the last batch id
+ * written there: a MULTI's, the probe that ends each write to a master (`probeOf`), and the sink's
+ * position. A slot refused before it ran (MOVED after a resharding or failover, ASK/TRYAGAIN while
+ * it migrates, CLUSTERDOWN, OOM…) is sent again (MOVED: after refreshing the slot map; otherwise
+ * after a backoff); a MULTI whose outcome is unknown (connection lost) is sent again only if its
+ * marker does not hold the batch id. Slots already applied are not sent again.
  */
 export class ClusterApplyLane extends RetryingLane implements Lane {
   private readonly markers = new Map<number, string | null>();
-  private readonly slotPositions = new Map<string, Map<number, Position>>();
-  /** per sink, the largest of its loaded slot positions: past it, no change can be a replay */
-  private readonly loadedMax = new Map<string, Position>();
-  /** per sink, the position value last written in each slot (a plain group's data-loss check) */
-  private readonly lastPositions = new Map<string, (string | undefined)[]>();
+  /** per slot, a batch id a write whose reply was lost may have left in its marker (no loss if found) */
+  private readonly unsureMarkers = new Map<number, string>();
+  /** per sink, its positions loaded at the start: dropped once its position passes the furthest of them */
+  private readonly replay = new Map<string, LoadedPositions & { readonly until: Position }>();
+  /** per sink, the value of its position key (`sluice:pos:<sink>`) as loaded, then as written */
+  private readonly sinkPositions = new Map<string, string | null>();
   /** one raw connection per master ("host:port" as in the slot map) */
   private readonly conns = new Map<string, RespConnection>();
+  /** per master, the hash slot whose marker ends each of its writes (its probe of lost writes) */
+  private readonly probes = new Map<string, number>();
   private readonly abortSleep = new AbortController();
   private readonly markerKeys: (string | undefined)[] = [];
   /** per sink, its position key in each slot, made once (16,384 at most per sink) */
   private readonly positionKeys = new Map<string, (string | undefined)[]>();
   /** the batch being applied, laid out by slot */
   private readonly layout = new SlotLayout();
-  /** per slot, for the batch being applied: not applied yet; sent plain; a plain attempt may have run (its reply was lost) */
+  /** per slot, for the batch being applied: not applied yet; sent plain */
   private readonly pending = new Uint8Array(16384);
   private readonly plain = new Uint8Array(16384);
-  private readonly marked = new Uint8Array(16384);
-  /** the encoded bookkeeping of plain groups */
-  private readonly tails = new PlainTails(
-    (slot) => this.markerKey(slot),
-    (sink, slot) => this.positionKey(sink, slot),
-  );
 
   readonly behindCheck = false;
   private loaded = false;
@@ -87,6 +92,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     const versions = await Promise.all(masters.map((node) => node.info('server').then(String, () => '')));
     this.setGet = masters.length > 0 && versions.every(hasSetGet);
     for (const node of masters) this.versionChecked.add(`${node.options.host}:${node.options.port}`);
+    const slots = new Map<string, Map<number, Position>>();
     for (const node of masters) {
       for (const key of await scanAll(node, SLOT_KEY_PATTERN)) {
         const k = parseSlotKey(key);
@@ -97,25 +103,29 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         if (k.kind === 'batch' && k.name === markerName(this.instance, this.name)) {
           if (!this.loaded) this.markers.set(slot, value);
         } else if (k.kind === 'pos' && sinks.includes(k.name)) {
-          this.written(k.name)[slot] = value;
-          const map = this.slotPositions.get(k.name) ?? new Map<number, Position>();
-          const position = parsePosition(value);
-          map.set(slot, position);
-          const max = this.loadedMax.get(k.name);
-          if (max === undefined || comparePositions(position, max) > 0) this.loadedMax.set(k.name, position);
-          this.slotPositions.set(k.name, map);
+          const map = slots.get(k.name) ?? new Map<number, Position>();
+          map.set(slot, parsePosition(value));
+          slots.set(k.name, map);
           known.add(k.name);
         }
       }
+    }
+    for (const sink of sinks) {
+      const value = await this.redis.get(positionKey(sink));
+      this.sinkPositions.set(sink, value);
+      if (value !== null) known.add(sink);
+      const loaded = { floor: value === null ? null : parsePosition(value), slots: slots.get(sink) ?? new Map<number, Position>() };
+      const until = loadedMax(loaded);
+      if (until !== null) this.replay.set(sink, { ...loaded, until });
     }
     this.loaded = true;
     // the pipeline skips nothing by itself: replays are filtered per slot here
     return new Map(sinks.map((s) => [s, { skip: null, known: known.has(s) }]));
   }
 
-  /** A sink's positions per hash slot as Redis held them when loaded (the tail probe's bounds). */
-  loadedPositions(sink: string): ReadonlyMap<number, Position> {
-    return this.slotPositions.get(sink) ?? new Map<number, Position>();
+  /** A sink's positions as Redis held them when loaded (the tail probe's bounds). */
+  loadedPositions(sink: string): LoadedPositions {
+    return this.replay.get(sink) ?? { floor: null, slots: new Map<number, Position>() };
   }
 
   async apply(part: ApplyPart): Promise<ApplyOutcome> {
@@ -128,36 +138,37 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       this.log.info({ redis: this.name, prefix, removed }, 'TRUNCATE applied: keys removed');
     }
     // replays are filtered per slot, while positions loaded at the start may cover some
-    this.layout.layout(part.commands, part.origins, this.slotPositions.size === 0 ? null : (origin, slot) =>
-      isCovered(this.slotPositions.get(origin.sink)?.get(slot) ?? null, origin.meta.commitLsn, origin.change.idx),
-    );
+    const { replay } = this;
+    this.layout.layout(part.commands, part.origins, replay.size === 0 ? null : (origin, slot) => {
+      const loaded = replay.get(origin.sink);
+      return loaded !== undefined && loadedCovers(loaded, slot, origin.meta.commitLsn, origin.change.idx);
+    });
     const rejected = [...this.layout.rejected];
     const unsure: UnsureCommand[] = [];
     await this.applySlots(part, rejected, unsure);
-    this.pastReplays(part.positions);
+    // every slot has the batch: the sinks' positions say so (a restart skips what they cover)
+    const positions = part.positions.filter((p): p is readonly [string, string] => p[1] !== null);
+    if (positions.length > 0) await this.writePositions(positions);
+    this.pastReplays(positions);
     return { rejected, unsure };
   }
 
   /**
-   * A sink whose position passed the largest one loaded has no replay left: its loaded positions
+   * A sink whose position passed the furthest one loaded has no replay left: its loaded positions
    * are dropped, and its commands no longer looked up (the tail probe took its own copy).
    */
-  private pastReplays(positions: readonly (readonly [string, string | null])[]): void {
+  private pastReplays(positions: readonly (readonly [string, string])[]): void {
     for (const [sink, value] of positions) {
-      if (value === null) continue;
-      const max = this.loadedMax.get(sink);
-      if (max === undefined || comparePositions(parsePosition(value), max) < 0) continue;
-      this.slotPositions.delete(sink);
-      this.loadedMax.delete(sink);
+      const loaded = this.replay.get(sink);
+      if (loaded !== undefined && comparePositions(parsePosition(value), loaded.until) >= 0) this.replay.delete(sink);
     }
   }
 
   async forget(sink: string): Promise<void> {
-    this.slotPositions.delete(sink);
-    this.loadedMax.delete(sink);
-    this.lastPositions.delete(sink);
+    this.replay.delete(sink);
+    this.sinkPositions.delete(sink);
     this.positionKeys.delete(sink);
-    this.tails.forget(sink);
+    await this.redis.del(positionKey(sink));
     for (const node of this.redis.nodes('master')) {
       for (const key of await scanAll(node, SLOT_KEY_PATTERN)) {
         const k = parseSlotKey(key);
@@ -179,12 +190,10 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
    * where it may, else as a MULTI.
    */
   private async applySlots(part: ApplyPart, rejected: RejectedCommand[], unsure: UnsureCommand[]): Promise<void> {
-    const { layout, pending, plain, marked } = this;
-    const tail = this.tails.batch(part.batchId, part.positions);
+    const { layout, pending, plain } = this;
     const positions = part.positions.filter(([, pos]) => pos !== null);
     for (const slot of layout.slots) {
       pending[slot] = 1;
-      marked[slot] = 0;
       plain[slot] = isPlainAt(part.commands, part.origins, layout.order, layout.start[slot]!, layout.count[slot]!) ? 1 : 0;
     }
     let left = layout.slots.length;
@@ -193,7 +202,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     let attempt = 0;
     while (left > 0) {
       if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
-      const a: Attempt = { refresh: false, wait: false, firstError: null, uncertain: [], applied: 0 };
+      const a = newAttempt();
       try {
         // ioredis pipelines these GETs per node
         const found = await Promise.all(uncertain.map((slot) => this.redis.get(this.markerKey(slot))));
@@ -203,7 +212,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
           this.log.info({ redis: this.name, slot }, 'batch was applied before its reply was lost');
           const group = layout.group(slot, part.commands, part.origins);
           unsure.push(...unsureOf(group.commands, group.origins));
-          this.ran(slot, part.batchId, positions);
+          this.ran(slot, part.batchId);
           pending[slot] = 0;
           left--;
         }
@@ -216,7 +225,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
           a.refresh = true;
           a.firstError = `no node serves hash slot ${unowned[0]} (the slot map is being refreshed)`;
         }
-        await Promise.all([...byNode].map(([node, slots]) => this.sendToNode(node, slots, part, tail, positions, a, rejected)));
+        await Promise.all([...byNode].map(([node, slots]) => this.sendToNode(node, slots, part, positions, a, rejected)));
       } catch (err) {
         // the marker check failed (node down, failover under way): everything is checked again
         a.firstError = errorMessage(err);
@@ -229,40 +238,51 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       // a slot sent plain is sent again as it is; a MULTI whose reply was lost is checked first
       uncertain = a.uncertain;
       if (left === 0) break;
-      attempt++;
-      this.retries++;
-      this.state = 'retrying';
-      this.lastError = a.firstError;
-      // a MOVED alone needs only the new slot map; anything else backs off
-      const delay = a.wait || attempt > 1 || uncertain.length > 0 ? backoffDelayMs(attempt, 100, 5000) : 0;
-      this.log.warn({ redis: this.name, slots: left, err: a.firstError, retryInMs: delay, attempt }, 'Redis Cluster write failed for some hash slots; will retry them');
-      if (delay > 0) await sleep(delay, this.abortSleep.signal).catch(() => undefined);
-      if (a.refresh) await this.refreshSlots();
+      await this.failed(++attempt, a, `${left} hash slot(s)`, uncertain.length > 0);
     }
-    if (attempt > 0) this.log.info({ redis: this.name, attempts: attempt + 1 }, 'Redis writes resumed');
+    this.resumed(attempt);
+  }
+
+  /** An attempt left work undone: counted, logged, then a backoff and (if asked) a new slot map. */
+  private async failed(attempt: number, a: Attempt, what: string, uncertain: boolean): Promise<void> {
+    this.retries++;
+    this.state = 'retrying';
+    this.lastError = a.firstError;
+    // a MOVED alone needs only the new slot map; anything else backs off
+    const delay = a.wait || attempt > 1 || uncertain ? backoffDelayMs(attempt, 100, 5000) : 0;
+    this.log.warn({ redis: this.name, left: what, err: a.firstError, retryInMs: delay, attempt }, 'Redis Cluster write failed; will retry');
+    if (delay > 0) await sleep(delay, this.abortSleep.signal).catch(() => undefined);
+    if (a.refresh) await this.refreshSlots();
+  }
+
+  private resumed(attempts: number): void {
+    if (attempts > 0) this.log.info({ redis: this.name, attempts: attempts + 1 }, 'Redis writes resumed');
     this.state = 'ready';
     this.lastError = null;
   }
 
   /**
-   * One master's share of an attempt. First write: each slot's data commands (plain) or MULTI …
-   * EXEC. Second write, for the plain slots whose commands all ran: their tails (the positions).
-   * A position is thus written only once its slot's data is in Redis, and never for a slot a
-   * refusal (MOVED, ASK, OOM…) left half done: that slot is sent again whole. What became of each
-   * slot is recorded in the lane's per-slot state and in `a`.
+   * One master's share of an attempt, in one write: each slot's data commands (plain) or MULTI …
+   * EXEC, then the master's probe of lost writes (`probeOf`). A plain slot a refusal (MOVED, ASK,
+   * OOM…) left half done is sent again whole. What became of each slot is recorded in the lane's
+   * per-slot state and in `a`.
    */
   private async sendToNode(
     node: string,
-    slots: readonly number[],
+    slotList: readonly number[],
     part: ApplyPart,
-    tail: PlainTail,
     positions: readonly (readonly [string, string | null])[],
     a: Attempt,
     rejected: RejectedCommand[],
   ): Promise<void> {
-    const { layout, pending, plain, marked } = this;
+    const { layout, pending, plain } = this;
     const { commands, origins } = part;
     const setGet = this.setGet && (this.versionChecked.has(node) || (await this.checkVersion(node)));
+    const probe = setGet ? this.probeOf(node) : -1;
+    // the probe slot's MULTI, if it has one here, goes last: it is then the probe
+    let slots = slotList;
+    const probeMulti = probe >= 0 && pending[probe] === 1 && plain[probe] === 0 && slotList.includes(probe);
+    if (probeMulti) slots = [...slotList.filter((slot) => slot !== probe), probe];
     const multis = new Array<SlotWrite | null>(slots.length).fill(null);
     const out = new RespWriter(slots.length * 320, true);
     let replies = 0;
@@ -275,7 +295,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         replies += n;
         continue;
       }
-      // plain needs SET … GET: without it a slot keeps its MULTI
+      // plain needs SET … GET (the probe): without it a slot keeps its MULTI
       const g = layout.group(slot, commands, origins);
       const w: SlotWrite = {
         slot,
@@ -290,16 +310,18 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       writeMulti(out, w);
       replies += multiFrameReplies(w);
     }
+    const probeSet = probe >= 0 && !probeMulti;
+    if (probeSet) {
+      out.command(['SET', this.markerKey(probe), part.batchId, 'GET']);
+      replies++;
+    }
     const reply = await this.request(node, out, replies, a);
     if (reply === null) {
       // lost with the connection: a plain slot may have run in part (sent again), a MULTI in full (checked)
       for (let i = 0; i < slots.length; i++) if (multis[i]) a.uncertain.push(slots[i]!);
+      if (probeSet) this.unsureMarkers.set(probe, part.batchId);
       return;
     }
-    const tailSlots: number[] = [];
-    /** data commands Redis found wrong in a plain slot, reported once its tail runs */
-    let slotRejected: Map<number, RejectedCommand[]> | null = null;
-    const slotErrors: RejectedCommand[] = [];
     let off = 0;
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
@@ -308,7 +330,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         const o = checkMulti(reply, off, w);
         off += multiFrameReplies(w);
         if (o.kind === 'applied') {
-          this.applied(slot, part.batchId, o.result.before, positions);
+          this.markerFound(slot, o.result.before, part.batchId);
           for (const r of o.result.rejected) rejected.push(r);
           pending[slot] = 0;
           a.applied++;
@@ -322,50 +344,102 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         continue;
       }
       const n = layout.count[slot]!;
-      const refusal = checkPlainData(reply, off, origins, layout.order, layout.start[slot]!, n, slotErrors);
+      const from = rejected.length;
+      const refusal = checkPlainData(reply, off, origins, layout.order, layout.start[slot]!, n, rejected);
       off += n;
       if (refusal !== null) {
         // sent again whole: what it found wrong is found again then
-        slotErrors.length = 0;
+        rejected.length = from;
         a.firstError ??= refusal;
         this.refused(refusal, a);
         continue;
       }
-      if (slotErrors.length > 0) {
-        (slotRejected ??= new Map()).set(slot, slotErrors.slice());
-        slotErrors.length = 0;
-      }
-      tailSlots.push(slot);
-    }
-    if (tailSlots.length === 0) return;
-    const tails = new RespWriter(tailSlots.length * 96 * tail.replies, true);
-    for (const slot of tailSlots) tail.write(tails, slot);
-    const tailReply = await this.request(node, tails, tailSlots.length * tail.replies, a);
-    const found: (string | null | undefined)[] = [];
-    off = 0;
-    for (const slot of tailSlots) {
-      if (tailReply === null) {
-        // the tail may have run: its own value is then no loss
-        marked[slot] = 1;
-        continue;
-      }
-      const failed = checkTail(tailReply, off, tail, found);
-      for (let j = 0; j < found.length; j++) {
-        const before = found[j];
-        if (before !== undefined) this.tailRan(slot, tail.written[j]!, before, marked[slot] === 1);
-      }
-      off += tail.replies;
-      if (failed !== null) {
-        marked[slot] = 1;
-        a.firstError ??= failed;
-        this.refused(failed, a);
-        continue;
-      }
       pending[slot] = 0;
       a.applied++;
-      const errs = slotRejected?.get(slot);
-      if (errs) for (const r of errs) rejected.push(r);
     }
+    if (probeSet) this.probed(node, probe, reply[off], part.batchId);
+  }
+
+  /**
+   * The hash slot whose batch marker ends every write to a master: the first slot it serves, kept
+   * while it does. Written last, after the data, it is lost whenever any of that write is (a
+   * replica has a prefix of its master's writes): a failover to a replica that lacked them is
+   * noticed by the next write to the new master, whatever slots the lost writes were in.
+   */
+  private probeOf(node: string): number {
+    const kept = this.probes.get(node);
+    if (kept !== undefined && this.redis.slots[kept]?.[0] === node) return kept;
+    this.probes.delete(node);
+    for (let slot = 0; slot < 16384; slot++) {
+      if (this.redis.slots[slot]?.[0] !== node) continue;
+      this.probes.set(node, slot);
+      return slot;
+    }
+    return -1;
+  }
+
+  /** The reply to a probe: what its marker held. A refusal (the slot moved or migrating) only means no check this time. */
+  private probed(node: string, slot: number, reply: Reply | undefined, batchId: string): void {
+    if (reply === null || typeof reply === 'string') {
+      this.markerFound(slot, reply, batchId);
+      return;
+    }
+    this.probes.delete(node);
+    this.log.debug({ redis: this.name, node, slot, reply: reply instanceof ReplyError ? reply.message : String(reply) }, 'the probe of lost writes was refused');
+  }
+
+  /**
+   * Writes each sink's position (`sluice:pos:<sink>`) once every slot has the batch, until Redis
+   * takes it. `SET … GET` returns the value before, which must be the one written last (else the
+   * key's master lost writes); finding the value being written is no loss (an earlier attempt
+   * whose reply was lost).
+   */
+  private async writePositions(positions: readonly (readonly [string, string])[]): Promise<void> {
+    let left = positions;
+    let attempt = 0;
+    for (;;) {
+      if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
+      const a = newAttempt();
+      const undone: (readonly [string, string])[] = [];
+      const byNode = new Map<string, (readonly [string, string])[]>();
+      for (const p of left) {
+        const node = this.redis.slots[slotOf(positionKey(p[0]))]?.[0];
+        if (node === undefined) {
+          undone.push(p);
+          a.refresh = true;
+          a.firstError ??= 'no node serves the slot of a position key (the slot map is being refreshed)';
+        } else byNode.set(node, [...(byNode.get(node) ?? []), p]);
+      }
+      await Promise.all(
+        [...byNode].map(async ([node, list]) => {
+          const setGet = this.setGet && (this.versionChecked.has(node) || (await this.checkVersion(node)));
+          const out = new RespWriter(128 * list.length, true);
+          for (const [sink, value] of list) {
+            if (setGet) out.command(['SET', positionKey(sink), value, 'GET']);
+            else out.command(['GET', positionKey(sink)]), out.command(['SET', positionKey(sink), value]);
+          }
+          const reply = await this.request(node, out, list.length * (setGet ? 1 : 2), a);
+          for (const [j, p] of list.entries()) {
+            const before = reply?.[setGet ? j : 2 * j];
+            const after = reply?.[setGet ? j : 2 * j + 1];
+            if (reply === null || before instanceof ReplyError || after instanceof ReplyError || (before !== null && typeof before !== 'string')) {
+              undone.push(p);
+              const error = before instanceof ReplyError ? before.message : after instanceof ReplyError ? after.message : null;
+              if (error !== null) {
+                a.firstError ??= `Redis rejected a bookkeeping command: ${error}`;
+                this.refused(error, a);
+              }
+              continue;
+            }
+            this.positionFound(p[0], before, p[1]);
+          }
+        }),
+      );
+      if (undone.length === 0) break;
+      left = undone;
+      await this.failed(++attempt, a, `${left.length} sink position(s)`, false);
+    }
+    this.resumed(attempt);
   }
 
   /** One write to a master; null (recorded in `a`) if the connection failed. The writer is released. */
@@ -406,46 +480,34 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     return false;
   }
 
-  /** A slot's MULTI ran: its marker held `before`; the positions it wrote are what the slot holds now. */
-  private applied(slot: number, batchId: string, before: string | null, positions: readonly (readonly [string, string | null])[]): void {
-    this.compare(slot, this.markers.get(slot) ?? null, before, false);
-    this.ran(slot, batchId, positions);
-  }
-
-  /** A slot's MULTI ran: Redis holds its marker and positions now. */
-  private ran(slot: number, batchId: string, positions: readonly (readonly [string, string | null])[]): void {
+  /** A slot's MULTI ran (its reply was lost, its marker says so): Redis holds its marker now. */
+  private ran(slot: number, batchId: string): void {
     this.markers.set(slot, batchId);
-    for (const [sink, value] of positions) if (value !== null) this.written(sink)[slot] = value;
+    this.unsureMarkers.delete(slot);
   }
 
   /**
-   * One SET … GET of a plain slot's tail ran: what it found is compared with what the lane wrote
-   * there last, and its value is what the slot holds now. `again`: an earlier attempt may have run
-   * it already, so its own value is no loss.
+   * A slot's marker was written (its MULTI, or a probe) and held `found` before: that must be the
+   * batch id the lane wrote there last, or one a write whose reply was lost may have left there
+   * (this batch's own, for one).
    */
-  private tailRan(slot: number, entry: TailEntry, before: string | null, again: boolean): void {
-    const { sink, value } = entry;
-    if (sink === null) {
-      this.compare(slot, this.markers.get(slot) ?? null, before, again && before === value);
-      this.markers.set(slot, value);
-    } else {
-      const written = this.written(sink);
-      this.compare(slot, written[slot] ?? null, before, again && before === value);
-      written[slot] = value;
-    }
+  private markerFound(slot: number, found: string | null, batchId: string): void {
+    const expected = this.markers.get(slot) ?? null;
+    const unsure = this.unsureMarkers.get(slot);
+    if (found !== expected && found !== batchId && (unsure === undefined || found !== unsure)) this.lost({ slot, expected, found });
+    this.ran(slot, batchId);
   }
 
-  private compare(slot: number, expected: string | null, found: string | null, again: boolean): void {
-    if (found === expected || again) return;
-    this.log.error({ redis: this.name, slot, expected, found }, 'Redis lost writes in a hash slot (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
-    this.onDataLoss({ lane: this.name, found });
+  /** A sink's position key was written and held `found` before: that must be what the lane wrote there last (or this value). */
+  private positionFound(sink: string, found: string | null, value: string): void {
+    const expected = this.sinkPositions.get(sink) ?? null;
+    if (found !== expected && found !== value) this.lost({ key: positionKey(sink), expected, found });
+    this.sinkPositions.set(sink, value);
   }
 
-  /** what the lane wrote last to a sink's position key, per slot (as loaded, then as written) */
-  private written(sink: string): (string | undefined)[] {
-    let list = this.lastPositions.get(sink);
-    if (!list) this.lastPositions.set(sink, (list = []));
-    return list;
+  private lost(what: { readonly slot?: number; readonly key?: string; readonly expected: string | null; readonly found: string | null }): void {
+    this.log.error({ redis: this.name, ...what }, 'Redis lost writes (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
+    this.onDataLoss({ lane: this.name, found: what.found });
   }
 
   /** the slot's batch marker key, made once per slot (16,384 at most) */
@@ -476,6 +538,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       c.close();
       this.conns.delete(node);
     }
+    for (const node of this.probes.keys()) if (!serving.has(node)) this.probes.delete(node);
   }
 }
 
@@ -488,6 +551,10 @@ interface Attempt {
   readonly uncertain: number[];
   /** slots applied */
   applied: number;
+}
+
+function newAttempt(): Attempt {
+  return { refresh: false, wait: false, firstError: null, uncertain: [], applied: 0 };
 }
 
 /** The raw connection's endpoint for a node of the slot map: its host and port, and the Cluster's per-node options. */

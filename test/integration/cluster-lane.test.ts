@@ -3,7 +3,8 @@
 // (MOVED), a slot caught half-migrated (ASK / TRYAGAIN) and a master killed mid-batch (failover).
 // Counters (INCR) show a batch applied twice as clearly as one lost. SETs of the batch id, each
 // from its own transaction, go without MULTI (plain groups, redis/plain-group.ts): they must end
-// holding the last batch, with no false alarm of lost writes when one is sent again.
+// holding the last batch, with no false alarm of lost writes when one is sent again. The sink's
+// position (`sluice:pos:s`) is written once every slot has the batch.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,7 @@ import type { RespConnection } from '../../src/redis/resp-connection.js';
 import type { ApplyPart, DataLoss } from '../../src/redis/apply-lane.js';
 import type { CommandOrigin, RedisCommand } from '../../src/core/command.js';
 import { slotOf, slotTag } from '../../src/redis/slot-tags.js';
-import { slotBatchMarkerKey, slotPositionKey } from '../../src/core/keyspace.js';
+import { positionKey, slotBatchMarkerKey, slotPositionKey } from '../../src/core/keyspace.js';
 
 const KEYS = Array.from({ length: 300 }, (_, i) => `c:${i}`);
 /** keys sharing one slot, for the migration tests */
@@ -80,10 +81,10 @@ describe('Cluster apply lane', () => {
     try {
       for (const [k, n] of expected) assert.equal(await reader.get(k), String(n), k);
       for (const [k, b] of lastSet) assert.equal(await reader.get(k), b, k);
-      // a slot holding only plain SETs has no MULTI: its position is its marker
-      const multiSlots = new Set(p.commands.filter((c) => c[0] === 'INCR').map((c) => slotOf(c[1]!)));
-      for (const slot of new Set(p.commands.map((c) => slotOf(c[1]!)))) {
-        if (multiSlots.has(slot)) assert.equal(await reader.get(slotBatchMarkerKey('test@1', 'main', slotTag(slot))), p.batchId, `marker of slot ${slot}`);
+      // a slot holding only plain SETs has no MULTI, nor bookkeeping of its own: the sink's position covers it
+      assert.equal(await reader.get(positionKey('s')), p.positions[0]![1], 'position of the sink');
+      for (const slot of new Set(p.commands.filter((c) => c[0] === 'INCR').map((c) => slotOf(c[1]!)))) {
+        assert.equal(await reader.get(slotBatchMarkerKey('test@1', 'main', slotTag(slot))), p.batchId, `marker of slot ${slot}`);
         assert.equal(await reader.get(slotPositionKey('s', slotTag(slot))), p.positions[0]![1], `position of slot ${slot}`);
       }
     } finally {
@@ -195,12 +196,13 @@ describe('Cluster apply lane', () => {
     await applyHalfMigrated(keys, part([], [], keys));
   });
 
-  for (const [cut, what] of [[1, 'data'], [2, 'positions']] as const) {
-    test(`replies lost after a master ran its plain groups' ${what}: they are sent again, no false data loss`, async () => {
+  for (const [cut, what] of [[1, 'data'], [2, 'position']] as const) {
+    test(`replies lost after a master ran its share of a batch (${what}): sent again, no false data loss`, async () => {
       await apply(part(KEYS));
-      // the lane's next writes to one master: the cut-th is cut right after it leaves (Redis runs it, its replies are lost)
+      // the lane's writes to the master of the sink's position key: the cut-th (1: the batch's data, 2: the
+      // position) is cut right after it leaves (Redis runs it, its replies are lost)
       const conns = (lane as unknown as { conns: Map<string, RespConnection> }).conns;
-      const conn = [...conns.values()][0]!;
+      const conn = conns.get(client.slots[slotOf(positionKey('s'))]![0]!)!;
       const original = conn.request.bind(conn);
       let writes = 0;
       conn.request = (payload, count) => {
@@ -237,7 +239,7 @@ describe('Cluster apply lane', () => {
     await check(p);
   });
 
-  test('a lane started on a Cluster with positions skips replays per slot, and stops looking once past them', async () => {
+  test('a lane started on a Cluster with positions skips replays, and stops looking once past them', async () => {
     // its own instance and sink: the main lane's keys and expectations stay as they are
     const setPart = (key: string, value: string, commitLsn: bigint, position: string): ApplyPart => ({
       batchId: `r${++batchNo}`,
@@ -246,43 +248,76 @@ describe('Cluster apply lane', () => {
       positions: [['s2', position]],
       unlinkPrefixes: [],
     });
-    const first = new ClusterApplyLane('main', client, pino({ level: 'silent' }), (l) => losses.push(l), 'test@2');
-    await first.load(['s2']);
+    const newLane = async (): Promise<ClusterApplyLane> => {
+      const l = new ClusterApplyLane('main', client, pino({ level: 'silent' }), (loss) => losses.push(loss), 'test@2');
+      await l.load(['s2']);
+      return l;
+    };
+    const first = await newLane();
     await first.apply(setPart('r:1', 'a', 0x40n, '0/50'));
     first.stop();
-    const lane2 = new ClusterApplyLane('main', client, pino({ level: 'silent' }), (l) => losses.push(l), 'test@2');
-    await lane2.load(['s2']);
+    const lane2 = await newLane();
     const reader = cluster.client();
     try {
-      // a replay: the slot's position (0/50) covers the change (0/40)
+      // a replay: the sink's position (0/50) covers the change (0/40)
       await lane2.apply(setPart('r:1', 'b', 0x40n, '0/49'));
       assert.equal(await reader.get('r:1'), 'a');
-      // past the largest position loaded: nothing can be a replay any more, nothing is looked up
+      // past the furthest position loaded: nothing can be a replay any more, nothing is looked up
       await lane2.apply(setPart('r:2', 'c', 0x55n, '0/60'));
-      assert.equal((lane2 as unknown as { slotPositions: Map<string, unknown> }).slotPositions.size, 0);
+      assert.equal((lane2 as unknown as { replay: Map<string, unknown> }).replay.size, 0);
       // (a change that old cannot come after that one: this only shows the lookup is gone)
       await lane2.apply(setPart('r:1', 'd', 0x40n, '0/61'));
       assert.equal(await reader.get('r:1'), 'd');
+      // a crash after every slot had a batch, before the sink's position said so: the batch comes again
+      const incr = 'r:{n}:count';
+      const batch: ApplyPart = {
+        batchId: `r${++batchNo}`,
+        commands: [['INCR', incr], ['SET', 'r:3', 'x']],
+        origins: [0, 1].map((idx) => ({ sink: 's2', change: { idx }, meta: { commitLsn: 0x70n } }) as unknown as CommandOrigin),
+        positions: [['s2', '0/80']],
+        unlinkPrefixes: [],
+      };
+      await lane2.apply(batch);
+      lane2.stop();
+      await reader.set(positionKey('s2'), '0/61');
+      const lane3 = await newLane();
+      try {
+        // the counter's slot has the batch by its MULTI's position: not counted twice; the plain SET is written again
+        await reader.set('r:3', 'changed by hand');
+        await lane3.apply({ ...batch, batchId: `r${++batchNo}` });
+        assert.equal(await reader.get(incr), '1');
+        assert.equal(await reader.get('r:3'), 'x');
+        assert.equal(await reader.get(positionKey('s2')), '0/80');
+      } finally {
+        lane3.stop();
+      }
     } finally {
       reader.disconnect();
-      lane2.stop();
     }
     assert.deepEqual(losses, []);
   });
 
-  test('writes lost in a slot of plain groups are noticed by its position (the last test: it reports a loss)', async () => {
+  test('lost writes are noticed by the sink\'s position and by each master\'s probe (the last test: it reports losses)', async () => {
     await apply(part([]));
-    const slot = slotOf(PLAIN[7]!);
     const reader = cluster.client();
     try {
-      // what a failover to a replica that lacked the last batch does to the slot
-      await reader.del(slotPositionKey('s', slotTag(slot)));
+      // what a failover to a replica that lacked the last batch does to the position's master
+      await reader.del(positionKey('s'));
+      assert.equal(losses.length, 0);
+      await lane.apply(part([]));
+      assert.equal(losses.length, 1);
+      assert.equal(losses[0]?.found, null);
+      // … and to another master: its probe (the marker of the first slot it serves) is not the last batch written there
+      const probes = (lane as unknown as { probes: Map<string, number> }).probes;
+      assert.equal(probes.size, 3, 'a probe per master (the one killed above is gone)');
+      const [node, slot] = [...probes].find(([n]) => n !== client.slots[slotOf(positionKey('s'))]![0])!;
+      assert.equal(client.slots[slot]![0], node);
+      await reader.del(slotBatchMarkerKey('test@1', 'main', slotTag(slot)));
+      await lane.apply(part([]));
+      assert.equal(losses.length, 2);
+      assert.equal(losses[1]?.found, null);
     } finally {
       reader.disconnect();
     }
-    assert.equal(losses.length, 0);
-    await lane.apply(part([]));
-    assert.equal(losses.length, 1);
-    assert.equal(losses[0]?.found, null);
   });
 });

@@ -1,9 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { checkPlainData, checkTail, isPlainAt, isRefusal, PlainTails, type PlainTail } from '../../src/redis/plain-group.js';
-import { encodeCommands, ReplyError, ReplyParser, type Reply } from '../../src/redis/resp-connection.js';
-import { RespWriter } from '../../src/redis/resp-writer.js';
+import { checkPlainData, isPlainAt, isRefusal } from '../../src/redis/plain-group.js';
+import { ReplyError, ReplyParser, type Reply } from '../../src/redis/resp-connection.js';
 import type { CommandOrigin, RedisCommand, RejectedCommand } from '../../src/core/command.js';
 
 /** an origin in transaction `tx` (only commitLsn is read) */
@@ -58,49 +57,6 @@ describe('isRefusal', () => {
   });
 });
 
-const markerKey = (slot: number): string => `sluice:batch:i:main:{t${slot}}`;
-const positionKey = (sink: string, slot: number): string => `sluice:pos:${sink}:{t${slot}}`;
-const positions = [['a', '0/10'], ['b', null], ['c', '0/2A:3']] as const;
-
-/** a tail's bytes in one slot */
-function tailBytes(tail: PlainTail, slot: number): Buffer {
-  const out = new RespWriter(16);
-  tail.write(out, slot);
-  return Buffer.from(out.finish());
-}
-
-describe('the tail of a plain slot', () => {
-  const tails = new PlainTails(markerKey, positionKey);
-
-  test('is SET … GET of each position written, in any slot, the same bytes every time', () => {
-    const tail = tails.batch('b9', positions);
-    assert.equal(tail.replies, 2);
-    assert.deepEqual(tail.written, [{ sink: 'a', value: '0/10' }, { sink: 'c', value: '0/2A:3' }]);
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: 16383 }), (slot) => {
-        const expected = encodeCommands([['SET', positionKey('a', slot), '0/10', 'GET'], ['SET', positionKey('c', slot), '0/2A:3', 'GET']]);
-        assert.deepEqual(tailBytes(tail, slot), expected);
-        // the slot's heads are kept: a second write is the same
-        assert.deepEqual(tailBytes(tail, slot), expected);
-      }),
-    );
-    // another batch, other values, the same heads
-    assert.deepEqual(tailBytes(tails.batch('b10', [['a', '0/11']]), 5), encodeCommands([['SET', positionKey('a', 5), '0/11', 'GET']]));
-  });
-
-  test('a batch with no position: the tail is SET … GET of the batch marker', () => {
-    const tail = tails.batch('b10', [['a', null]]);
-    assert.equal(tail.replies, 1);
-    assert.deepEqual(tail.written, [{ sink: null, value: 'b10' }]);
-    assert.deepEqual(tailBytes(tail, 5), encodeCommands([['SET', markerKey(5), 'b10', 'GET']]));
-  });
-
-  test('a non-ASCII sink name is measured in bytes', () => {
-    const tail = new PlainTails(markerKey, positionKey).batch('b1', [['prödukte', '0/1']]);
-    assert.deepEqual(tailBytes(tail, 9), encodeCommands([['SET', positionKey('prödukte', 9), '0/1', 'GET']]));
-  });
-});
-
 /** Parses replies as Redis sends them, split at `cuts`. */
 function parse(replies: readonly Reply[], cuts: readonly number[]): Reply[] {
   const text = replies.map((r) => (r instanceof ReplyError ? `-${r.message}\r\n` : r === null ? '$-1\r\n' : r === 'OK' ? '+OK\r\n' : `$${Buffer.byteLength(String(r))}\r\n${String(r)}\r\n`)).join('');
@@ -134,26 +90,5 @@ describe('checking a plain slot\'s replies', () => {
         assert.deepEqual(rejected, wrong);
       }),
     );
-  });
-
-  test('tail: what each SET … GET found, undefined where refused, and the first failure', () => {
-    const tail = new PlainTails(markerKey, positionKey).batch('b9', positions);
-    fc.assert(
-      fc.property(fc.array(fc.oneof(fc.constant(null), fc.constantFrom('0/9', '0/10'), error.map((e) => new ReplyError(e))), { minLength: 2, maxLength: 2 }), fc.array(fc.nat(), { maxLength: 4 }), (rs, cuts) => {
-        const replies = parse(['OK', ...rs], cuts);
-        const found: (string | null | undefined)[] = ['stale'];
-        const failed = checkTail(replies, 1, tail, found);
-        assert.deepEqual(found, rs.map((r) => (r instanceof ReplyError ? undefined : r)));
-        const firstError = rs.find((r): r is ReplyError => r instanceof ReplyError);
-        assert.equal(failed, firstError ? `Redis rejected a bookkeeping command: ${firstError.message}` : null);
-      }),
-    );
-  });
-
-  test('tail: a reply of the wrong shape is a failure', () => {
-    const tail = new PlainTails(markerKey, positionKey).batch('b9', [['a', '0/1']]);
-    const found: (string | null | undefined)[] = [];
-    assert.match(checkTail([[1, 2]], 0, tail, found) ?? '', /unexpected reply/);
-    assert.deepEqual(found, [undefined]);
   });
 });

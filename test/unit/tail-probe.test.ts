@@ -194,7 +194,7 @@ describe('tail probe on a Cluster: what the lane drops per hash slot', () => {
     const a = slotOf('user:1');
     const b = slotOf('user:2');
     assert.notEqual(a, b);
-    const tail = new SlotTail('cl', new Map([['h', new Map([[a, pos(0x200n)], [b, pos(0x100n)]])], ['none', new Map()]]));
+    const tail = new SlotTail('cl', new Map([['h', { floor: null, slots: new Map([[a, pos(0x200n)], [b, pos(0x100n)]]) }], ['none', { floor: null, slots: new Map() }]]));
     const o = (idx: number, lsn: bigint, sink = 'h'): CommandOrigin => ({ sink, change: insertChange(products, { id: String(idx) }, idx), meta: { commitLsn: lsn, commitTimeMicros: 0n, sinkName: sink } });
     const commands = [['HSET', 'user:1', 'f', 'v'], ['HSET', 'user:2', 'f', 'v'], ['HSET', 'user:1', 'f', 'v'], ['SET', failedKey('h'), 'x'], ['HSET', 'user:1', 'f', 'v']];
     const origins = [o(0, 0x150n), o(1, 0x150n), o(2, 0x1f0n), null, o(3, 0x150n, 'none')];
@@ -204,5 +204,22 @@ describe('tail probe on a Cluster: what the lane drops per hash slot', () => {
     tail.reached(pos(0x200n));
     assert.equal(tail.open, false);
     assert.deepEqual(tail.items(commands, origins), []);
+  });
+
+  test('the position of the sink itself (its floor) covers every slot; the position a slot\'s MULTI wrote may go past it', () => {
+    const a = slotOf('user:1');
+    const b = slotOf('user:2');
+    const tail = new SlotTail('cl', new Map([['h', { floor: pos(0x100n), slots: new Map([[a, pos(0x200n)]]) }], ['g', { floor: pos(0x100n), slots: new Map() }]]));
+    const o = (idx: number, lsn: bigint, sink = 'h'): CommandOrigin => ({ sink, change: insertChange(products, { id: String(idx) }, idx), meta: { commitLsn: lsn, commitTimeMicros: 0n, sinkName: sink } });
+    const commands = [['HSET', 'user:1', 'f', 'v'], ['HSET', 'user:2', 'f', 'v'], ['HSET', 'user:2', 'f', 'v'], ['HSET', 'user:1', 'f', 'v']];
+    const origins = [o(0, 0x150n), o(1, 0x0f0n), o(2, 0x150n), o(3, 0x0f0n, 'g')];
+    assert.notEqual(a, b);
+    assert.deepEqual(tail.items(commands, origins).map((t) => [t.origin.sink, t.command[1], t.origin.change.idx]), [['h', 'user:1', 0], ['h', 'user:2', 1], ['g', 'user:1', 3]]);
+    // g's tail ends at its floor, h's at its slot's MULTI position
+    tail.reached(pos(0x100n));
+    assert.equal(tail.open, true);
+    assert.deepEqual(tail.items(commands, origins).map((t) => t.origin.sink), ['h', 'h']);
+    tail.reached(pos(0x200n));
+    assert.equal(tail.open, false);
   });
 });
