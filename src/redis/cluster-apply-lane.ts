@@ -7,14 +7,15 @@ import { errorMessage } from '../util/errors.js';
 import { RetryingLane, unsureOf, type ApplyOutcome, type ApplyPart, type DataLoss, type Lane, type LoadedSink, type UnsureCommand } from './apply-lane.js';
 import type { RejectedCommand } from '../core/command.js';
 import { RespConnection, type RespEndpoint } from './resp-connection.js';
-import { checkMulti, hasSetGet, refusalKind, SlotLayout, slotsByNode, type SlotWrite } from './cluster-batch.js';
+import { checkMulti, hasSetGet, newAttempt, refusalKind, SlotLayout, slotsByNode, type Attempt, type SlotWrite } from './cluster-batch.js';
 import { checkPlainData, isPlainAt } from './plain-group.js';
 import { multiFrameReplies, writeMulti } from './multi-exec.js';
 import type { Reply } from './resp-connection.js';
 import { RespWriter } from './resp-writer.js';
 import { slotOf, slotTag } from './slot-tags.js';
 import { isOwnKey, markerName, parseSlotKey, positionKey, SLOT_KEY_PATTERN, slotBatchMarkerKey, slotPositionKey } from '../core/keyspace.js';
-import { ReplyError } from './resp-connection.js';
+import { WrittenLast } from './cluster-losses.js';
+import { checkPositions, writePositions, type PositionWrite } from './cluster-positions.js';
 
 /**
  * Applies batches to a Redis Cluster. MULTI cannot span hash slots, so a batch is split by slot.
@@ -46,17 +47,15 @@ import { ReplyError } from './resp-connection.js';
  * marker does not hold the batch id. Slots already applied are not sent again.
  */
 export class ClusterApplyLane extends RetryingLane implements Lane {
-  private readonly markers = new Map<number, string | null>();
-  /** per slot, a batch id a write whose reply was lost may have left in its marker (no loss if found) */
-  private readonly unsureMarkers = new Map<number, string>();
+  /** what the lane wrote last in Redis, to notice lost writes */
+  private readonly written = new WrittenLast((lost) => {
+    this.log.error({ redis: this.name, ...lost }, 'Redis lost writes (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
+    this.onDataLoss({ lane: this.name, found: lost.found });
+  });
   /** per sink, its positions loaded at the start: dropped once its position passes the furthest of them */
   private readonly replay = new Map<string, LoadedPositions & { readonly until: Position }>();
-  /** per sink, the value of its position key (`sluice:pos:<sink>`) as loaded, then as written */
-  private readonly sinkPositions = new Map<string, string | null>();
   /** one raw connection per master ("host:port" as in the slot map) */
   private readonly conns = new Map<string, RespConnection>();
-  /** per master, the hash slot whose marker ends each of its writes (its probe of lost writes) */
-  private readonly probes = new Map<string, number>();
   private readonly abortSleep = new AbortController();
   private readonly markerKeys: (string | undefined)[] = [];
   /** per sink, its position key in each slot, made once (16,384 at most per sink) */
@@ -101,7 +100,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         const value = await node.get(key);
         if (value === null) continue;
         if (k.kind === 'batch' && k.name === markerName(this.instance, this.name)) {
-          if (!this.loaded) this.markers.set(slot, value);
+          if (!this.loaded) this.written.loadedMarker(slot, value);
         } else if (k.kind === 'pos' && sinks.includes(k.name)) {
           const map = slots.get(k.name) ?? new Map<number, Position>();
           map.set(slot, parsePosition(value));
@@ -112,7 +111,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     }
     for (const sink of sinks) {
       const value = await this.redis.get(positionKey(sink));
-      this.sinkPositions.set(sink, value);
+      this.written.loadedPosition(sink, value);
       if (value !== null) known.add(sink);
       const loaded = { floor: value === null ? null : parsePosition(value), slots: slots.get(sink) ?? new Map<number, Position>() };
       const until = loadedMax(loaded);
@@ -166,7 +165,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
 
   async forget(sink: string): Promise<void> {
     this.replay.delete(sink);
-    this.sinkPositions.delete(sink);
+    this.written.forgetSink(sink);
     this.positionKeys.delete(sink);
     await this.redis.del(positionKey(sink));
     for (const node of this.redis.nodes('master')) {
@@ -212,7 +211,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
           this.log.info({ redis: this.name, slot }, 'batch was applied before its reply was lost');
           const group = layout.group(slot, part.commands, part.origins);
           unsure.push(...unsureOf(group.commands, group.origins));
-          this.ran(slot, part.batchId);
+          this.written.ran(slot, part.batchId);
           pending[slot] = 0;
           left--;
         }
@@ -278,7 +277,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     const { layout, pending, plain } = this;
     const { commands, origins } = part;
     const setGet = this.setGet && (this.versionChecked.has(node) || (await this.checkVersion(node)));
-    const probe = setGet ? this.probeOf(node) : -1;
+    const probe = setGet ? this.written.probeOf(node, (slot) => this.redis.slots[slot]?.[0]) : -1;
     // the probe slot's MULTI, if it has one here, goes last: it is then the probe
     let slots = slotList;
     const probeMulti = probe >= 0 && pending[probe] === 1 && plain[probe] === 0 && slotList.includes(probe);
@@ -319,7 +318,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     if (reply === null) {
       // lost with the connection: a plain slot may have run in part (sent again), a MULTI in full (checked)
       for (let i = 0; i < slots.length; i++) if (multis[i]) a.uncertain.push(slots[i]!);
-      if (probeSet) this.unsureMarkers.set(probe, part.batchId);
+      if (probeSet) this.written.maybeRan(probe, part.batchId);
       return;
     }
     let off = 0;
@@ -330,7 +329,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         const o = checkMulti(reply, off, w);
         off += multiFrameReplies(w);
         if (o.kind === 'applied') {
-          this.markerFound(slot, o.result.before, part.batchId);
+          this.written.markerFound(slot, o.result.before, part.batchId);
           for (const r of o.result.rejected) rejected.push(r);
           pending[slot] = 0;
           a.applied++;
@@ -357,35 +356,12 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       pending[slot] = 0;
       a.applied++;
     }
-    if (probeSet) this.probed(node, probe, reply[off], part.batchId);
-  }
-
-  /**
-   * The hash slot whose batch marker ends every write to a master: the first slot it serves, kept
-   * while it does. Written last, after the data, it is lost whenever any of that write is (a
-   * replica has a prefix of its master's writes): a failover to a replica that lacked them is
-   * noticed by the next write to the new master, whatever slots the lost writes were in.
-   */
-  private probeOf(node: string): number {
-    const kept = this.probes.get(node);
-    if (kept !== undefined && this.redis.slots[kept]?.[0] === node) return kept;
-    this.probes.delete(node);
-    for (let slot = 0; slot < 16384; slot++) {
-      if (this.redis.slots[slot]?.[0] !== node) continue;
-      this.probes.set(node, slot);
-      return slot;
+    if (probeSet) {
+      // a probe refused (its slot moving) only means no check this time
+      const r = reply[off];
+      if (r === null || typeof r === 'string') this.written.markerFound(probe, r, part.batchId);
+      else this.written.probeRefused(node);
     }
-    return -1;
-  }
-
-  /** The reply to a probe: what its marker held. A refusal (the slot moved or migrating) only means no check this time. */
-  private probed(node: string, slot: number, reply: Reply | undefined, batchId: string): void {
-    if (reply === null || typeof reply === 'string') {
-      this.markerFound(slot, reply, batchId);
-      return;
-    }
-    this.probes.delete(node);
-    this.log.debug({ redis: this.name, node, slot, reply: reply instanceof ReplyError ? reply.message : String(reply) }, 'the probe of lost writes was refused');
   }
 
   /**
@@ -395,43 +371,32 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
    * whose reply was lost).
    */
   private async writePositions(positions: readonly (readonly [string, string])[]): Promise<void> {
-    let left = positions;
+    let left: PositionWrite[] = positions.map(([sink, value]) => [sink, positionKey(sink), value]);
     let attempt = 0;
     for (;;) {
       if (this.stopped) throw new Error(`apply to Redis "${this.name}" stopped`);
       const a = newAttempt();
-      const undone: (readonly [string, string])[] = [];
-      const byNode = new Map<string, (readonly [string, string])[]>();
-      for (const p of left) {
-        const node = this.redis.slots[slotOf(positionKey(p[0]))]?.[0];
-        if (node === undefined) {
-          undone.push(p);
-          a.refresh = true;
-          a.firstError ??= 'no node serves the slot of a position key (the slot map is being refreshed)';
-        } else byNode.set(node, [...(byNode.get(node) ?? []), p]);
+      const undone: PositionWrite[] = [];
+      const { byNode, unowned } = slotsByNode(left.keys(), (i) => this.redis.slots[slotOf(left[i]![1])]?.[0]);
+      for (const i of unowned) undone.push(left[i]!);
+      if (unowned.length > 0) {
+        a.refresh = true;
+        a.firstError = 'no node serves the slot of a position key (the slot map is being refreshed)';
       }
       await Promise.all(
-        [...byNode].map(async ([node, list]) => {
+        [...byNode].map(async ([node, indices]) => {
+          const list = indices.map((i) => left[i]!);
           const setGet = this.setGet && (this.versionChecked.has(node) || (await this.checkVersion(node)));
           const out = new RespWriter(128 * list.length, true);
-          for (const [sink, value] of list) {
-            if (setGet) out.command(['SET', positionKey(sink), value, 'GET']);
-            else out.command(['GET', positionKey(sink)]), out.command(['SET', positionKey(sink), value]);
+          const { found, error } = checkPositions(await this.request(node, out, writePositions(out, list, setGet), a), list, setGet);
+          if (error !== null) {
+            a.firstError ??= `Redis rejected a bookkeeping command: ${error}`;
+            this.refused(error, a);
           }
-          const reply = await this.request(node, out, list.length * (setGet ? 1 : 2), a);
           for (const [j, p] of list.entries()) {
-            const before = reply?.[setGet ? j : 2 * j];
-            const after = reply?.[setGet ? j : 2 * j + 1];
-            if (reply === null || before instanceof ReplyError || after instanceof ReplyError || (before !== null && typeof before !== 'string')) {
-              undone.push(p);
-              const error = before instanceof ReplyError ? before.message : after instanceof ReplyError ? after.message : null;
-              if (error !== null) {
-                a.firstError ??= `Redis rejected a bookkeeping command: ${error}`;
-                this.refused(error, a);
-              }
-              continue;
-            }
-            this.positionFound(p[0], before, p[1]);
+            const before = found[j];
+            if (before === undefined) undone.push(p);
+            else this.written.positionFound(p[0], p[1], before, p[2]);
           }
         }),
       );
@@ -480,36 +445,6 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     return false;
   }
 
-  /** A slot's MULTI ran (its reply was lost, its marker says so): Redis holds its marker now. */
-  private ran(slot: number, batchId: string): void {
-    this.markers.set(slot, batchId);
-    this.unsureMarkers.delete(slot);
-  }
-
-  /**
-   * A slot's marker was written (its MULTI, or a probe) and held `found` before: that must be the
-   * batch id the lane wrote there last, or one a write whose reply was lost may have left there
-   * (this batch's own, for one).
-   */
-  private markerFound(slot: number, found: string | null, batchId: string): void {
-    const expected = this.markers.get(slot) ?? null;
-    const unsure = this.unsureMarkers.get(slot);
-    if (found !== expected && found !== batchId && (unsure === undefined || found !== unsure)) this.lost({ slot, expected, found });
-    this.ran(slot, batchId);
-  }
-
-  /** A sink's position key was written and held `found` before: that must be what the lane wrote there last (or this value). */
-  private positionFound(sink: string, found: string | null, value: string): void {
-    const expected = this.sinkPositions.get(sink) ?? null;
-    if (found !== expected && found !== value) this.lost({ key: positionKey(sink), expected, found });
-    this.sinkPositions.set(sink, value);
-  }
-
-  private lost(what: { readonly slot?: number; readonly key?: string; readonly expected: string | null; readonly found: string | null }): void {
-    this.log.error({ redis: this.name, ...what }, 'Redis lost writes (failover to a replica that lacked them, restart without persistence, or FLUSHALL)');
-    this.onDataLoss({ lane: this.name, found: what.found });
-  }
-
   /** the slot's batch marker key, made once per slot (16,384 at most) */
   private markerKey(slot: number): string {
     return (this.markerKeys[slot] ??= slotBatchMarkerKey(this.instance, this.name, slotTag(slot)));
@@ -538,23 +473,8 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       c.close();
       this.conns.delete(node);
     }
-    for (const node of this.probes.keys()) if (!serving.has(node)) this.probes.delete(node);
+    this.written.keepProbes(serving);
   }
-}
-
-/** What one attempt of a batch came to, over its masters. */
-interface Attempt {
-  refresh: boolean;
-  wait: boolean;
-  firstError: string | null;
-  /** MULTI slots whose reply was lost: their marker is checked before they are sent again */
-  readonly uncertain: number[];
-  /** slots applied */
-  applied: number;
-}
-
-function newAttempt(): Attempt {
-  return { refresh: false, wait: false, firstError: null, uncertain: [], applied: 0 };
 }
 
 /** The raw connection's endpoint for a node of the slot map: its host and port, and the Cluster's per-node options. */

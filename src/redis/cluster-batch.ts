@@ -231,3 +231,17 @@ export function hasSetGet(info: string): boolean {
   return major > 6 || (major === 6 && Number(m[2]) >= 2);
 }
 
+/** What one attempt of a batch came to, over its masters. */
+export interface Attempt {
+  refresh: boolean;
+  wait: boolean;
+  firstError: string | null;
+  /** MULTI slots whose reply was lost: their marker is checked before they are sent again */
+  readonly uncertain: number[];
+  /** slots applied */
+  applied: number;
+}
+
+export function newAttempt(): Attempt {
+  return { refresh: false, wait: false, firstError: null, uncertain: [], applied: 0 };
+}

@@ -15,6 +15,7 @@ import { nodeCommand, parseInfo, waitUntil } from '../harness/redis-node.js';
 import type { Socket } from 'node:net';
 import { ClusterApplyLane } from '../../src/redis/cluster-apply-lane.js';
 import type { RespConnection } from '../../src/redis/resp-connection.js';
+import type { WrittenLast } from '../../src/redis/cluster-losses.js';
 import type { ApplyPart, DataLoss } from '../../src/redis/apply-lane.js';
 import type { CommandOrigin, RedisCommand } from '../../src/core/command.js';
 import { slotOf, slotTag } from '../../src/redis/slot-tags.js';
@@ -308,7 +309,7 @@ describe('Cluster apply lane', () => {
       assert.equal(losses.length, 1);
       assert.equal(losses[0]?.found, null);
       // … and to another master: its probe (the marker of the first slot it serves) is not the last batch written there
-      const probes = (lane as unknown as { probes: Map<string, number> }).probes;
+      const probes = (lane as unknown as { written: WrittenLast }).written.probeSlots;
       assert.equal(probes.size, 3, 'a probe per master (the one killed above is gone)');
       const [node, slot] = [...probes].find(([n]) => n !== client.slots[slotOf(positionKey('s'))]![0])!;
       assert.equal(client.slots[slot]![0], node);
