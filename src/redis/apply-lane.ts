@@ -65,6 +65,11 @@ export type LaneState = 'ready' | 'retrying' | 'stopped';
 export interface LoadedSink {
   /** the position the pipeline may skip up to (null: nothing, or the lane filters replays itself) */
   readonly skip: Position | null;
+  /**
+   * the sink's position Redis holds, compared with the slot's at start (behind it: Redis lost
+   * writes); absent: `skip` (a Cluster lane skips nothing by itself but holds a position)
+   */
+  readonly stored?: Position | null;
   /** Redis has a position for the sink */
   readonly known: boolean;
 }
@@ -76,7 +81,7 @@ export interface Lane {
   readonly state: LaneState;
   readonly lastError: string | null;
   readonly retries: number;
-  /** positions can be compared with the slot's (not on Cluster, where untouched slots keep old ones) */
+  /** the sinks' positions can be compared with the slot's at start (`LoadedSink.stored`) */
   readonly behindCheck: boolean;
   /** it takes data commands encoded as they are planned (`ApplyPart.encoded`); absent: arrays only */
   readonly preEncoded?: boolean;

@@ -66,7 +66,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   private readonly pending = new Uint8Array(16384);
   private readonly plain = new Uint8Array(16384);
 
-  readonly behindCheck = false;
+  readonly behindCheck = true;
   private loaded = false;
   /** every master has SET … GET (checked at load, and for each master that joins later) */
   private setGet = false;
@@ -119,7 +119,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
     }
     this.loaded = true;
     // the pipeline skips nothing by itself: replays are filtered per slot here
-    return new Map(sinks.map((s) => [s, { skip: null, known: known.has(s) }]));
+    return new Map(sinks.map((s) => [s, { skip: null, known: known.has(s), stored: this.replay.get(s)?.floor ?? null }]));
   }
 
   /** A sink's positions as Redis held them when loaded (the tail probe's bounds). */
@@ -226,12 +226,13 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
         }
         await Promise.all([...byNode].map(([node, slots]) => this.sendToNode(node, slots, part, positions, a, rejected)));
       } catch (err) {
-        // the marker check failed (node down, failover under way): everything is checked again
+        // the marker check failed (node down, failover under way): every MULTI is checked again (a
+        // plain slot is sent again unchecked: its marker may hold the batch id from a probe alone)
         a.firstError = errorMessage(err);
         a.refresh = true;
         a.wait = true;
         a.uncertain.length = 0;
-        for (const slot of layout.slots) if (pending[slot] === 1) a.uncertain.push(slot);
+        for (const slot of layout.slots) if (pending[slot] === 1 && plain[slot] === 0) a.uncertain.push(slot);
       }
       left -= a.applied;
       // a slot sent plain is sent again as it is; a MULTI whose reply was lost is checked first

@@ -222,9 +222,10 @@ export class Pipeline {
         s.startPosition = s.position = s.written = pos;
         // paused with no position in Redis yet: it holds the slot where the slot is
         if (pos === null && s.hold !== null) s.position = s.written = this.slotPosition();
-        if (lane.behindCheck && pos !== null && slotConfirmed !== null && pos.lsn < slotConfirmed) {
+        const stored = l?.stored === undefined ? pos : l.stored;
+        if (lane.behindCheck && stored !== null && slotConfirmed !== null && stored.lsn < slotConfirmed) {
           behind.push(s.name);
-          this.opts.log.error({ sink: s.name, position: formatPosition(pos), slot: formatLsn(slotConfirmed) }, 'Redis is behind the replication slot: it lost writes');
+          this.opts.log.error({ sink: s.name, position: formatPosition(stored), slot: formatLsn(slotConfirmed) }, 'Redis is behind the replication slot: it lost writes');
         } else if (!l?.known && slotConfirmed !== null && slotConfirmed > ZERO_LSN) {
           unknown.push(s.name);
         }

@@ -10,6 +10,7 @@ import { spawnSluice, type ManagedProcess } from '../harness/process.js';
 import { eventually } from '../support/sluice-env.js';
 import { diffMaps, expectedStrings } from '../support/compare.js';
 import { freePort } from '../../src/util/free-port.js';
+import { positionKey } from '../../src/core/keyspace.js';
 
 /**
  * Every string key under a prefix. Keys are collected from every node (the client's idea of
@@ -102,6 +103,16 @@ describe('Redis Cluster', () => {
     await write(50);
     await inSync();
     assert.ok(sluice.running, sluice.tail(20));
+  });
+
+  test('a sink\'s position behind the slot (a failover to a replica that lacked recent writes): noticed at start', async () => {
+    await sluice.stop(3000);
+    // what a lagging replica of the position key's master looks like: an older position
+    await client.set(positionKey('acct'), '0/1');
+    await write(50);
+    sluice = spawnSluice(['start', '-c', join(dir, 'sluice.yaml')]);
+    await sluice.waitForLine(/Redis is behind the replication slot/, 30_000);
+    await inSync();
   });
 
   test('a crash and restart replays exactly, per slot', async () => {
