@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { freePort } from '../../src/util/free-port.js';
 import { keepAlive, lookupUser, onProcessExit, settlesWithin } from '../../src/util/process.js';
+import { initdbFromTemplate } from './pg-template.js';
 
 export interface TestPostgres {
   /** postgres://postgres@127.0.0.1:PORT/postgres (trust authentication) */
@@ -236,7 +237,7 @@ async function startSystemPostgres(binDir: string, version: number, settings: Re
   let stopped = false;
 
   try {
-    await run(join(binDir, 'initdb'), ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'], ids);
+    await initdbFromTemplate(binDir, dataDir, ['-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'], ids, run, makeTempDir);
   } catch (err) {
     await rm(root, { recursive: true, force: true });
     throw err;
