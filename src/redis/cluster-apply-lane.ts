@@ -277,11 +277,11 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   ): Promise<void> {
     const { layout, pending, plain } = this;
     const { commands, origins } = part;
-    const setGet = this.setGet && (this.versionChecked.has(node) || (await this.checkVersion(node)));
+    const setGet = await this.hasSetGet(node);
     const probe = setGet ? this.written.probeOf(node, (slot) => this.redis.slots[slot]?.[0]) : -1;
     // the probe slot's MULTI, if it has one here, goes last: it is then the probe
     let slots = slotList;
-    const probeMulti = probe >= 0 && pending[probe] === 1 && plain[probe] === 0 && slotList.includes(probe);
+    const probeMulti = probe >= 0 && plain[probe] === 0 && slotList.includes(probe);
     if (probeMulti) slots = [...slotList.filter((slot) => slot !== probe), probe];
     const multis = new Array<SlotWrite | null>(slots.length).fill(null);
     const out = new RespWriter(slots.length * 320, true);
@@ -387,7 +387,7 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
       await Promise.all(
         [...byNode].map(async ([node, indices]) => {
           const list = indices.map((i) => left[i]!);
-          const setGet = this.setGet && (this.versionChecked.has(node) || (await this.checkVersion(node)));
+          const setGet = await this.hasSetGet(node);
           const out = new RespWriter(128 * list.length, true);
           const { found, error } = checkPositions(await this.request(node, out, writePositions(out, list, setGet), a), list, setGet);
           if (error !== null) {
@@ -425,6 +425,11 @@ export class ClusterApplyLane extends RetryingLane implements Lane {
   private refused(error: string, a: Attempt): void {
     if (refusalKind(error) === 'moved') a.refresh = true;
     else a.wait = true;
+  }
+
+  /** Whether SET … GET may be sent to this master (every master has it; a new one is checked first). */
+  private async hasSetGet(node: string): Promise<boolean> {
+    return this.setGet && (this.versionChecked.has(node) || (await this.checkVersion(node)));
   }
 
   /**
